@@ -1,0 +1,1 @@
+"""Training logic: losses, mixup, EMA, optimisation, validation with the official metric."""

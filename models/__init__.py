@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` 3D U-Nets and their registry: no loss, no Lightning."""

@@ -1,0 +1,1 @@
+"""Everything after the logits: stitching, TTA, heatmap NMS, thresholds, metric, writers. No Lightning here."""

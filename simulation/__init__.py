@@ -1,0 +1,1 @@
+"""Synthetic CZII datasets: particle shapes, placement, imaging physics and the copick writer."""
