@@ -26,7 +26,7 @@ def train_overlay_root(root: Path) -> Path:
     return Path(root) / "train" / "overlay"
 
 
-def test_truth_overlay_root(root: Path) -> Path:
+def truth_overlay_root(root: Path) -> Path:
     return Path(root) / TEST_TRUTH_DIR / "overlay"
 
 

@@ -68,3 +68,13 @@ def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list
             xyz = in_run.loc[in_run["particle_type"] == name, ["x", "y", "z"]].to_numpy()
             written.append(write_pick_json(overlay_root, run, name, xyz, user_id, session_id))
     return written
+
+
+def write_picks_table(picks: pd.DataFrame, path: str | Path) -> Path:
+    """Write a picks table (with ``score`` if present) as CSV atomically; e.g. OOF candidates."""
+    missing = [c for c in PICK_COLUMNS if c not in picks.columns]
+    if missing:
+        raise ValueError(f"picks table lacks columns {missing}; has {list(picks.columns)}")
+    with atomic_path(path, suffix=".csv") as tmp:
+        picks.to_csv(tmp, index=False, float_format="%.4f")
+    return Path(path)

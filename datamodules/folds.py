@@ -1,0 +1,76 @@
+"""Read folds.yaml (fold -> validation runs), the only split definition, and refuse inconsistent ones."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+ALL_FOLDS: tuple[str, ...] = ("-1", "all")
+"""Fold values meaning: train on every run, validate on none."""
+
+
+def _fold_key(key: object, path: Path) -> int:
+    if isinstance(key, bool):
+        raise ValueError(f"{path}: fold key {key!r} is not an integer")
+    try:
+        return int(str(key))
+    except ValueError:
+        raise ValueError(f"{path}: fold key {key!r} is not an integer") from None
+
+
+def load_folds(path: str | Path, available_runs: Iterable[str]) -> dict[int, list[str]]:
+    """Fold number -> its validation runs; every available run in exactly one fold, none unknown."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"folds file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: malformed YAML ({err})") from None
+    if not isinstance(doc, dict) or "folds" not in doc:
+        raise ValueError(f"{path}: expected a mapping with a 'folds' key")
+    raw = doc["folds"]
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(f"{path}: 'folds' must be a non-empty mapping fold -> list of runs")
+    folds: dict[int, list[str]] = {}
+    seen: dict[str, int] = {}
+    for key, runs in raw.items():
+        fold = _fold_key(key, path)
+        if fold < 0:
+            raise ValueError(f"{path}: fold {fold} is negative (-1 is reserved for 'train on all runs')")
+        if fold in folds:
+            raise ValueError(f"{path}: fold {fold} is listed twice")
+        if not isinstance(runs, list):
+            raise ValueError(f"{path}: fold {fold} must be a list of runs, got {runs!r}")
+        if not runs:
+            raise ValueError(f"{path}: fold {fold} is empty")
+        for run in map(str, runs):
+            if run in seen:
+                raise ValueError(f"{path}: run {run!r} is in two folds ({seen[run]} and {fold})")
+            seen[run] = fold
+        folds[fold] = [str(r) for r in runs]
+    available = set(map(str, available_runs))
+    unknown = sorted(set(seen) - available)
+    if unknown:
+        raise ValueError(f"{path}: unknown runs {unknown} (not in the dataset; it has {sorted(available)})")
+    unassigned = sorted(available - set(seen))
+    if unassigned:
+        raise ValueError(f"{path}: runs in no fold: {unassigned}")
+    return dict(sorted(folds.items()))
+
+
+def split_runs(folds: dict[int, list[str]], fold: int | str) -> tuple[list[str], list[str]]:
+    """(train runs, validation runs) for ``fold``; -1 / "-1" / "all" trains on every run, validates on none."""
+    all_runs = [run for k in sorted(folds) for run in folds[k]]
+    if str(fold).strip().lower() in ALL_FOLDS:
+        return all_runs, []
+    valid = ", ".join([str(k) for k in sorted(folds)] + list(ALL_FOLDS))
+    try:
+        k = int(str(fold).strip())
+    except ValueError:
+        raise ValueError(f"unknown fold {fold!r}; valid folds: {valid}") from None
+    if isinstance(fold, bool) or k not in folds:
+        raise ValueError(f"unknown fold {fold!r}; valid folds: {valid}")
+    val = list(folds[k])
+    return [run for run in all_runs if run not in set(val)], val

@@ -1,0 +1,63 @@
+"""Where tomograms and picks come from: one protocol, two formats, one function that picks the format."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from datamodules.copick_source import CopickSource
+from datamodules.layout import SPLITS, static_runs_dir
+from datamodules.mrc_source import MRC_SUFFIXES, MrcSource
+from datamodules.pick_readers import read_pick_json, read_picks_csv
+
+__all__ = ["TomogramSource", "CopickSource", "MrcSource", "open_source", "read_pick_json", "read_picks_csv"]
+
+
+@runtime_checkable
+class TomogramSource(Protocol):
+    """What the data module and inference need from a dataset, whatever its file format."""
+
+    has_picks: bool
+    voxel_spacing: float  # Å per voxel of the arrays tomogram() returns
+
+    def run_names(self) -> list[str]:
+        """The runs, sorted."""
+        ...
+
+    def tomogram(self, run: str) -> object:
+        """A lazy array: ``.shape`` is (z, y, x) and slicing returns an ``np.ndarray``."""
+        ...
+
+    def load_tomogram(self, run: str) -> np.ndarray:
+        """The whole volume, float32 ``[z, y, x]``, checked rank 3 and finite."""
+        ...
+
+    def picks(self, run: str) -> pd.DataFrame:
+        """The run's picks table (Å), checked against particle names and the volume bounds."""
+        ...
+
+
+def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: str = "denoised",
+                level: int = 0, picks_csv: str | Path | None = None) -> TomogramSource:
+    """A copick root (has ``<split>/static``) -> CopickSource; MRC files or a folder of them -> MrcSource."""
+    if isinstance(path, (list, tuple)):
+        return MrcSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv))
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data path not found: {path}")
+    if path.is_dir() and any((path / s / "static").is_dir() for s in SPLITS):
+        if picks_csv is not None:
+            raise ValueError(f"{path} is a copick dataset (picks come from its overlay); do not pass a picks CSV")
+        return CopickSource(path, split=split, tomo_type=tomo_type, level=level)
+    is_mrc_file = path.is_file() and path.suffix.lower() in MRC_SUFFIXES
+    is_mrc_dir = path.is_dir() and any(p.suffix.lower() in MRC_SUFFIXES for p in path.iterdir())
+    if is_mrc_file or is_mrc_dir:
+        if level != 0:
+            raise ValueError(f"{path}: MRC tomograms have a single resolution; level must be 0, got {level}")
+        csv = None if picks_csv is None else Path(picks_csv)
+        return MrcSource([path] if is_mrc_file else path, csv)
+    expected = " or ".join(str(static_runs_dir(path, s)) for s in SPLITS)
+    raise ValueError(f"{path}: neither a copick dataset (expected {expected}) "
+                     f"nor MRC tomograms ({', '.join(MRC_SUFFIXES)})")

@@ -1,0 +1,156 @@
+"""The CZII challenge metric (F-beta, beta 4, weighted over classes), exactly as the SPEC states it.
+
+Per experiment and class a reference is hit when a prediction lies within
+``HIT_RADIUS_FRACTION * radius`` (Å, distance <= r); TP = distinct references hit,
+FP = predictions - TP, FN = references - TP, summed over experiments per class.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from datamodules.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
+from datamodules.pick_readers import read_overlay, read_picks_csv, validate_picks
+from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, PARTICLES
+
+TABLE_COLUMNS: tuple[str, ...] = ("precision", "recall", "f4", "tp", "fp", "fn", "weight")
+
+
+@dataclass(frozen=True)
+class MetricReport:
+    """Per-class counts and F-beta (index particle_type, all six classes) and the weighted score."""
+
+    table: pd.DataFrame
+    score: float
+
+
+def f_beta(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float = BETA) -> tuple[np.ndarray, ...]:
+    """Precision, recall and F-beta per entry; each is 0 where undefined (division by zero)."""
+    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    recall = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=(tp + fn) > 0)
+    b2 = beta * beta
+    denom = b2 * precision + recall
+    f = np.divide((1 + b2) * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return precision, recall, f
+
+
+def _stacked_xyz(table: pd.DataFrame, run_index: dict[str, int], shift: float) -> np.ndarray:
+    """Coordinates ``[N, 3]`` with each experiment moved ``shift`` Å apart in x, so one tree serves all."""
+    xyz = table[["x", "y", "z"]].to_numpy(dtype=np.float64)
+    offset = table["experiment"].map(run_index).to_numpy(dtype=np.float64) * shift
+    return xyz + np.stack([offset, np.zeros_like(offset), np.zeros_like(offset)], axis=1)
+
+
+def score_picks(predictions: pd.DataFrame, ground_truth: pd.DataFrame,
+                runs: Sequence[str] | None = None) -> MetricReport:
+    """Score a picks table against the truth; ``runs`` (default ``ground_truth.attrs['runs']`` or its
+    experiments) are the experiments the truth covers: predictions elsewhere are an error."""
+    pred = validate_picks(predictions, "predictions")
+    truth = validate_picks(ground_truth, "ground truth")
+    if runs is None:
+        runs = ground_truth.attrs.get("runs", sorted(truth["experiment"].unique()))
+    known = set(map(str, runs)) | set(truth["experiment"])
+    strangers = sorted(set(pred["experiment"]) - known)
+    if strangers:
+        raise ValueError(f"predictions for experiments not in the ground truth: {strangers}")
+    run_index = {run: i for i, run in enumerate(sorted(known))}
+    coords = np.concatenate([pred[["x", "y", "z"]].to_numpy(), truth[["x", "y", "z"]].to_numpy()])
+    max_radius = max(p.radius for p in PARTICLES)
+    shift = 2.0 * (float(np.abs(coords).max()) if len(coords) else 0.0) + 4.0 * max_radius + 1.0
+
+    tp = np.zeros(len(PARTICLES), dtype=np.int64)
+    n_pred = pred["particle_type"].value_counts().reindex(PARTICLE_NAMES, fill_value=0).to_numpy()
+    n_ref = truth["particle_type"].value_counts().reindex(PARTICLE_NAMES, fill_value=0).to_numpy()
+    pred_groups, ref_groups = pred.groupby("particle_type"), truth.groupby("particle_type")
+    for c, p in enumerate(PARTICLES):
+        if n_pred[c] == 0 or n_ref[c] == 0:
+            continue
+        pred_xyz = _stacked_xyz(pred_groups.get_group(p.name), run_index, shift)  # [P, 3]
+        ref_xyz = _stacked_xyz(ref_groups.get_group(p.name), run_index, shift)  # [R, 3]
+        nearest, _ = cKDTree(pred_xyz).query(ref_xyz, k=1)  # [R] distance to the closest prediction
+        tp[c] = int(np.count_nonzero(nearest <= HIT_RADIUS_FRACTION * p.radius))
+    fp, fn = n_pred - tp, n_ref - tp
+    precision, recall, f4 = f_beta(tp, fp, fn)
+    weights = np.array([p.weight for p in PARTICLES], dtype=np.float64)
+    table = pd.DataFrame({"precision": precision, "recall": recall, "f4": f4, "tp": tp, "fp": fp,
+                          "fn": fn, "weight": weights},
+                         index=pd.Index(PARTICLE_NAMES, name="particle_type"))
+    return MetricReport(table=table, score=float((weights * f4).sum() / weights.sum()))
+
+
+def reference_best_scores(pred_xyz: np.ndarray, pred_scores: np.ndarray, ref_xyz: np.ndarray,
+                          hit_radius: float) -> np.ndarray:
+    """For each reference ``[R, 3]``, the best score of a prediction ``[P, 3]`` within ``hit_radius``
+    (Å, distance <= r); -inf where none. A threshold t hits the reference iff t <= its value."""
+    pred_xyz = np.asarray(pred_xyz, dtype=np.float64).reshape(-1, 3)
+    ref_xyz = np.asarray(ref_xyz, dtype=np.float64).reshape(-1, 3)
+    pred_scores = np.asarray(pred_scores, dtype=np.float64).reshape(-1)
+    if len(pred_scores) != len(pred_xyz):
+        raise ValueError(f"{len(pred_xyz)} predictions but {len(pred_scores)} scores")
+    best = np.full(len(ref_xyz), -np.inf)
+    if not len(pred_xyz) or not len(ref_xyz):
+        return best
+    pairs = cKDTree(ref_xyz).sparse_distance_matrix(cKDTree(pred_xyz), hit_radius, output_type="ndarray")
+    hit = pairs["v"] <= hit_radius
+    np.maximum.at(best, pairs["i"][hit], pred_scores[pairs["j"][hit]])
+    return best
+
+
+def load_ground_truth(path: str | Path) -> pd.DataFrame:
+    """Truth picks from a CSV, a dataset root (``train/overlay``), ``<root>/test_truth`` or an overlay root;
+    ``attrs['runs']`` lists the experiments covered, including those with no particles."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"ground truth not found: {path}")
+    if path.is_file():
+        table = read_picks_csv(path)
+        table.attrs["runs"] = sorted(table["experiment"].unique())
+        return table
+    for overlay in (train_overlay_root(path), path / "overlay", path):
+        if overlay_runs_dir(overlay).is_dir():
+            return read_overlay(overlay)
+    raise FileNotFoundError(
+        f"{path}: no ground truth found; expected a CSV, {train_overlay_root(path)}, "
+        f"{path / 'overlay' / 'ExperimentRuns'} (e.g. {truth_overlay_root('<root>')}) "
+        f"or {overlay_runs_dir(path)}")
+
+
+def read_submission(path: str | Path) -> pd.DataFrame:
+    """A submission CSV (id, experiment, particle_type, x, y, z in Å) as a checked picks table."""
+    return read_picks_csv(path)
+
+
+def format_report(report: MetricReport) -> str:
+    """The per-class table and a last line ``score <value>``."""
+    shown = report.table.loc[:, ["precision", "recall", "f4", "tp", "fp", "fn", "weight"]].reset_index()
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return f"{text}\nscore {report.score:.6f}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: score a submission; bad input gives a one-line error and exit code 2."""
+    parser = argparse.ArgumentParser(prog="python -m postprocess.metric", description=__doc__.splitlines()[0])
+    parser.add_argument("submission", type=Path, help="submission CSV (id,experiment,particle_type,x,y,z)")
+    parser.add_argument("--gt", type=Path, required=True,
+                        help="dataset root, <root>/test_truth, an overlay root, or a CSV of true picks")
+    args = parser.parse_args(argv)
+    try:
+        truth = load_ground_truth(args.gt)
+        report = score_picks(read_submission(args.submission), truth)
+    except (ValueError, FileNotFoundError) as err:
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

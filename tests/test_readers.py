@@ -1,0 +1,259 @@
+"""Copick zarr, pick JSON, MRC and CSV readers: right answers on good files, named errors on bad ones."""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from datamodules.copick_source import CopickSource
+from datamodules.layout import pick_file, picks_dir, tomogram_path
+from datamodules.mrc_source import MrcSource
+from datamodules.sources import TomogramSource, open_source, read_pick_json, read_picks_csv
+from particles import VOXEL_SPACING
+from postprocess.writers import pick_json
+
+SHAPE = (8, 16, 20)  # z, y, x
+
+
+def write_zarr_tomogram(path: Path, volume: np.ndarray, levels: int = 3) -> None:
+    """A zarr v2 group with arrays 0..levels-1 (each 2x coarser) and OME-NGFF multiscales attrs."""
+    group = zarr.open_group(str(path), mode="w")
+    for level in range(levels):
+        step = (slice(None, None, 2 ** level),) * volume.ndim
+        group.create_dataset(str(level), data=volume[step], chunks=(4,) * volume.ndim)
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a, "type": "space", "unit": "angstrom"}
+                                                              for a in "zyx"],
+                                   "datasets": [{"path": str(lv), "coordinateTransformations": [
+                                       {"type": "scale", "scale": [VOXEL_SPACING * 2 ** lv] * 3}]}
+                                                for lv in range(levels)]}]
+
+
+def write_json(path: Path, doc: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def volume(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=SHAPE).astype(np.float32)
+
+
+@pytest.fixture()
+def copick_root(tmp_path: Path) -> Path:
+    """Two train runs (one with picks, one with an empty Picks folder) and one test run."""
+    root = tmp_path / "data"
+    for run, seed in (("TS_A", 0), ("TS_B", 1)):
+        write_zarr_tomogram(tomogram_path(root, "train", run, "denoised"), volume(seed))
+    write_zarr_tomogram(tomogram_path(root, "train", "TS_A", "wbp"), volume(2))
+    write_zarr_tomogram(tomogram_path(root, "test", "TS_T", "denoised"), volume(3))
+    overlay = root / "train" / "overlay"
+    write_json(pick_file(overlay, "TS_A", "ribosome"),
+               pick_json("TS_A", "ribosome", np.array([[10.0, 20.0, 30.0], [150.0, 100.0, 70.0]])))
+    write_json(pick_file(overlay, "TS_A", "apo-ferritin"), pick_json("TS_A", "apo-ferritin", np.zeros((0, 3))))
+    picks_dir(overlay, "TS_B").mkdir(parents=True)
+    return root
+
+
+def test_copick_tomograms(copick_root: Path) -> None:
+    src = CopickSource(copick_root)
+    assert isinstance(src, TomogramSource)
+    assert src.run_names() == ["TS_A", "TS_B"] and src.has_picks and src.voxel_spacing == VOXEL_SPACING
+    lazy = src.tomogram("TS_B")
+    assert isinstance(lazy, zarr.Array) and lazy.shape == SHAPE
+    patch = lazy[1:3, 2:6, 4:9]
+    assert isinstance(patch, np.ndarray)
+    np.testing.assert_array_equal(patch, volume(1)[1:3, 2:6, 4:9])
+    full = src.load_tomogram("TS_B")
+    assert full.dtype == np.float32
+    np.testing.assert_array_equal(full, volume(1))
+    coarse = CopickSource(copick_root, level=1, tomo_type="wbp")
+    assert coarse.voxel_spacing == 2 * VOXEL_SPACING and coarse.tomogram("TS_A").shape == (4, 8, 10)
+    np.testing.assert_array_equal(coarse.load_tomogram("TS_A"), volume(2)[::2, ::2, ::2])
+
+
+def test_copick_picks(copick_root: Path) -> None:
+    src = CopickSource(copick_root)
+    picks = src.picks("TS_A")
+    assert list(picks.columns) == ["experiment", "particle_type", "x", "y", "z"]
+    assert (picks["experiment"] == "TS_A").all() and (picks["particle_type"] == "ribosome").all()
+    np.testing.assert_allclose(picks[["x", "y", "z"]].to_numpy(), [[10.0, 20.0, 30.0], [150.0, 100.0, 70.0]])
+    assert len(src.picks("TS_B")) == 0  # run folder with no pick files: zero picks
+
+
+def test_copick_missing_things(copick_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        CopickSource(tmp_path / "nowhere")
+    src = CopickSource(copick_root)
+    with pytest.raises(ValueError, match="unknown run 'TS_Z'"):
+        src.tomogram("TS_Z")
+    with pytest.raises(FileNotFoundError, match=r"no 'isonetcorrected' tomogram.*\['denoised', 'wbp'\]"):
+        CopickSource(copick_root, tomo_type="isonetcorrected").tomogram("TS_A")
+    with pytest.raises(ValueError, match="no multiscale level 3"):
+        CopickSource(copick_root, level=3).tomogram("TS_A")
+    write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_C", "denoised"), volume())
+    with pytest.raises(FileNotFoundError, match="TS_C"):  # a train run with no overlay folder
+        CopickSource(copick_root).picks("TS_C")
+
+
+def test_copick_test_split(copick_root: Path) -> None:
+    test = CopickSource(copick_root, split="test")
+    assert test.run_names() == ["TS_T"] and not test.has_picks
+    with pytest.raises(ValueError, match="has no picks"):
+        test.picks("TS_T")
+    write_json(pick_file(copick_root / "test_truth" / "overlay", "TS_T", "thyroglobulin"),
+               pick_json("TS_T", "thyroglobulin", np.array([[50.0, 60.0, 70.0]])))
+    truth = CopickSource(copick_root, split="test")
+    assert truth.has_picks and len(truth.picks("TS_T")) == 1
+
+
+def test_picks_outside_volume(copick_root: Path) -> None:
+    overlay = copick_root / "train" / "overlay"
+    x_max = (SHAPE[2] - 1) * VOXEL_SPACING
+    write_json(pick_file(overlay, "TS_B", "ribosome"),
+               pick_json("TS_B", "ribosome", np.array([[x_max + 5.0, -5.0, 0.0]])))  # within half a voxel
+    assert len(CopickSource(copick_root).picks("TS_B")) == 1
+    write_json(pick_file(overlay, "TS_B", "ribosome"),
+               pick_json("TS_B", "ribosome", np.array([[x_max + 5.1, 0.0, 0.0]])))
+    with pytest.raises(ValueError, match="1 picks lie outside the volume"):
+        CopickSource(copick_root).picks("TS_B")
+
+
+GOOD = pick_json("TS_A", "ribosome", np.array([[1.0, 2.0, 3.0]]))
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({k: v for k, v in GOOD.items() if k != "points"}, r"missing keys \['points'\]"),
+    ({k: v for k, v in GOOD.items() if k != "unit"}, r"missing keys \['unit'\]"),
+    ({**GOOD, "unit": "nanometer"}, "unit is 'nanometer'"),
+    ({**GOOD, "pickable_object_name": "proteasome"}, "unknown particle 'proteasome'"),
+    ({**GOOD, "pickable_object_name": "thyroglobulin"}, "file name does not match"),
+    ({**GOOD, "run_name": "TS_B"}, "does not match its run folder"),
+    ({**GOOD, "points": [{"location": {"x": 1.0, "y": 2.0}}]}, "point 0 lacks location"),
+    ({**GOOD, "points": [{"location": {"x": "a", "y": 2.0, "z": 3.0}}]}, "point 0 has a non-numeric"),
+    ({**GOOD, "points": {"x": 1}}, "'points' must be a list"),
+    ([1, 2], "expected a JSON object"),
+])
+def test_bad_pick_json(tmp_path: Path, doc: object, message: str) -> None:
+    path = write_json(pick_file(tmp_path, "TS_A", "ribosome"), doc)
+    with pytest.raises(ValueError, match=message) as err:
+        read_pick_json(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_pick_json(tmp_path: Path) -> None:
+    path = pick_file(tmp_path, "TS_A", "ribosome")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(GOOD)[:40])
+    with pytest.raises(ValueError, match="malformed or truncated JSON") as err:
+        read_pick_json(path)
+    assert str(path) in str(err.value)
+
+
+def test_pick_json_copick_file_names(tmp_path: Path) -> None:
+    # copick itself names files <user>_<session>_<object>.json
+    path = write_json(picks_dir(tmp_path, "TS_A") / "curation_0_ribosome.json", GOOD)
+    table = read_pick_json(path)
+    assert table.iloc[0].tolist() == ["TS_A", "ribosome", 1.0, 2.0, 3.0]
+
+
+def test_bad_volumes(copick_root: Path) -> None:
+    nan = volume()
+    nan[1, 2, 3] = np.nan
+    write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_A", "denoised"), nan)
+    with pytest.raises(ValueError, match="1 non-finite voxels"):
+        CopickSource(copick_root).load_tomogram("TS_A")
+    write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_A", "denoised"), volume()[0], levels=1)
+    with pytest.raises(ValueError, match=r"expected a 3D \[z, y, x\] array"):
+        CopickSource(copick_root).tomogram("TS_A")
+    write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_A", "denoised"), volume() > 0, levels=1)
+    with pytest.raises(ValueError, match="real numeric dtype"):
+        CopickSource(copick_root).tomogram("TS_A")
+
+
+def write_mrc(path: Path, data: np.ndarray, voxel_size: float = VOXEL_SPACING) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), mrcfile.new(path, overwrite=True) as mrc:
+        warnings.simplefilter("ignore", RuntimeWarning)  # header statistics of deliberately broken data
+        mrc.set_data(data)
+        mrc.voxel_size = voxel_size
+    return path
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_mrc_source(tmp_path: Path) -> None:
+    write_mrc(tmp_path / "tomos" / "run_a.mrc", volume(0))
+    write_mrc(tmp_path / "tomos" / "run_b.mrc", volume(1))
+    csv = write_csv(tmp_path / "picks.csv", [
+        {"id": 0, "experiment": "run_a", "particle_type": "ribosome", "x": 10.0, "y": 20.0, "z": 30.0},
+        {"id": 1, "experiment": "run_b", "particle_type": "apo-ferritin", "x": 1.0, "y": 2.0, "z": 3.0}])
+    src = open_source(tmp_path / "tomos", picks_csv=csv)
+    assert isinstance(src, MrcSource) and isinstance(src, TomogramSource)
+    assert src.run_names() == ["run_a", "run_b"] and src.has_picks
+    assert src.voxel_spacing == pytest.approx(VOXEL_SPACING, abs=1e-3)
+    lazy = src.tomogram("run_b")
+    assert isinstance(lazy, np.memmap) and lazy.shape == SHAPE
+    np.testing.assert_array_equal(lazy[2:4, 1:5, 0:3], volume(1)[2:4, 1:5, 0:3])
+    np.testing.assert_array_equal(src.load_tomogram("run_a"), volume(0))
+    picks = src.picks("run_a")
+    assert picks[["experiment", "particle_type", "x", "y", "z"]].iloc[0].tolist() == \
+        ["run_a", "ribosome", 10.0, 20.0, 30.0]
+    single = open_source(tmp_path / "tomos" / "run_a.mrc")
+    assert single.run_names() == ["run_a"] and not single.has_picks
+    with pytest.raises(ValueError, match="no picks CSV"):
+        single.picks("run_a")
+
+
+def test_mrc_errors(tmp_path: Path) -> None:
+    good = write_mrc(tmp_path / "run_a.mrc", volume())
+    flat = write_mrc(tmp_path / "flat.mrc", volume()[0])
+    with pytest.raises(ValueError, match=r"flat.mrc: expected a 3D"):
+        MrcSource([flat]).tomogram("flat")
+    nan = volume()
+    nan[0, 0, 0] = np.inf
+    bad = write_mrc(tmp_path / "inf" / "run_a.mrc", nan)
+    with pytest.raises(ValueError, match="1 non-finite voxels"):
+        MrcSource([bad]).load_tomogram("run_a")
+    junk = tmp_path / "junk.mrc"
+    junk.write_bytes(b"not an mrc file" * 100)
+    with pytest.raises(ValueError, match="junk.mrc: not a valid MRC file"):
+        MrcSource([junk])
+    row = {"experiment": "run_a", "particle_type": "ribosome", "x": 1.0, "y": 2.0, "z": 3.0}
+    with pytest.raises(ValueError, match=r"picks for runs with no tomogram: \['run_z'\]"):
+        MrcSource([good], write_csv(tmp_path / "p1.csv", [{**row, "experiment": "run_z"}]))
+    outside = MrcSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]))
+    with pytest.raises(ValueError, match="p2.csv.*outside the volume"):
+        outside.picks("run_a")
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"experiment": "r", "particle_type": "ribosome", "x": 1.0, "y": 2.0}], r"missing columns \['z'\]"),
+    ([{"experiment": "r", "particle_type": "ribosome", "x": "abc", "y": 2.0, "z": 3.0}], "'x' is not numeric"),
+    ([{"experiment": "r", "particle_type": "ribosome", "x": None, "y": 2.0, "z": 3.0}], "'x' has a missing"),
+    ([{"experiment": "r", "particle_type": "proteasome", "x": 1.0, "y": 2.0, "z": 3.0}],
+     r"unknown particle types \['proteasome'\]"),
+])
+def test_bad_picks_csv(tmp_path: Path, rows: list[dict], message: str) -> None:
+    path = write_csv(tmp_path / "picks.csv", rows)
+    with pytest.raises(ValueError, match=message) as err:
+        read_picks_csv(path)
+    assert str(path) in str(err.value)
+
+
+def test_open_source_dispatch(copick_root: Path, tmp_path: Path) -> None:
+    assert isinstance(open_source(copick_root), CopickSource)
+    assert open_source(copick_root, split="test").run_names() == ["TS_T"]
+    with pytest.raises(FileNotFoundError):
+        open_source(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="neither a copick dataset"):
+        open_source(tmp_path / "empty")

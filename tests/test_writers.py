@@ -1,0 +1,85 @@
+"""Submission CSV and copick JSON writers: exact columns and ids, round trips, atomic failure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datamodules.layout import pick_file, picks_dir
+from datamodules.pick_readers import read_run_picks
+from datamodules.sources import read_pick_json
+from particles import PARTICLE_NAMES
+from postprocess.metric import read_submission
+from postprocess.writers import empty_picks, write_copick_picks, write_submission
+
+PICKS = pd.DataFrame({
+    "experiment": ["TS_B", "TS_A", "TS_A", "TS_A"],
+    "particle_type": ["ribosome", "thyroglobulin", "apo-ferritin", "apo-ferritin"],
+    "x": [1.0, 2.0, 3.25, 4.5], "y": [10.0, 20.0, 30.0, 40.0], "z": [100.0, 200.0, 300.0, 50.0],
+    "score": [0.9, 0.8, 0.7, 0.6],
+})
+
+
+def test_submission_columns_and_ids(tmp_path: Path) -> None:
+    path = write_submission(PICKS, tmp_path / "sub.csv")
+    table = pd.read_csv(path)
+    assert list(table.columns) == ["id", "experiment", "particle_type", "x", "y", "z"]
+    assert table["id"].tolist() == [0, 1, 2, 3]
+    assert table["experiment"].tolist() == ["TS_A", "TS_A", "TS_A", "TS_B"]
+    assert table.iloc[0][["particle_type", "x", "y", "z"]].tolist() == ["apo-ferritin", 4.5, 40.0, 50.0]
+    back = read_submission(path)
+    assert sorted(back["x"].tolist()) == [1.0, 2.0, 3.25, 4.5]
+    empty = write_submission(empty_picks(), tmp_path / "empty.csv")
+    assert empty.read_text().strip() == "id,experiment,particle_type,x,y,z"
+
+
+def test_copick_round_trip(tmp_path: Path) -> None:
+    written = write_copick_picks(PICKS, tmp_path / "overlay")
+    assert len(written) == 2 * len(PARTICLE_NAMES)  # every class, empty ones too
+    ribosome = read_pick_json(pick_file(tmp_path / "overlay", "TS_A", "ribosome"))
+    assert len(ribosome) == 0
+    apo = read_pick_json(pick_file(tmp_path / "overlay", "TS_A", "apo-ferritin"))
+    assert apo["experiment"].tolist() == ["TS_A", "TS_A"]
+    np.testing.assert_array_equal(apo[["x", "y", "z"]].to_numpy(), [[3.25, 30.0, 300.0], [4.5, 40.0, 50.0]])
+    run_b = read_run_picks(tmp_path / "overlay", "TS_B")
+    assert run_b[["particle_type", "x", "y", "z"]].values.tolist() == [["ribosome", 1.0, 10.0, 100.0]]
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if ".tmp" in p.name)
+
+
+def test_failed_submission_leaves_target_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = write_submission(PICKS, tmp_path / "sub.csv")
+    before = target.read_bytes()
+    with pytest.raises(ValueError, match="proteasome"):
+        write_submission(PICKS.assign(particle_type="proteasome"), target)
+
+    def half_then_fail(self: pd.DataFrame, path: Path, **kwargs: object) -> None:
+        Path(path).write_text("id,experiment\n0,TS_")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_submission(PICKS.iloc[:1], target)
+    assert target.read_bytes() == before
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_pick_json_leaves_target_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_copick_picks(PICKS, tmp_path / "overlay")
+    target = pick_file(tmp_path / "overlay", "TS_A", "apo-ferritin")
+    before = target.read_bytes()
+
+    def fail(self: Path, text: str) -> None:
+        with open(self, "w") as handle:
+            handle.write(text[:10])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_copick_picks(PICKS.assign(x=PICKS["x"] + 1.0), tmp_path / "overlay")
+    assert target.read_bytes() == before
+    assert leftovers(picks_dir(tmp_path / "overlay", "TS_A")) == []
