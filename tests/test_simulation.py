@@ -293,5 +293,14 @@ def test_cli_writes_a_dataset(tmp_path: Path):
     assert (out / COPICK_CONFIG_NAME).is_file()
     assert tomogram_path(out, "train", "TS_99_9", "wbp").is_dir()
     assert tomogram_path(out, "test", "TS_sim_test_0", "denoised").is_dir()
-    bad = subprocess.run(cmd[:4] + ["--size", "huge"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(cmd[:2] + ["--out", str(tmp_path / "other"), "--size", "huge"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "size" in bad.stderr
+    config_bytes = (out / COPICK_CONFIG_NAME).read_bytes()
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "--overwrite" in again.stderr  # an existing dataset is never clobbered
+    assert (out / COPICK_CONFIG_NAME).read_bytes() == config_bytes
+    replaced = subprocess.run(cmd + ["--overwrite", "--n-test", "0"], cwd=REPO, capture_output=True, text=True,
+                              timeout=120)
+    assert replaced.returncode == 0, replaced.stderr
+    assert not (out / "test").exists()  # the old dataset's test runs went with it

@@ -1,0 +1,114 @@
+"""Finding a recipe's fold checkpoints by their saved config (never by file name) and loading plain models."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lightning_modules.config import ExperimentConfig, activation_kind
+from lightning_modules.config_io import from_dict
+from lightning_modules.training_run import CONFIG_NAME, load_run_config, run_paths
+from models.registry import build_model
+
+
+@dataclass
+class FoldRun:
+    """One trained fold: its config and the checkpoint to use (best by validation, else last)."""
+
+    config: ExperimentConfig
+    checkpoint: Path
+    run_dir: Path | None = None
+
+    @property
+    def fold(self) -> str:
+        return str(self.config.data.fold)
+
+
+def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[FoldRun]:
+    """Every fold run of one experiment under ``runs_dir``, read from each folder's ``config.yaml``."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs folder {runs_dir} does not exist")
+    by_experiment: dict[str, list[FoldRun]] = {}
+    for config_path in sorted(runs_dir.glob(f"*/{CONFIG_NAME}")):
+        cfg = load_run_config(config_path)
+        paths = run_paths(runs_dir, cfg)
+        checkpoint = paths.best if paths.best.is_file() else paths.last
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"run {config_path.parent} has no checkpoint "
+                                    f"(looked for {paths.best.name} and {paths.last.name} in {paths.last.parent})")
+        by_experiment.setdefault(cfg.experiment, []).append(FoldRun(cfg, checkpoint, config_path.parent))
+    if not by_experiment:
+        raise FileNotFoundError(f"no trained runs (*/{CONFIG_NAME}) under {runs_dir}")
+    if experiment is None:
+        if len(by_experiment) > 1:
+            raise ValueError(f"{runs_dir} holds several experiments {sorted(by_experiment)}; choose one "
+                             "with --experiment")
+        experiment = next(iter(by_experiment))
+    if experiment not in by_experiment:
+        raise ValueError(f"no runs of experiment {experiment!r} under {runs_dir}; found {sorted(by_experiment)}")
+    return sorted(by_experiment[experiment], key=lambda r: r.fold)
+
+
+def fold_run_from_checkpoint(path: str | Path) -> FoldRun:
+    """A checkpoint given on the command line: its config comes from the hyperparameters inside it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    state = _load(path)
+    config = state.get("hyper_parameters", {}).get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"checkpoint {path} carries no training config (not written by train.py)")
+    return FoldRun(from_dict(ExperimentConfig, config), path)
+
+
+def check_compatible(runs: list[FoldRun]) -> None:
+    """Fold logits can only be averaged when every model has the same head and output grid."""
+    if not runs:
+        raise ValueError("no checkpoints to ensemble")
+    first = runs[0].config
+    for run in runs[1:]:
+        cfg = run.config
+        mismatch = [what for what, a, b in (
+            ("activation", activation_kind(first.loss), activation_kind(cfg.loss)),
+            ("out_channels", first.model.out_channels, cfg.model.out_channels),
+            ("output_stride", first.model.output_stride, cfg.model.output_stride),
+            ("normalization", first.data.normalization, cfg.data.normalization)) if a != b]
+        if mismatch:
+            raise ValueError(f"checkpoint {run.checkpoint} is of another model than {runs[0].checkpoint}: "
+                             f"different {', '.join(mismatch)}")
+
+
+def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:
+    """The plain network with the checkpoint's weights (the EMA weights when EMA was on), in eval mode."""
+    state = _load(run.checkpoint)
+    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    model = build_model(run.config.model)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {run.checkpoint} does not fit model {run.config.model.name!r}: "
+                         f"{str(err).splitlines()[0]}") from None
+    if run.config.trainer.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    return model.to(device).eval()
+
+
+def weight_soup(models: list[nn.Module]) -> nn.Module:
+    """One model whose weights are the mean of the folds' (a "soup"): one forward instead of K."""
+    soup = copy.deepcopy(models[0])
+    states = [m.state_dict() for m in models]
+    averaged = {k: (torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point()
+                    else v) for k, v in states[0].items()}
+    soup.load_state_dict(averaged)
+    return soup.eval()
+
+
+def _load(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f"checkpoint {path} cannot be read: {err}") from None

@@ -1,0 +1,93 @@
+"""Scoring a fold's held-out run with the official metric, and keeping the best epoch's OOF outputs."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+
+from lightning_modules.config import ValidationConfig
+from postprocess.atomic import atomic_path, write_text_atomic
+from postprocess.metric import MetricReport, score_picks
+from postprocess.thresholds import apply_thresholds, fit_thresholds
+from postprocess.writers import write_picks_table
+
+OOF_CANDIDATES = "oof_candidates.csv"
+VAL_METRICS = "val_metrics.json"
+VAL_PICTURE = "val_slices.png"
+
+
+@dataclass
+class FoldResult:
+    candidates: pd.DataFrame  # every peak above the candidate threshold, with score
+    thresholds: dict[str, float]  # per-class thresholds fitted on this fold's candidates
+    report: MetricReport  # the official metric at those thresholds
+
+
+class FoldValidation:
+    """Turns validation candidates into a score; remembers the best one across epochs."""
+
+    def __init__(self, cfg: ValidationConfig) -> None:
+        self.cfg = cfg
+        self.best_score = -math.inf
+
+    @staticmethod
+    def gather(parts: list[pd.DataFrame]) -> pd.DataFrame:
+        """Candidates of every rank, one copy per run (DDP pads the validation set by repeating runs)."""
+        local = [p for p in parts if len(p)] or parts[:1]
+        if dist.is_available() and dist.is_initialized():
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, local)
+            local = [part for rank_parts in gathered for part in rank_parts]
+        seen: dict[str, pd.DataFrame] = {}
+        for part in local:
+            for run, rows in part.groupby("experiment", sort=False):
+                seen.setdefault(run, rows)
+        return pd.concat(seen.values(), ignore_index=True) if seen else parts[0].iloc[:0]
+
+    @staticmethod
+    def evaluate(candidates: pd.DataFrame, ground_truth: pd.DataFrame, runs: list[str]) -> FoldResult:
+        """Fit per-class thresholds on the held-out runs, as the OOF protocol does, and score."""
+        truth = ground_truth[ground_truth["experiment"].isin(runs)]
+        thresholds = fit_thresholds(candidates, truth)
+        report = score_picks(apply_thresholds(candidates, thresholds), truth, runs=runs)
+        return FoldResult(candidates, thresholds, report)
+
+    def is_best(self, score: float) -> bool:
+        if score > self.best_score:
+            self.best_score = score
+            return True
+        return False
+
+    def save_best(self, run_dir: Path, result: FoldResult, epoch: int, probs: dict[str, torch.Tensor],
+                  datamodule: Any, loggers: list[Any]) -> None:
+        """Write the best epoch's OOF candidates, metrics, optional heatmaps and picture to the run folder."""
+        write_picks_table(result.candidates, run_dir / OOF_CANDIDATES)
+        table = result.report.table.reset_index().to_dict(orient="records")
+        write_text_atomic(run_dir / VAL_METRICS, json.dumps(
+            {"epoch": epoch, "score": result.report.score, "thresholds": result.thresholds,
+             "per_class": table}, indent=2))
+        for run, prob in probs.items():
+            with atomic_path(run_dir / f"oof_probs_{run}.npy", suffix=".npy") as tmp:
+                np.save(tmp, prob.numpy())
+        if self.cfg.picture:
+            self._picture(run_dir, result, datamodule, loggers)
+
+    @staticmethod
+    def _picture(run_dir: Path, result: FoldResult, datamodule: Any, loggers: list[Any]) -> None:
+        from postprocess.plots import slice_figure
+
+        run = datamodule.val_runs[0]
+        volume = datamodule.source.load_tomogram(run)
+        truth = datamodule.val_picks[datamodule.val_picks["experiment"] == run]
+        picks = apply_thresholds(result.candidates, result.thresholds)
+        png = slice_figure(volume, truth, picks[picks["experiment"] == run], run_dir / VAL_PICTURE)
+        for logger in loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="val/slices", images=[str(png)])

@@ -1,0 +1,129 @@
+"""The particle-picking LightningModule: heatmap training with mixup, validation with the official metric."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+
+from lightning_modules.config import ExperimentConfig, activation_kind, out_channels_for
+from lightning_modules.config_io import from_dict, to_dict
+from lightning_modules.fold_validation import FoldValidation
+from lightning_modules.losses import build_loss
+from lightning_modules.mixup import mixup_batch
+from models.registry import build_model
+from particles import NUM_CLASSES
+from postprocess.heatmap_nms import pick_particles
+from postprocess.inference import predict_probabilities
+
+
+class ParticlePicker(L.LightningModule):
+    """Wraps a plain 3D U-Net; ``config`` (a plain dict of ``ExperimentConfig``) is saved in checkpoints."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
+        expected = out_channels_for(self.cfg.loss, NUM_CLASSES)
+        if self.cfg.model.out_channels != expected:
+            raise ValueError(f"loss {self.cfg.loss.kind!r} needs model.out_channels={expected}, "
+                             f"config has {self.cfg.model.out_channels}")
+        self.model = build_model(self.cfg.model)
+        self.memory_format = torch.channels_last_3d if self.cfg.trainer.channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self.loss_fn = build_loss(self.cfg.loss)
+        self.activation = activation_kind(self.cfg.loss)
+        self.fold_validation = FoldValidation(self.cfg.validation)
+        self._val_candidates: list[pd.DataFrame] = []
+        self._val_probs: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig) -> "ParticlePicker":
+        return cls(to_dict(cfg))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:  # [B, 1, D, H, W] -> [B, C, D/s, H/s, W/s]
+        return self.model(image)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        image, target = batch["image"], batch["target"]  # [B, 1, D, H, W], [B, 6, D/s, H/s, W/s]
+        if self.cfg.mixup.prob > 0 and torch.rand(()) < self.cfg.mixup.prob:
+            image, target, _ = mixup_batch(image, target, self.cfg.mixup.alpha)
+        logits = self.model(image.contiguous(memory_format=self.memory_format))  # [B, C, D/s, H/s, W/s]; the data module renders targets at stride s
+        if logits.shape[2:] != target.shape[2:]:
+            raise ValueError(f"targets {tuple(target.shape[2:])} do not match the model output "
+                             f"{tuple(logits.shape[2:])}: data.target_stride must equal model.output_stride")
+        loss = self.loss_fn(logits, target)
+        self.log("train/loss", loss, prog_bar=True, batch_size=image.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        run, volume = batch["run"], batch["volume"].to(self.device)  # volume [D, H, W]
+        vcfg = self.cfg.validation
+        probs = predict_probabilities(
+            [self.model], volume, self.activation, window=vcfg.window, overlap=vcfg.overlap,
+            batch_size=vcfg.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype())
+        candidates = pick_particles(probs, run, thresholds=[vcfg.candidate_threshold] * NUM_CLASSES,
+                                    output_stride=self.model.output_stride,
+                                    kernel_fraction=vcfg.kernel_fraction)
+        self._val_candidates.append(candidates)
+        if vcfg.save_heatmaps:
+            self._val_probs[run] = probs.to(torch.float16).cpu()
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_candidates, self._val_probs = [], {}
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_candidates or self.trainer.sanity_checking:
+            return
+        candidates = self.fold_validation.gather(self._val_candidates)
+        datamodule = self.trainer.datamodule
+        result = self.fold_validation.evaluate(candidates, datamodule.val_picks, datamodule.val_runs)
+        self.log("val/score", result.report.score, prog_bar=True, sync_dist=False)
+        for name, row in result.report.table.iterrows():
+            for column in ("precision", "recall", "f4"):
+                self.log(f"val/{column}/{name}", float(row[column]), sync_dist=False)
+        run_dir = Path(self.trainer.default_root_dir)
+        if self.trainer.is_global_zero and self.fold_validation.is_best(result.report.score):
+            self.fold_validation.save_best(run_dir, result, self.current_epoch, self._val_probs,
+                                           datamodule, self.loggers)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        ocfg = self.cfg.optim
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=ocfg.lr, weight_decay=ocfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(ocfg.warmup_fraction * total))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return ocfg.min_lr_ratio + (1 - ocfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["best_val_score"] = self.fold_validation.best_score
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.fold_validation.best_score = checkpoint.get("best_val_score", -math.inf)
+
+    def load_weights_from(self, checkpoint_path: str | Path) -> None:
+        """Start from another run's (EMA) weights, e.g. pretraining on simulated data then fine-tuning."""
+        path = Path(checkpoint_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--init-from checkpoint {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        weights = {k[len("model."):]: v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
+        if not weights:
+            raise ValueError(f"checkpoint {path} holds no model weights (no 'model.' keys in its state_dict)")
+        try:
+            self.model.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"checkpoint {path} is of another model than {self.cfg.model.name!r}: "
+                             f"{str(err).splitlines()[0]}") from None
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.device.type == "cuda" and "bf16" in str(self.trainer.precision) else None

@@ -1,0 +1,37 @@
+"""Named recipes: each a small, visible diff over the ``ExperimentConfig`` defaults."""
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The full recipe for a GPU node on full-size data (184x630x630): resnet34 U-Net, 96^3 patches, bf16.
+    "gpu": {
+        "model": {"name": "unet-resnet34", "output_stride": 1},
+        "data": {"patch_size": [96, 96, 96], "batch_size": 8, "num_workers": 8,
+                 "patches_per_epoch": 4000, "positive_fraction": 0.7},
+        "optim": {"lr": 1e-3},
+        "mixup": {"prob": 0.5},
+        "ema": {"decay": 0.999, "start_step": 200},
+        "validation": {"window": [96, 192, 192], "batch_size": 4},
+        "trainer": {"precision": "bf16-mixed", "max_epochs": 40},
+    },
+    # Learns something useful from the demo-size synthetic data within minutes on 2 CPU cores.
+    "cpu-demo": {
+        "model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 32, 64, 128]},
+        "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
+                 "patches_per_epoch": 96, "positive_fraction": 0.8},
+        "optim": {"lr": 3e-3, "warmup_fraction": 0.05},
+        "mixup": {"prob": 0.25},
+        "ema": {"decay": 0.98, "start_step": 20},
+        "validation": {"window": [64, 128, 128], "batch_size": 1},
+        "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 12},
+    },
+}
+
+
+def preset_overrides(name: str) -> dict[str, Any]:
+    """The nested overrides of preset ``name``; unknown names are an error listing the presets."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

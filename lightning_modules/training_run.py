@@ -1,0 +1,149 @@
+"""One training run: resolve the config, name and prepare its folder, build the Trainer, fit."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
+
+from datamodules.datamodule import CryoETDataModule
+from lightning_modules.config import ExperimentConfig, TrainerConfig, out_channels_for
+from lightning_modules.config_io import from_dict, load_yaml, merge, to_dict
+from lightning_modules.fold_validation import VAL_METRICS
+from lightning_modules.loggers import build_loggers
+from lightning_modules.picker import ParticlePicker
+from lightning_modules.presets import preset_overrides
+from particles import NUM_CLASSES
+from postprocess.atomic import write_text_atomic
+
+CONFIG_NAME = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class RunPaths:
+    run_dir: Path
+    config: Path
+    last: Path
+    best: Path
+
+
+def resolve_config(preset: str | None, config_file: str | None, overrides: dict[str, Any]) -> ExperimentConfig:
+    """Defaults < preset < config file < command-line overrides; the loss decides the output channels."""
+    cfg = ExperimentConfig()
+    if preset:
+        cfg = merge(cfg, preset_overrides(preset))
+    if config_file:
+        cfg = merge(cfg, load_yaml(config_file))
+    cfg = merge(cfg, overrides)
+    if "out_channels" not in overrides.get("model", {}):
+        cfg.model.out_channels = out_channels_for(cfg.loss, NUM_CLASSES)
+    cfg.data.target_stride = cfg.model.output_stride  # target voxel j is patch voxel s*j, as in postprocess
+    if not cfg.experiment:
+        cfg.experiment = experiment_name(cfg)
+    return cfg
+
+
+def experiment_name(cfg: ExperimentConfig) -> str:
+    """Deterministic name carrying the key choices, shared by the folds of one recipe."""
+    patch = "x".join(str(s) for s in cfg.data.patch_size)
+    stride = f"_os{cfg.model.output_stride}" if cfg.model.output_stride != 1 else ""
+    return f"{cfg.model.name}_{patch}_{cfg.loss.kind}{stride}_s{cfg.seed}"
+
+
+def fold_label(fold: int | str) -> str:
+    return "all" if str(fold) in ("-1", "all") else str(fold)
+
+
+def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
+    run_dir = Path(runs_dir) / f"{cfg.experiment}_fold{fold_label(cfg.data.fold)}"
+    ckpt = run_dir / CHECKPOINT_DIR
+    return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt")
+
+
+def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> None:
+    """Create the run folder; never clobber an earlier run unless asked to."""
+    if resume:
+        if not paths.last.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths.last}")
+        return
+    if paths.run_dir.exists() and any(paths.run_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"run folder {paths.run_dir} already exists; pass --resume to continue it, "
+                                  "--overwrite to start it again, or change --seed / --experiment")
+        shutil.rmtree(paths.run_dir)
+    paths.run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(paths.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def load_run_config(path: str | Path) -> ExperimentConfig:
+    """The resolved config saved beside a run's checkpoints."""
+    return from_dict(ExperimentConfig, load_yaml(path))
+
+
+def _devices(text: str) -> Any:
+    if text == "auto":
+        return "auto"
+    if "," in text:
+        return [int(t) for t in text.split(",") if t.strip()]
+    return int(text)
+
+
+def _on_gpu(tcfg: TrainerConfig) -> bool:
+    return tcfg.accelerator in ("gpu", "cuda") or (tcfg.accelerator == "auto" and torch.cuda.is_available())
+
+
+def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) -> L.Trainer:
+    """The Lightning Trainer with checkpoints (last, best by val/score), EMA, loggers."""
+    tcfg = cfg.trainer
+    on_gpu = _on_gpu(tcfg)
+    precision = tcfg.precision if tcfg.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
+    callbacks: list[L.Callback] = [ModelCheckpoint(
+        dirpath=paths.last.parent, filename="best", save_last=True, enable_version_counter=False,
+        monitor="val/score" if has_validation else None, mode="max", save_top_k=1 if has_validation else 0)]
+    if cfg.ema.enabled:
+        callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay, update_starting_at_step=cfg.ema.start_step))
+    loggers = build_loggers(cfg.logging, paths.run_dir, paths.run_dir.name, cfg.experiment, to_dict(cfg))
+    if any(hasattr(lg, "log_image") for lg in loggers):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return L.Trainer(
+        default_root_dir=str(paths.run_dir), logger=loggers, callbacks=callbacks,
+        accelerator=tcfg.accelerator, devices=_devices(tcfg.devices), num_nodes=tcfg.num_nodes,
+        strategy=tcfg.strategy, precision=precision, max_epochs=tcfg.max_epochs, max_steps=tcfg.max_steps,
+        gradient_clip_val=cfg.optim.gradient_clip, check_val_every_n_epoch=tcfg.check_val_every_n_epoch,
+        log_every_n_steps=tcfg.log_every_n_steps, num_sanity_val_steps=tcfg.num_sanity_val_steps,
+        deterministic=not on_gpu, sync_batchnorm=tcfg.sync_batchnorm,
+        limit_val_batches=1.0 if has_validation else 0)
+
+
+def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_from: str | None = None,
+        overwrite: bool = False) -> RunPaths:
+    """Train one fold; returns the run's paths. The datamodule checks folds and shapes before training."""
+    paths = run_paths(runs_dir, cfg)
+    if resume and paths.config.is_file():
+        saved = load_run_config(paths.config)
+        saved.trainer = cfg.trainer  # a resumed run may be given more epochs or other devices
+        cfg = saved
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = CryoETDataModule(cfg.data)
+    datamodule.setup("fit")
+    has_validation = bool(datamodule.val_runs)
+    prepare_run_dir(paths, cfg, resume, overwrite)
+    module = ParticlePicker.from_config(cfg)
+    if init_from:
+        module.load_weights_from(init_from)
+    trainer = build_trainer(cfg, paths, has_validation)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
+    return paths
+
+
+def best_metrics(paths: RunPaths) -> dict[str, Any] | None:
+    """The best validation epoch's metrics written by the run, if it validated."""
+    metrics = paths.run_dir / VAL_METRICS
+    return json.loads(metrics.read_text()) if metrics.is_file() else None

@@ -1,0 +1,63 @@
+"""A small hand-written 3D U-Net with configurable widths: fast enough for CPU tests and the demo."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm (groups of <= 4 channels) works for batch size 1 and 1-voxel deep features."""
+    return nn.GroupNorm(max(1, channels // 4), channels)
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3x3 conv -> GroupNorm -> ReLU layers."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(
+            nn.Conv3d(in_channels, out_channels, 3, padding=1, bias=False), _norm(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(out_channels, out_channels, 3, padding=1, bias=False), _norm(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class BasicUNet3d(nn.Module):
+    """U-Net with ``len(widths)`` levels; ``output_stride=2`` starts with a strided stem."""
+
+    def __init__(self, out_channels: int, widths: tuple[int, ...] = (8, 16, 32, 64),
+                 output_stride: int = 1, in_channels: int = 1) -> None:
+        super().__init__()
+        if output_stride not in (1, 2):
+            raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
+        if len(widths) < 2:
+            raise ValueError(f"widths needs at least 2 levels, got {widths}")
+        # output_stride 2: a strided 3x3x3 stem (output voxel j is centred on input voxel 2j) so no
+        # convolution runs at full resolution: ~8x less work on the most expensive level.
+        stem = (nn.Sequential(nn.Conv3d(in_channels, widths[0], 3, stride=2, padding=1, bias=False),
+                              _norm(widths[0]), nn.ReLU(inplace=True), DoubleConv(widths[0], widths[0]))
+                if output_stride == 2 else DoubleConv(in_channels, widths[0]))
+        self.down = nn.ModuleList([stem] + [DoubleConv(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        # decoder level i (from deep to shallow) upsamples widths[i+1] -> widths[i] and merges skip i
+        levels = list(range(len(widths) - 2, -1, -1))
+        self.up = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in levels])
+        self.merge = nn.ModuleList([DoubleConv(2 * widths[i], widths[i]) for i in levels])
+        self.head = nn.Conv3d(widths[0], out_channels, 1)
+        self.output_stride = output_stride
+        self.size_divisor = output_stride * 2 ** (len(widths) - 1)
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, D, H, W]`` -> logits ``[B, C, D/s, H/s, W/s]``."""
+        shape = x.shape[-3:]
+        if any(n % self.size_divisor for n in shape):
+            raise ValueError(f"input spatial shape {tuple(shape)} must be a multiple of {self.size_divisor}")
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool3d(x, 2))
+            skips.append(x)
+        x = skips.pop()  # deepest features
+        for up, merge in zip(self.up, self.merge):
+            x = merge(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)

@@ -1,0 +1,68 @@
+"""Model names -> builders (an explicit table, no string imports) and the model config dataclass."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+from models.basic_unet import BasicUNet3d
+from models.smp_unet import DEFAULT_DECODER_CHANNELS, SmpUnet3d
+
+SMP_ENCODERS: dict[str, str] = {
+    "unet-resnet18": "resnet18",
+    "unet-resnet34": "resnet34",
+    "unet-resnet50": "resnet50",
+    "unet-resnet101": "resnet101",
+    "unet-effb0": "efficientnet-b0",
+    "unet-effb1": "efficientnet-b1",
+    "unet-effb2": "efficientnet-b2",
+    "unet-effb3": "efficientnet-b3",
+}
+"""Registry name -> segmentation-models-pytorch-3d encoder name."""
+
+
+@dataclass
+class ModelConfig:
+    """Which network and its output: ``out_channels`` 6 for heatmap losses, 7 (with background) for CE."""
+
+    name: str = "unet-resnet34"
+    out_channels: int = 6
+    output_stride: int = 1  # 1: full resolution; 2: head on the stride-2 decoder level
+    encoder_weights: str | None = None  # None (random init) or a local state-dict file for the encoder
+    decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS  # smp models; its length = encoder depth
+    widths: tuple[int, ...] = (8, 16, 32, 64)  # unet-tiny only
+
+    @property
+    def encoder(self) -> str | None:
+        """The smp-3d encoder this name uses (None for the hand-written unet-tiny)."""
+        return SMP_ENCODERS.get(self.name)
+
+
+def _build_smp(cfg: ModelConfig) -> nn.Module:
+    return SmpUnet3d(SMP_ENCODERS[cfg.name], cfg.out_channels, cfg.output_stride, cfg.encoder_weights,
+                     tuple(cfg.decoder_channels))
+
+
+def _build_tiny(cfg: ModelConfig) -> nn.Module:
+    if cfg.encoder_weights is not None:
+        raise ValueError("unet-tiny has no encoder to load weights into; set encoder_weights to None")
+    return BasicUNet3d(cfg.out_channels, tuple(cfg.widths), cfg.output_stride)
+
+
+_BUILDERS: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    **{name: _build_smp for name in SMP_ENCODERS},
+    "unet-tiny": _build_tiny,
+}
+MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """``[B, 1, D, H, W]`` -> ``[B, out_channels, D/s, H/s, W/s]``; exposes ``output_stride``, ``size_divisor``."""
+    if cfg.name not in _BUILDERS:
+        raise ValueError(f"unknown model name {cfg.name!r}; known: {', '.join(MODEL_NAMES)}")
+    if cfg.output_stride not in (1, 2):
+        raise ValueError(f"output_stride must be 1 or 2, got {cfg.output_stride}")
+    if cfg.out_channels < 1:
+        raise ValueError(f"out_channels must be positive, got {cfg.out_channels}")
+    return _BUILDERS[cfg.name](cfg)

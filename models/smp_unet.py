@@ -1,0 +1,76 @@
+"""3D U-Nets from segmentation-models-pytorch-3d, with an optional stride-2 ("partly U-Net") output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import segmentation_models_pytorch_3d as smp
+from segmentation_models_pytorch_3d.base import SegmentationHead
+
+DEFAULT_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
+
+
+class SmpUnet3d(nn.Module):
+    """smp-3d ``Unet`` (1 input channel); ``output_stride=2`` drops the last decoder block.
+
+    smp-3d's decoder runs one block per encoder level, deepest first; its last block upsamples the
+    stride-2 features to full resolution without a skip. With ``output_stride=2`` that block is removed
+    and the segmentation head reads the stride-2 features (about half the decoder cost).
+    """
+
+    def __init__(self, encoder: str, out_channels: int, output_stride: int = 1,
+                 encoder_weights: str | Path | None = None,
+                 decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS, in_channels: int = 1) -> None:
+        super().__init__()
+        if output_stride not in (1, 2):
+            raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
+        depth = len(decoder_channels)
+        net = smp.Unet(encoder_name=encoder, encoder_depth=depth, encoder_weights=None,
+                       decoder_channels=tuple(decoder_channels), in_channels=in_channels,
+                       classes=out_channels, strides=((2, 2, 2),) * depth)
+        self.encoder = net.encoder
+        self.decoder = net.decoder
+        if output_stride == 2:
+            self.decoder.blocks = nn.ModuleList(list(self.decoder.blocks)[:-1])
+            self.segmentation_head = SegmentationHead(decoder_channels[-2], out_channels, kernel_size=3)
+        else:
+            self.segmentation_head = net.segmentation_head
+        self.output_stride = output_stride
+        self.size_divisor = 2 ** depth
+        self.out_channels = out_channels
+        if encoder_weights is not None:
+            load_encoder_weights(self.encoder, encoder_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, D, H, W]`` -> logits ``[B, C, D/s, H/s, W/s]``."""
+        shape = x.shape[-3:]
+        if any(n % self.size_divisor for n in shape):
+            raise ValueError(f"input spatial shape {tuple(shape)} must be a multiple of {self.size_divisor}")
+        features = self.encoder(x)
+        return self.segmentation_head(self.decoder(*features))
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
+    """Load a local state dict into ``encoder``; a missing file or mismatched keys/shapes is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder weights file {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"encoder weights file {path} does not hold a state dict")
+    if any(k.startswith("encoder.") for k in state):
+        state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    own = encoder.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        raise ValueError(f"encoder weights file {path} does not match the encoder: "
+                         f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                         f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, "
+                         f"wrong shapes {wrong[:5]}{'...' if len(wrong) > 5 else ''}")
+    encoder.load_state_dict(state, strict=True)

@@ -1,0 +1,61 @@
+"""One tomogram -> averaged class probabilities from an ensemble of fold models with TTA."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from postprocess.activation import activation_channels, logits_to_probabilities
+from postprocess.tta import get_transforms, transformed_logits
+
+AVERAGES: tuple[str, ...] = ("logits", "probabilities")
+
+
+def _shared_stride(models: Sequence[nn.Module], out_channels: int) -> int:
+    """The one output stride all models share; mixed strides or channel counts cannot be averaged."""
+    if not models:
+        raise ValueError("predict_probabilities needs at least one model")
+    strides = {int(getattr(m, "output_stride", 1)) for m in models}
+    if len(strides) != 1:
+        raise ValueError(f"models disagree on output_stride: {sorted(strides)}; an ensemble must share one")
+    for i, m in enumerate(models):
+        declared = getattr(m, "out_channels", out_channels)
+        if declared != out_channels:
+            raise ValueError(f"model {i} has out_channels={declared} but the activation needs {out_channels}")
+    return strides.pop()
+
+
+def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, activation_kind: str,
+                          window: Sequence[int], overlap: float, batch_size: int,
+                          tta: Sequence[str] = ("identity",), average: str = "logits",
+                          autocast_dtype: torch.dtype | None = None, blend: str = "gaussian",
+                          pad_mode: str = "constant") -> torch.Tensor:
+    """``[D, H, W]`` volume -> ``[6, D/s, H/s, W/s]`` probabilities on the volume's device.
+
+    Averages over models x TTA transforms either the logits (default: the activation is applied once to
+    the mean) or the probabilities, keeping only a running sum so memory holds about one output.
+    Models are put in eval mode for the call and restored afterwards.
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"unknown average {average!r}; expected one of {AVERAGES}")
+    out_channels = activation_channels(activation_kind)
+    stride = _shared_stride(models, out_channels)
+    transforms = get_transforms(tta)
+    out_shape = tuple(math.ceil(n / stride) for n in volume.shape)
+    total: torch.Tensor | None = None
+    for model in models:
+        was_training = model.training
+        model.eval()
+        try:
+            for transform in transforms:
+                logits = transformed_logits(model, volume, transform, window, overlap, batch_size, out_channels,
+                                            stride, blend, autocast_dtype, pad_mode)
+                term = logits if average == "logits" else logits_to_probabilities(logits, activation_kind)
+                total = term.contiguous() if total is None else total.add_(term)
+        finally:
+            model.train(was_training)
+    assert total is not None and tuple(total.shape[1:]) == out_shape
+    total.div_(len(models) * len(transforms))
+    return logits_to_probabilities(total, activation_kind) if average == "logits" else total

@@ -1,0 +1,114 @@
+"""Pictures for a quick look: picks over tomogram slices, and per-class precision-recall curves."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING  # noqa: E402
+from postprocess.atomic import atomic_path  # noqa: E402
+from postprocess.thresholds import precision_recall_curve  # noqa: E402
+
+COLOURS: dict[str, str] = {p.name: plt.get_cmap("tab10")(i) for i, p in enumerate(PARTICLES)}
+
+
+def _check_png(out_png: str | Path) -> Path:
+    out_png = Path(out_png)
+    if out_png.suffix.lower() != ".png":
+        raise ValueError(f"figure path {out_png} must end in .png")
+    return out_png
+
+
+def _check_picks(table: pd.DataFrame, where: str) -> pd.DataFrame:
+    missing = [c for c in ("particle_type", "x", "y", "z") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{where}: picks table lacks columns {missing}; has {list(table.columns)}")
+    unknown = sorted(set(table["particle_type"]) - set(PARTICLE_NAMES))
+    if unknown:
+        raise ValueError(f"{where}: unknown particle types {unknown}")
+    return table
+
+
+def _save(fig: plt.Figure, out_png: Path) -> Path:
+    """Write the figure atomically and free it."""
+    try:
+        with atomic_path(out_png, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    return out_png
+
+
+def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.DataFrame, out_png: str | Path,
+                 n_slices: int = 4, spacing: float = VOXEL_SPACING) -> Path:
+    """``n_slices`` evenly spaced z slices of ``volume [D, H, W]`` with true picks (circles of the particle's
+    cross-section) and predicted picks (crosses) lying within one radius of each slice."""
+    out_png = _check_png(out_png)
+    volume = np.asarray(volume)
+    if volume.ndim != 3 or min(volume.shape) < 1:
+        raise ValueError(f"slice_figure: volume must be [D, H, W]; got shape {volume.shape}")
+    if n_slices < 1:
+        raise ValueError(f"slice_figure: n_slices must be >= 1; got {n_slices}")
+    truth, pred = _check_picks(picks_true, "true picks"), _check_picks(picks_pred, "predicted picks")
+    depth = volume.shape[0]
+    zs = np.unique(np.linspace(0, depth - 1, n_slices + 2)[1:-1].round().astype(int)) if depth > 2 else [depth // 2]
+    fig, axes = plt.subplots(1, len(zs), figsize=(4.5 * len(zs), 4.8), squeeze=False)
+    for ax, z in zip(axes[0], zs):
+        image = volume[z]
+        lo, hi = np.percentile(image, [1, 99])
+        ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+        for table, is_truth in ((truth, True), (pred, False)):
+            for name, group in table.groupby("particle_type"):
+                radius = next(p.radius for p in PARTICLES if p.name == name) / spacing
+                dz = group["z"].to_numpy(dtype=float) / spacing - z
+                near = np.abs(dz) <= radius
+                xs, ys = group["x"].to_numpy(float)[near] / spacing, group["y"].to_numpy(float)[near] / spacing
+                if is_truth:
+                    for x, y, r in zip(xs, ys, np.sqrt(radius**2 - dz[near] ** 2)):
+                        ax.add_patch(plt.Circle((x, y), r, fill=False, color=COLOURS[name], lw=1.2))
+                else:
+                    ax.scatter(xs, ys, marker="x", s=30, color=COLOURS[name], linewidths=1.2)
+        ax.set_title(f"z = {z} ({z * spacing:.0f} Å)")
+        ax.set_xlim(-0.5, volume.shape[2] - 0.5)
+        ax.set_ylim(volume.shape[1] - 0.5, -0.5)
+        ax.axis("off")
+    handles = [Line2D([], [], color=COLOURS[n], lw=2, label=n) for n in PARTICLE_NAMES]
+    handles += [Line2D([], [], marker="o", ls="", mfc="none", color="k", label="true"),
+                Line2D([], [], marker="x", ls="", color="k", label="predicted")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return _save(fig, out_png)
+
+
+def pr_curves_figure(candidates: pd.DataFrame, gt: pd.DataFrame, thresholds: Mapping[str, float],
+                     out_png: str | Path) -> Path:
+    """Precision-recall curve per class over the candidate scores, the chosen threshold marked."""
+    out_png = _check_png(out_png)
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
+    for ax, p in zip(axes.ravel(), PARTICLES):
+        curve = precision_recall_curve(candidates, gt, p.name)
+        ax.set_title(f"{p.name} (weight {p.weight:g})", fontsize=10)
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        if len(curve) == 0 or curve["tp"].max() == 0:
+            ax.text(0.5, 0.5, "no hits", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.plot(curve["recall"], curve["precision"], color=COLOURS[p.name], lw=1.5)
+        if p.name in thresholds:
+            t = float(thresholds[p.name])
+            at = curve[curve["threshold"] >= t]
+            row = at.iloc[0] if len(at) else curve.iloc[-1]
+            ax.plot([row["recall"]], [row["precision"]], "ko", ms=6)
+            ax.annotate(f"t={t:.3g}\nF4={row['f4']:.3f}", (row["recall"], row["precision"]),
+                        textcoords="offset points", xytext=(-60, -28), fontsize=8)
+    fig.tight_layout()
+    return _save(fig, out_png)

@@ -1,0 +1,122 @@
+"""Per-class score thresholds fitted out of fold to maximise each class's F4, and their JSON files."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamodules.pick_readers import validate_picks
+from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, particle
+from postprocess.atomic import write_text_atomic
+from postprocess.metric import MetricReport, f_beta, reference_best_scores, score_picks
+
+CURVE_COLUMNS: tuple[str, ...] = ("threshold", "tp", "fp", "fn", "precision", "recall", "f4")
+
+
+def _candidates(table: pd.DataFrame) -> pd.DataFrame:
+    """Validated candidates; a score column is required (thresholds act on it)."""
+    if "score" not in table.columns:
+        raise ValueError(f"candidates need a 'score' column; have {list(table.columns)}")
+    return validate_picks(table, "candidates")
+
+
+def _best_hitting_scores(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> np.ndarray:
+    """Per reference of class ``name`` (all runs), the best score of a candidate hitting it; -inf if none."""
+    hit_radius = HIT_RADIUS_FRACTION * particle(name).radius
+    cand = cand[cand["particle_type"] == name]
+    truth = truth[truth["particle_type"] == name]
+    best = []
+    for run, refs in truth.groupby("experiment"):
+        preds = cand[cand["experiment"] == run]
+        best.append(reference_best_scores(preds[["x", "y", "z"]].to_numpy(), preds["score"].to_numpy(),
+                                          refs[["x", "y", "z"]].to_numpy(), hit_radius))
+    return np.concatenate(best) if best else np.zeros(0)
+
+
+def precision_recall_curve(candidates: pd.DataFrame, ground_truth: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Counts and P/R/F4 of class ``name`` when keeping scores >= t, for every distinct candidate score t
+    (ascending). TP(t) = references whose best hitting score >= t; FP(t) = kept candidates - TP(t)."""
+    particle(name)
+    cand, truth = _candidates(candidates), validate_picks(ground_truth, "ground truth")
+    best = np.sort(_best_hitting_scores(cand, truth, name))  # [R]
+    scores = np.sort(cand.loc[cand["particle_type"] == name, "score"].to_numpy(dtype=np.float64))  # [P]
+    thresholds = np.unique(scores)
+    kept = len(scores) - np.searchsorted(scores, thresholds, side="left")
+    tp = len(best) - np.searchsorted(best, thresholds, side="left")
+    fp, fn = kept - tp, len(best) - tp
+    precision, recall, f4 = f_beta(tp, fp, fn)
+    return pd.DataFrame({"threshold": thresholds, "tp": tp, "fp": fp, "fn": fn, "precision": precision,
+                         "recall": recall, "f4": f4}, columns=list(CURVE_COLUMNS))
+
+
+def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float = 0.5) -> dict[str, float]:
+    """Class -> threshold maximising that class's F4 over the OOF runs (ties: the lowest, for recall).
+
+    A class whose F4 is 0 at every threshold (no references, or no candidate hits one) gets ``fallback``.
+    """
+    thresholds = {}
+    for name in PARTICLE_NAMES:
+        curve = precision_recall_curve(candidates, ground_truth, name)
+        if len(curve) == 0 or curve["f4"].max() <= 0:
+            thresholds[name] = float(fallback)
+            continue
+        # F-beta = (1 + b^2) TP / (b^2 N + kept): from integers, so equal F4 compare exactly equal
+        tp, fn, fp = (curve[c].to_numpy(dtype=np.float64) for c in ("tp", "fn", "fp"))
+        exact = (1 + BETA**2) * tp / (BETA**2 * (tp + fn) + tp + fp)
+        best = int(np.argmax(exact))  # first maximum = lowest threshold
+        thresholds[name] = float(curve["threshold"].iloc[best])
+    return thresholds
+
+
+def _check_thresholds(thresholds: Mapping[str, float], where: str) -> dict[str, float]:
+    """All six classes, nothing else, finite numbers."""
+    if not isinstance(thresholds, Mapping):
+        raise ValueError(f"{where}: thresholds must be a mapping class -> float; got {type(thresholds).__name__}")
+    unknown = sorted(set(thresholds) - set(PARTICLE_NAMES))
+    if unknown:
+        raise ValueError(f"{where}: unknown particle classes {unknown}; known: {', '.join(PARTICLE_NAMES)}")
+    missing = [n for n in PARTICLE_NAMES if n not in thresholds]
+    if missing:
+        raise ValueError(f"{where}: thresholds missing for classes {missing}")
+    out = {}
+    for name in PARTICLE_NAMES:
+        value = thresholds[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{where}: threshold of {name} must be a finite number; got {value!r}")
+        out[name] = float(value)
+    return out
+
+
+def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataFrame:
+    """Keep the candidates whose score reaches their class threshold."""
+    cand = _candidates(candidates)
+    limits = _check_thresholds(thresholds, "apply_thresholds")
+    keep = cand["score"].to_numpy() >= cand["particle_type"].map(limits).to_numpy(dtype=np.float64)
+    return cand[keep].reset_index(drop=True)
+
+
+def oof_table(candidates: pd.DataFrame, ground_truth: pd.DataFrame, thresholds: Mapping[str, float]) -> MetricReport:
+    """The official metric of the thresholded out-of-fold candidates."""
+    return score_picks(apply_thresholds(candidates, thresholds), ground_truth)
+
+
+def save_thresholds(thresholds: Mapping[str, float], path: str | Path) -> Path:
+    """Write ``{class: threshold}`` as JSON atomically."""
+    clean = _check_thresholds(thresholds, str(path))
+    return write_text_atomic(path, json.dumps(clean, indent=2) + "\n")
+
+
+def load_thresholds(path: str | Path) -> dict[str, float]:
+    """Read a thresholds JSON written by ``save_thresholds``; malformed files are a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"thresholds file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"thresholds file {path} is not valid JSON: {err}") from None
+    return _check_thresholds(data, f"thresholds file {path}")

@@ -1,0 +1,60 @@
+"""The typed config: strict round trips, overrides, presets, clear errors."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lightning_modules.config import ExperimentConfig
+from lightning_modules.config_io import dotted_to_nested, from_dict, load_yaml, parse_cli_value, to_dict
+from lightning_modules.presets import PRESETS
+from lightning_modules.training_run import experiment_name, resolve_config
+
+
+def test_round_trip_through_yaml(tmp_path) -> None:
+    cfg = resolve_config("cpu-demo", None, {"optim": {"lr": 0.0005}})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    again = from_dict(ExperimentConfig, load_yaml(path))
+    assert again == cfg
+    assert again.optim.lr == 0.0005
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path) -> None:
+    file = tmp_path / "exp.yaml"
+    file.write_text("optim:\n  lr: 0.002\n  weight_decay: 0.05\n")
+    cfg = resolve_config("cpu-demo", str(file), dotted_to_nested({"optim.lr": parse_cli_value("1e-4")}))
+    assert cfg.optim.lr == pytest.approx(1e-4)  # flag beats file
+    assert cfg.optim.weight_decay == 0.05  # file beats default
+    assert cfg.model.name == PRESETS["cpu-demo"]["model"]["name"]  # preset beats default
+
+
+def test_ce_loss_gets_a_background_channel() -> None:
+    assert resolve_config("cpu-demo", None, {"loss": {"kind": "ce"}}).model.out_channels == 7
+    assert resolve_config("cpu-demo", None, {"loss": {"kind": "bce"}}).model.out_channels == 6
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"optim": {"lrr": 1.0}}, "unknown config key"),
+    ({"optim": {"lr": "fast"}}, "optim.lr"),
+    ({"loss": {"kind": "dice"}}, "must be one of"),
+    ({"data": {"patch_size": [64, 64]}}, "data.patch_size"),
+])
+def test_bad_config_is_a_clear_error(bad, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_config("cpu-demo", None, bad)
+
+
+def test_unknown_preset_and_malformed_file(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown preset"):
+        resolve_config("tpu", None, {})
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("optim: [unclosed\n")
+    with pytest.raises(ValueError, match="broken.yaml"):
+        resolve_config(None, str(broken), {})
+
+
+def test_experiment_name_is_deterministic_and_carries_key_flags() -> None:
+    cfg = resolve_config("cpu-demo", None, {"seed": 7, "model": {"output_stride": 2}})
+    assert experiment_name(cfg) == experiment_name(resolve_config("cpu-demo", None, {"seed": 7, "model": {"output_stride": 2}}))
+    name = experiment_name(cfg)
+    assert "s7" in name and "os2" in name and "x".join(map(str, cfg.data.patch_size)) in name

@@ -1,0 +1,87 @@
+"""Threshold fitting recovers hand-computed optima and ties; JSON round trip and clear errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from particles import PARTICLE_NAMES
+from postprocess.thresholds import (apply_thresholds, fit_thresholds, load_thresholds, oof_table,
+                                    precision_recall_curve, save_thresholds)
+
+
+def table(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    """Rows (run, class, x, score) at y = z = 100 Å."""
+    return pd.DataFrame({"experiment": [r[0] for r in rows], "particle_type": [r[1] for r in rows],
+                         "x": [r[2] for r in rows], "y": 100.0, "z": 100.0, "score": [r[3] for r in rows]})
+
+
+RIB = "ribosome"  # hit radius 75 Å
+TRUTH = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1), ("B", RIB, 0.0, 1), ("B", RIB, 3000.0, 1)]).drop(columns="score")
+CANDS = table([("A", RIB, 10.0, 0.9), ("A", RIB, 5000.0, 0.8), ("A", RIB, 6000.0, 0.7), ("A", RIB, 990.0, 0.6),
+               ("B", RIB, 5000.0, 0.5), ("B", RIB, 1000.0, 0.4), ("B", RIB, 3050.0, 0.3),  # 3050: within 75 Å
+               ("B", RIB, 0.0, 0.05)] + [("B", RIB, 8000.0 + 200 * i, 0.1) for i in range(30)])
+
+
+def f4(tp: int, n_ref: int, kept: int) -> float:
+    return 17 * tp / (16 * n_ref + kept)
+
+
+def test_curve_matches_hand_counts() -> None:
+    curve = precision_recall_curve(CANDS, TRUTH, RIB).set_index("threshold")
+    assert list(curve.index) == [0.05, 0.1, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert curve.loc[0.9, ["tp", "fp", "fn"]].tolist() == [1, 0, 3]
+    assert curve.loc[0.6, ["tp", "fp", "fn"]].tolist() == [2, 2, 2]
+    assert curve.loc[0.3, ["tp", "fp", "fn"]].tolist() == [3, 4, 1]
+    assert curve.loc[0.05, ["tp", "fp", "fn"]].tolist() == [4, 34, 0]
+    assert curve.loc[0.3, "f4"] == pytest.approx(f4(3, 4, 7))
+    assert curve.loc[0.05, "recall"] == 1.0
+
+
+def test_fit_recovers_hand_optimum_and_fallback() -> None:
+    fitted = fit_thresholds(CANDS, TRUTH, fallback=0.42)
+    # F4 by hand: t=0.9 -> 17/65, 0.6 -> 34/68, 0.3 -> 51/71 (best), 0.1 -> 51/101, 0.05 -> 68/102
+    assert fitted[RIB] == 0.3
+    assert all(fitted[n] == 0.42 for n in PARTICLE_NAMES if n != RIB)  # no references there
+    report = oof_table(CANDS, TRUTH, fitted)
+    assert report.table.loc[RIB, "tp"] == 3 and report.table.loc[RIB, "fp"] == 4
+    assert report.table.loc[RIB, "f4"] == pytest.approx(f4(3, 4, 7))
+
+
+def test_ties_pick_the_lower_threshold() -> None:
+    truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
+    # t=0.9: TP 1, kept 1 -> 17/33; t=0.4: TP 2, kept 34 -> 34/66 = 17/33 (tie); t=0.5: 17/65
+    cands = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.4)] + [("A", RIB, 5000.0 + 200 * i, 0.5) for i in range(32)])
+    assert fit_thresholds(cands, truth)[RIB] == 0.4
+
+
+def test_apply_thresholds_filters_per_class() -> None:
+    cands = table([("A", RIB, 0.0, 0.5), ("A", RIB, 10.0, 0.2), ("A", "apo-ferritin", 0.0, 0.3)])
+    limits = {n: 0.25 for n in PARTICLE_NAMES} | {RIB: 0.4}
+    kept = apply_thresholds(cands, limits)
+    assert sorted(zip(kept["particle_type"], kept["score"])) == [("apo-ferritin", 0.3), (RIB, 0.5)]
+    with pytest.raises(ValueError, match="score"):
+        apply_thresholds(cands.drop(columns="score"), limits)
+
+
+def test_json_round_trip_and_errors(tmp_path: Path) -> None:
+    limits = {n: 0.1 * (i + 1) for i, n in enumerate(PARTICLE_NAMES)}
+    path = save_thresholds(limits, tmp_path / "t.json")
+    assert load_thresholds(path) == limits
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json.*not valid JSON"):
+        load_thresholds(bad)
+    bad.write_text(json.dumps(limits | {"bogus": 0.2}))
+    with pytest.raises(ValueError, match="unknown particle classes \\['bogus'\\]"):
+        load_thresholds(bad)
+    bad.write_text(json.dumps({n: v for n, v in limits.items() if n != RIB}))
+    with pytest.raises(ValueError, match="missing.*ribosome"):
+        load_thresholds(bad)
+    bad.write_text(json.dumps(limits | {RIB: "high"}))
+    with pytest.raises(ValueError, match="finite number"):
+        load_thresholds(bad)
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        load_thresholds(tmp_path / "nope.json")

@@ -1,0 +1,109 @@
+"""TTA transforms invert exactly (stride 1 and 2) and ensembles/TTA of equivariant models change nothing."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from postprocess.inference import predict_probabilities
+from postprocess.sliding_window import sliding_window_logits
+from postprocess.tta import TRANSFORM_NAMES, TRANSFORMS, get_transforms, tta_logits
+from tests.test_sliding_window import DeltaConv, Subsample
+
+
+@pytest.mark.parametrize("name", TRANSFORM_NAMES)
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape", [(6, 8, 10), (7, 9, 9)])
+def test_every_transform_round_trips_exactly(name: str, stride: int, shape: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    volume = torch.randn(shape)
+    transform = TRANSFORMS[name]
+    moved = transform.forward(volume[None], stride)  # [1, D', H', W'] (leading dims pass through)
+    model_out = moved[..., ::stride, ::stride, ::stride]  # a stride-s "model": output j = input s*j
+    back = transform.inverse(model_out, [-(-n // stride) for n in shape])
+    assert torch.equal(back[0], volume[::stride, ::stride, ::stride])
+
+
+def test_plain_flip_is_misaligned_on_even_stride2_grid() -> None:
+    """Why forward() pads: without it a flipped even axis lands half a coarse voxel off."""
+    volume = torch.arange(8.0)[:, None, None].expand(8, 4, 4)
+    naive = torch.flip(torch.flip(volume, [0])[::2], [0])
+    assert not torch.equal(naive, volume[::2])
+
+
+@pytest.mark.parametrize("model, stride", [(DeltaConv(), 1), (Subsample(), 2)])
+def test_tta_with_equivariant_model_equals_no_tta(model: nn.Module, stride: int) -> None:
+    torch.manual_seed(2)
+    volume = torch.randn(12, 16, 20)
+    plain = sliding_window_logits(model, volume, (8, 8, 8), 0.25, 4, 3, stride)
+    tta = tta_logits(model, volume, TRANSFORM_NAMES, (8, 8, 8), 0.25, 4, 3)
+    torch.testing.assert_close(tta, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_tta_detects_non_equivariant_model() -> None:
+    class XRamp(nn.Module):
+        output_stride, size_divisor = 1, 1
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.arange(x.shape[-1], dtype=x.dtype)
+
+    volume = torch.zeros(4, 8, 8)
+    flipped = tta_logits(XRamp(), volume, ["flip_x"], (4, 8, 8), 0.0, 1, 1)
+    assert torch.equal(flipped[0, 0, 0], torch.arange(7.0, -1.0, -1.0))
+
+
+def test_unknown_or_empty_transform_list_is_error() -> None:
+    with pytest.raises(ValueError, match="flip_w"):
+        get_transforms(["identity", "flip_w"])
+    with pytest.raises(ValueError, match="empty"):
+        get_transforms([])
+
+
+class Biased(nn.Module):
+    """Sigmoid-kind stand-in (6 channels) at a given stride with a constant logit offset."""
+
+    size_divisor = 4
+
+    def __init__(self, stride: int, bias: float, channels: int = 6) -> None:
+        super().__init__()
+        self.output_stride, self.bias, self.channels = stride, bias, channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.output_stride
+        return x[:, :, ::s, ::s, ::s].repeat(1, self.channels, 1, 1, 1) + self.bias
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_ensemble_of_identical_models_equals_one(stride: int) -> None:
+    torch.manual_seed(3)
+    volume = torch.randn(10, 12, 12)
+    args = ("sigmoid", (8, 8, 8), 0.5, 2)
+    one = predict_probabilities([Biased(stride, 0.3)], volume, *args, tta=["identity"])
+    two = predict_probabilities([Biased(stride, 0.3), Biased(stride, 0.3)], volume, *args,
+                                tta=["identity", "flip_z", "rot90_1"])
+    assert one.shape == (6, *(-(-n // stride) for n in volume.shape))
+    torch.testing.assert_close(two, one, rtol=1e-5, atol=1e-6)
+    want = torch.sigmoid(volume[::stride, ::stride, ::stride] + 0.3)
+    torch.testing.assert_close(one[2], want, rtol=1e-5, atol=1e-6)
+
+
+def test_average_logits_versus_probabilities() -> None:
+    volume = torch.zeros(8, 8, 8)
+    models = [Biased(1, -2.0), Biased(1, 4.0)]
+    logit_avg = predict_probabilities(models, volume, "sigmoid", (8, 8, 8), 0.0, 1)
+    prob_avg = predict_probabilities(models, volume, "sigmoid", (8, 8, 8), 0.0, 1, average="probabilities")
+    torch.testing.assert_close(logit_avg, torch.full_like(logit_avg, torch.sigmoid(torch.tensor(1.0)).item()))
+    want = (torch.sigmoid(torch.tensor(-2.0)) + torch.sigmoid(torch.tensor(4.0))).item() / 2
+    torch.testing.assert_close(prob_avg, torch.full_like(prob_avg, want))
+
+
+def test_softmax_drops_background_and_mismatches_are_errors() -> None:
+    volume = torch.randn(8, 8, 8)
+    probs = predict_probabilities([Biased(1, 0.0, channels=7)], volume, "softmax", (8, 8, 8), 0.0, 1)
+    torch.testing.assert_close(probs, torch.full_like(probs, 1 / 7))
+    with pytest.raises(ValueError, match="output_stride"):
+        predict_probabilities([Biased(1, 0.0), Biased(2, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1)
+    with pytest.raises(ValueError, match="expected"):
+        predict_probabilities([Biased(1, 0.0, channels=7)], volume, "sigmoid", (8, 8, 8), 0.0, 1)
+    with pytest.raises(ValueError, match="average"):
+        predict_probabilities([Biased(1, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1, average="median")
