@@ -1,0 +1,166 @@
+"""Fold checkpoints -> OOF thresholds -> submission: ``python ensemble.py --runs RUNS --data ROOT --out sub.csv``.
+
+Finds the folds of one experiment by their saved config, fits per-class thresholds on their out-of-fold
+candidates (or loads the saved ones), averages the folds' logits (with optional TTA) over every tomogram
+of the split, picks peaks, and writes the submission CSV and copick pick files atomically. Under torchrun
+each process predicts a share of the tomograms. ``--score`` prints the official metric.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from datamodules.sources import open_source
+from lightning_modules.checkpoints import (FoldRun, check_compatible, find_fold_runs, fold_run_from_checkpoint,
+                                           load_model, weight_soup)
+from lightning_modules.config import activation_kind
+from lightning_modules.oof import collect_oof
+from models.logit_average import LogitAverage
+from postprocess.atomic import atomic_path
+from postprocess.ensemble_predict import EnsembleSettings, predict_run
+from postprocess.metric import format_report, score_picks
+from postprocess.plots import pr_curves_figure, slice_figure
+from postprocess.sharding import gather_tables, init_from_env, shard_runs
+from postprocess.thresholds import fit_thresholds, load_thresholds, oof_table, save_thresholds
+from postprocess.tta import TRANSFORM_NAMES
+from postprocess.writers import empty_picks, write_copick_picks, write_submission
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", help="runs folder written by train.py (folds found by their config.yaml)")
+    p.add_argument("--experiment", help="which experiment under --runs (needed when there are several)")
+    p.add_argument("--checkpoints", nargs="+", help="explicit checkpoints instead of --runs")
+    p.add_argument("--data", nargs="+", help="copick root (default: the folds' training root), or MRC files")
+    p.add_argument("--split", default="test", help="split of a copick root to predict (default: test)")
+    p.add_argument("--out", required=True, help="submission CSV to write")
+    p.add_argument("--overlay", help="copick overlay root for the pick JSONs (default: <out>_copick/)")
+    p.add_argument("--thresholds", help="thresholds JSON (default: <runs>/<experiment>.thresholds.json)")
+    p.add_argument("--refit-thresholds", action="store_true", help="fit thresholds again on the OOF candidates")
+    p.add_argument("--tta", nargs="+", default=["identity"], choices=TRANSFORM_NAMES,
+                   help="test-time transforms whose inverted logits are averaged")
+    p.add_argument("--average", choices=["logits", "probabilities"], default="logits")
+    p.add_argument("--soup", action="store_true", help="average the folds' weights into one model first")
+    p.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap fraction")
+    p.add_argument("--batch-size", type=int, default=2, help="windows per forward pass")
+    p.add_argument("--window", nargs=3, type=int, help="sliding window (z y x); default: the validation one")
+    p.add_argument("--smooth-sigma", type=float, help="light Gaussian smoothing before NMS (voxels)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 on a GPU, fp32 on the CPU")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU of this rank, else the CPU)")
+    p.add_argument("--score", action="store_true", help="score the picks against the split's ground truth")
+    p.add_argument("--pictures", help="folder for PNGs: slices with picks per run, OOF precision-recall curves")
+    p.add_argument("--export-torchscript", help="also save the averaged ensemble as a TorchScript file")
+    return p
+
+
+def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
+    if bool(args.runs) == bool(args.checkpoints):
+        raise ValueError("give either --runs or --checkpoints")
+    runs = ([fold_run_from_checkpoint(c) for c in args.checkpoints] if args.checkpoints
+            else find_fold_runs(args.runs, args.experiment))
+    check_compatible(runs)
+    return runs
+
+
+def thresholds_for(args: argparse.Namespace, runs: list[FoldRun]) -> tuple[dict[str, float], tuple | None]:
+    """Saved thresholds, or thresholds fitted on the OOF candidates (saved beside the checkpoints)."""
+    default = Path(args.runs) / f"{runs[0].config.experiment}.thresholds.json" if args.runs else None
+    path = Path(args.thresholds) if args.thresholds else default
+    oof = None
+    if any(r.run_dir is not None for r in runs):
+        oof = collect_oof(runs)
+    if path is not None and path.is_file() and not args.refit_thresholds:
+        return load_thresholds(path), oof
+    if oof is None:
+        raise FileNotFoundError("no thresholds file (--thresholds) and no run folders to fit them on")
+    thresholds = fit_thresholds(oof[0], oof[1])
+    if path is not None:
+        save_thresholds(thresholds, path)
+        print(f"thresholds fitted out of fold, saved to {path}")
+    return thresholds, oof
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"ensemble.py: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    folds = fold_runs_from(args)
+    cfg = folds[0].config
+    thresholds, oof = thresholds_for(args, folds)
+    if oof is not None:
+        print(f"out-of-fold CV over {', '.join(oof[2])} ({len(folds)} folds):")
+        print(format_report(oof_table(oof[0], oof[1], thresholds)))
+    data = args.data or [cfg.data.data_root]
+    source = (open_source(data[0], args.split, cfg.data.tomo_type) if len(data) == 1
+              else open_source([Path(d) for d in data]))
+    names = source.run_names()
+    if not names:
+        raise ValueError(f"{data[0]} has no runs in split {args.split!r}")
+    if args.score and not source.has_picks:
+        raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
+
+    rank, world, device = init_from_env()
+    device = torch.device(args.device) if args.device else device
+    models = [load_model(r, device) for r in folds]
+    models = [weight_soup(models)] if args.soup else models
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
+    settings = EnsembleSettings(
+        activation=activation_kind(cfg.loss), output_stride=cfg.model.output_stride,
+        normalization=cfg.data.normalization, window=tuple(args.window or cfg.validation.window),
+        overlap=args.overlap, batch_size=args.batch_size, tta=tuple(args.tta), average=args.average,
+        kernel_fraction=cfg.validation.kernel_fraction, smooth_sigma=args.smooth_sigma,
+        autocast_dtype=torch.bfloat16 if bf16 else None)
+
+    tables = []
+    for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
+        volume = source.load_tomogram(name)
+        picks = predict_run(models, volume, name, settings, thresholds, device)
+        tables.append(picks)
+        if args.pictures:
+            truth = source.picks(name) if source.has_picks else picks.iloc[:0]
+            slice_figure(volume, truth, picks, Path(args.pictures) / f"{name}_slices.png")
+    table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks())
+    if rank != 0:
+        return 0
+    out = write_submission(table, args.out)
+    overlay = Path(args.overlay) if args.overlay else out.with_name(f"{out.stem}_copick")
+    write_copick_picks(table, overlay, runs=names)
+    print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs under {overlay})")
+    if args.pictures and oof is not None:
+        pr_curves_figure(oof[0], oof[1], thresholds, Path(args.pictures) / "oof_pr_curves.png")
+    if args.export_torchscript:
+        export_torchscript(models, settings.window, Path(args.export_torchscript))
+    if args.score:
+        truth = pd.concat([source.picks(n) for n in names], ignore_index=True)
+        report = score_picks(table, truth, runs=names)
+        print(f"{args.split} score against the ground truth:")
+        print(format_report(report))
+    return 0
+
+
+def export_torchscript(models: list[torch.nn.Module], window: tuple[int, int, int], path: Path) -> None:
+    """Trace the logit-averaging ensemble on one window and save it (atomically)."""
+    ensemble = LogitAverage(models).eval()
+    example = torch.zeros((1, 1, *window), device=next(ensemble.parameters()).device)
+    with torch.inference_mode():
+        traced = torch.jit.trace(ensemble, example)
+    with atomic_path(path, suffix=".pt") as tmp:
+        traced.save(str(tmp))
+    print(f"exported the {len(models)}-model ensemble to {path} (TorchScript, input [B, 1, {window}])")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""One tomogram through the fold ensemble: normalise, sliding window + TTA, average logits, pick peaks."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from datamodules.normalization import normalize
+from postprocess.heatmap_nms import pick_particles
+from postprocess.inference import predict_probabilities
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """How the ensemble predicts; the model-dependent parts come from the fold configs."""
+
+    activation: str  # "sigmoid" | "softmax"
+    output_stride: int
+    normalization: str
+    window: tuple[int, int, int]
+    overlap: float = 0.25
+    batch_size: int = 2
+    tta: tuple[str, ...] = ("identity",)
+    average: str = "logits"
+    kernel_fraction: float = 0.5
+    smooth_sigma: float | None = None
+    autocast_dtype: torch.dtype | None = None
+
+
+def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
+                thresholds: Mapping[str, float], device: torch.device) -> pd.DataFrame:
+    """Picks (with score) of one run; only the ensemble's output for this tomogram is held in memory."""
+    try:
+        normalised = normalize(volume, settings.normalization)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ValueError(f"run {run}: {err}") from err
+    tensor = torch.from_numpy(normalised).to(device)  # [D, H, W]
+    probs = predict_probabilities(models, tensor, settings.activation, window=settings.window,
+                                  overlap=settings.overlap, batch_size=settings.batch_size, tta=settings.tta,
+                                  average=settings.average, autocast_dtype=settings.autocast_dtype)
+    return pick_particles(probs, run, thresholds, output_stride=settings.output_stride,
+                          kernel_fraction=settings.kernel_fraction, smooth_sigma=settings.smooth_sigma)

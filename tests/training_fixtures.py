@@ -1,0 +1,70 @@
+"""Tiny datasets and configs for the training tests: CPU only, seconds per run."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from datamodules.layout import tomogram_path, train_overlay_root
+from particles import PARTICLE_NAMES
+from postprocess.writers import write_pick_json
+from simulation.tomogram import simulate_run
+from simulation.zarr_writer import write_multiscale_zarr
+
+TWIN_RUNS: tuple[str, str] = ("TS_A", "TS_B")
+
+
+def write_folds(path: Path, folds: dict[int, list[str]]) -> Path:
+    """A folds.yaml (fold -> validation runs) for ``data.folds_file``."""
+    path.write_text(yaml.safe_dump({"folds": {int(k): list(v) for k, v in folds.items()}}))
+    return path
+
+
+def twin_dataset(root: Path, shape: tuple[int, int, int], seed: int = 0,
+                 noise: float = 1.0) -> tuple[Path, Path, pd.DataFrame]:
+    """One simulated tomogram and its picks under two run names, and folds {0: [TS_A], 1: [TS_B]}.
+
+    Training fold 0 trains on TS_B and validates on TS_A: the same data, so a model can overfit it.
+    """
+    volumes, picks, _ = simulate_run(shape, np.random.default_rng(seed), noise)
+    for run in TWIN_RUNS:
+        write_multiscale_zarr(tomogram_path(root, "train", run), volumes["denoised"])
+        for name in PARTICLE_NAMES:
+            xyz = picks.loc[picks["particle_type"] == name, ["x", "y", "z"]].to_numpy()
+            write_pick_json(train_overlay_root(root), run, name, xyz)
+    folds = write_folds(root / "folds.yaml", {0: [TWIN_RUNS[0]], 1: [TWIN_RUNS[1]]})
+    return root, folds, picks
+
+
+def tiny_overrides(data_root: Path, folds_file: Path | str = "folds.yaml", fold: int | str = 0,
+                   patch: int = 32, steps: int = 2, **sections: dict[str, Any]) -> dict[str, Any]:
+    """Nested overrides for a unet-tiny run of ``steps`` optimiser steps in one epoch; ``sections`` merge in."""
+    cfg: dict[str, Any] = {
+        "model": {"name": "unet-tiny", "widths": [8, 16, 32], "output_stride": 2},
+        "data": {"data_root": str(data_root), "folds_file": str(folds_file), "fold": fold,
+                 "patch_size": [patch] * 3, "batch_size": 1, "num_workers": 0, "patches_per_epoch": steps},
+        "validation": {"window": [32, 64, 64], "batch_size": 1, "picture": False},
+        "trainer": {"accelerator": "cpu", "devices": "1", "precision": "32", "max_epochs": 1,
+                    "max_steps": -1, "log_every_n_steps": 1},
+        "logging": {"wandb": False},
+    }
+    for section, values in sections.items():
+        cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
+def cli_args(overrides: dict[str, Any]) -> list[str]:
+    """The same nested overrides as ``--section.key value`` flags for ``train.main``."""
+    shortcuts = {"data.fold": "--fold", "data.data_root": "--data"}
+    args: list[str] = []
+    for section, values in overrides.items():
+        for key, value in values.items():
+            flag = shortcuts.get(f"{section}.{key}", f"--{section}.{key}")
+            if isinstance(value, (list, tuple)):
+                args += [flag, *[str(v) for v in value]]
+            else:
+                args += [flag, "null" if value is None else str(value)]
+    return args
