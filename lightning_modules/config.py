@@ -56,6 +56,7 @@ class ValidationConfig:
     overlap: float = 0.25
     batch_size: int = 2
     candidate_threshold: float = 0.05  # peaks kept for threshold fitting (OOF candidates)
+    max_candidates_per_class: int = 1000  # per run; real runs hold <= ~100 particles of a class
     kernel_fraction: float = 0.5  # max-pool NMS kernel ≈ this × class radius
     save_heatmaps: bool = False  # also save the best epoch's probabilities (float16 .npy)
     picture: bool = True  # a PNG of validation slices with true and predicted picks

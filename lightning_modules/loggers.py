@@ -11,6 +11,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_modules.config import LoggingConfig
 
+CSV_DIR = "csv"
+
 
 def wandb_mode() -> str:
     """``WANDB_MODE`` if set; ``online`` when an API key is known; else ``offline`` (said once)."""
@@ -33,8 +35,9 @@ def _netrc_has_wandb() -> bool:
 
 def build_loggers(cfg: LoggingConfig, run_dir: Path, run_name: str, group: str,
                   config: dict[str, Any]) -> list[Logger]:
-    """CSV metrics in ``run_dir/metrics.csv``; W&B run ``run_name`` in group ``group`` (the experiment)."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    """CSV metrics in ``run_dir/csv/version_<n>/metrics.csv`` (a resumed run adds a version rather than
+    overwriting the last); W&B run ``run_name`` in group ``group`` (the experiment)."""
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name=CSV_DIR)]
     if cfg.wandb and wandb_mode() != "disabled":
         from lightning.pytorch.loggers import WandbLogger
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -59,11 +60,11 @@ def weighted_ce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -
 
 
 def build_loss(cfg: LossConfig) -> LossFn:
-    """The loss function named by the config."""
+    """The loss function named by the config (a partial, not a lambda: ddp_spawn pickles the module)."""
     if cfg.kind == "bce":
-        return lambda logits, target: weighted_bce(logits, target, cfg.pos_weight)
+        return partial(weighted_bce, pos_weight=cfg.pos_weight)
     if cfg.kind == "focal":
-        return lambda logits, target: quality_focal(logits, target, cfg.focal_gamma, cfg.pos_weight)
+        return partial(quality_focal, gamma=cfg.focal_gamma, pos_weight=cfg.pos_weight)
     if cfg.kind == "ce":
-        return lambda logits, target: weighted_ce(logits, target, cfg.pos_weight)
+        return partial(weighted_ce, pos_weight=cfg.pos_weight)
     raise ValueError(f"unknown loss kind {cfg.kind!r}; choose bce, focal or ce")

@@ -67,7 +67,8 @@ class ParticlePicker(L.LightningModule):
             batch_size=vcfg.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype())
         candidates = pick_particles(probs, run, thresholds=[vcfg.candidate_threshold] * NUM_CLASSES,
                                     output_stride=self.model.output_stride,
-                                    kernel_fraction=vcfg.kernel_fraction)
+                                    kernel_fraction=vcfg.kernel_fraction,
+                                    max_per_class=vcfg.max_candidates_per_class)
         self._val_candidates.append(candidates)
         if vcfg.save_heatmaps:
             self._val_probs[run] = probs.to(torch.float16).cpu()

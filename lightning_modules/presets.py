@@ -23,7 +23,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim": {"lr": 3e-3, "warmup_fraction": 0.05},
         "mixup": {"prob": 0.25},
         "ema": {"decay": 0.98, "start_step": 20},
-        "validation": {"window": [64, 128, 128], "batch_size": 1},
+        "validation": {"window": [96, 256, 256], "batch_size": 1},
         "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 12},
     },
 }

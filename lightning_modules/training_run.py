@@ -10,11 +10,12 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import EMAWeightAveraging, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from datamodules.datamodule import CryoETDataModule
 from lightning_modules.config import ExperimentConfig, TrainerConfig, out_channels_for
 from lightning_modules.config_io import from_dict, load_yaml, merge, to_dict
+from lightning_modules.ema import PicklableEMA
 from lightning_modules.fold_validation import VAL_METRICS
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
@@ -108,7 +109,7 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
         dirpath=paths.last.parent, filename="best", save_last=True, enable_version_counter=False,
         monitor="val/score" if has_validation else None, mode="max", save_top_k=1 if has_validation else 0)]
     if cfg.ema.enabled:
-        callbacks.append(EMAWeightAveraging(decay=cfg.ema.decay, update_starting_at_step=cfg.ema.start_step))
+        callbacks.append(PicklableEMA(decay=cfg.ema.decay, update_starting_at_step=cfg.ema.start_step))
     loggers = build_loggers(cfg.logging, paths.run_dir, paths.run_dir.name, cfg.experiment, to_dict(cfg))
     if any(hasattr(lg, "log_image") for lg in loggers):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -134,10 +135,10 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
     datamodule = CryoETDataModule(cfg.data)
     datamodule.setup("fit")
     has_validation = bool(datamodule.val_runs)
-    prepare_run_dir(paths, cfg, resume, overwrite)
     module = ParticlePicker.from_config(cfg)
     if init_from:
         module.load_weights_from(init_from)
+    prepare_run_dir(paths, cfg, resume, overwrite)  # only once the config has built a model: no stray folders
     trainer = build_trainer(cfg, paths, has_validation)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
     return paths

@@ -6,13 +6,14 @@ from torch import nn
 import torch.nn.functional as F
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm (groups of <= 4 channels) works for batch size 1 and 1-voxel deep features."""
-    return nn.GroupNorm(max(1, channels // 4), channels)
+def _norm(channels: int) -> nn.BatchNorm3d:
+    """BatchNorm, as in the smp nets: at eval it uses running statistics, so the output of a voxel does
+    not depend on the size of the window it is predicted in (GroupNorm's would)."""
+    return nn.BatchNorm3d(channels)
 
 
 class DoubleConv(nn.Sequential):
-    """Two 3x3x3 conv -> GroupNorm -> ReLU layers."""
+    """Two 3x3x3 conv -> BatchNorm -> ReLU layers."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(

@@ -108,7 +108,7 @@ def pr_curves_figure(candidates: pd.DataFrame, gt: pd.DataFrame, thresholds: Map
             at = curve[curve["threshold"] >= t]
             row = at.iloc[0] if len(at) else curve.iloc[-1]
             ax.plot([row["recall"]], [row["precision"]], "ko", ms=6)
-            ax.annotate(f"t={t:.3g}\nF4={row['f4']:.3f}", (row["recall"], row["precision"]),
-                        textcoords="offset points", xytext=(-60, -28), fontsize=8)
+            ax.text(0.03, 0.95, f"threshold {t:.3g}\nP {row['precision']:.2f}  R {row['recall']:.2f}  "
+                    f"F4 {row['f4']:.3f}", transform=ax.transAxes, va="top", fontsize=8)
     fig.tight_layout()
     return _save(fig, out_png)

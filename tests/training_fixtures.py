@@ -40,8 +40,11 @@ def twin_dataset(root: Path, shape: tuple[int, int, int], seed: int = 0,
 
 
 def tiny_overrides(data_root: Path, folds_file: Path | str = "folds.yaml", fold: int | str = 0,
-                   patch: int = 32, steps: int = 2, **sections: dict[str, Any]) -> dict[str, Any]:
-    """Nested overrides for a unet-tiny run of ``steps`` optimiser steps in one epoch; ``sections`` merge in."""
+                   patch: int = 32, steps: int = 2, **extra: Any) -> dict[str, Any]:
+    """Nested overrides for a unet-tiny run of ``steps`` optimiser steps in one epoch.
+
+    ``extra`` sections (dicts) are laid over the defaults key by key; top-level values (``seed``) are set.
+    """
     cfg: dict[str, Any] = {
         "model": {"name": "unet-tiny", "widths": [8, 16, 32], "output_stride": 2},
         "data": {"data_root": str(data_root), "folds_file": str(folds_file), "fold": fold,
@@ -51,8 +54,11 @@ def tiny_overrides(data_root: Path, folds_file: Path | str = "folds.yaml", fold:
                     "max_steps": -1, "log_every_n_steps": 1},
         "logging": {"wandb": False},
     }
-    for section, values in sections.items():
-        cfg.setdefault(section, {}).update(values)
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            cfg.setdefault(key, {}).update(value)
+        else:
+            cfg[key] = value
     return cfg
 
 
@@ -60,11 +66,15 @@ def cli_args(overrides: dict[str, Any]) -> list[str]:
     """The same nested overrides as ``--section.key value`` flags for ``train.main``."""
     shortcuts = {"data.fold": "--fold", "data.data_root": "--data"}
     args: list[str] = []
-    for section, values in overrides.items():
-        for key, value in values.items():
-            flag = shortcuts.get(f"{section}.{key}", f"--{section}.{key}")
-            if isinstance(value, (list, tuple)):
-                args += [flag, *[str(v) for v in value]]
-            else:
-                args += [flag, "null" if value is None else str(value)]
+    leaves = [(f"--{key}", value) for key, value in overrides.items() if not isinstance(value, dict)]
+    leaves += [(shortcuts.get(f"{section}.{key}", f"--{section}.{key}"), value)
+               for section, values in overrides.items() if isinstance(values, dict)
+               for key, value in values.items()]
+    for flag, value in leaves:
+        if isinstance(value, dict):
+            raise ValueError(f"{flag}: nested mappings have no command-line form")
+        if isinstance(value, (list, tuple)):
+            args += [flag, *[str(v) for v in value]]
+        else:
+            args += [flag, "null" if value is None else str(value)]
     return args
