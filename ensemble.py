@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from datamodules.pick_readers import empty_picks_table
 from datamodules.sources import open_source
 from lightning_modules.checkpoints import (FoldRun, check_compatible, find_fold_runs, fold_run_from_checkpoint,
                                            load_model, weight_soup)
@@ -28,7 +29,7 @@ from postprocess.plots import pr_curves_figure, slice_figure
 from postprocess.sharding import gather_tables, init_from_env, shard_runs
 from postprocess.thresholds import fit_thresholds, load_thresholds, oof_table, save_thresholds
 from postprocess.tta import TRANSFORM_NAMES
-from postprocess.writers import empty_picks, write_copick_picks, write_submission
+from postprocess.writers import write_copick_picks, write_submission
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if args.pictures:
             truth = source.picks(name) if source.has_picks else picks.iloc[:0]
             slice_figure(volume, truth, picks, Path(args.pictures) / f"{name}_slices.png")
-    table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks())
+    table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
     if rank != 0:
         return 0
     out = write_submission(table, args.out)

@@ -17,7 +17,7 @@ from datamodules.normalization import NormalizationMode, normalize
 from datamodules.patch_dataset import EpochSampler, RunPicks, TargetKind, TrainPatchDataset
 from datamodules.sampling import PatchSampler, default_class_weights
 from datamodules.sources import TomogramSource, open_source
-from postprocess.writers import empty_picks
+from datamodules.pick_readers import empty_picks_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ class CryoETDataModule(L.LightningDataModule):
         self.source: TomogramSource | None = None
         self.train_runs: list[str] = []
         self.val_runs: list[str] = []
-        self.val_picks: pd.DataFrame = empty_picks()
+        self.val_picks: pd.DataFrame = empty_picks_table()
         self.train_dataset: TrainPatchDataset | None = None
         self.val_dataset: ValVolumeDataset | None = None
 

@@ -20,7 +20,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 32, 64, 128]},
         "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
                  "patches_per_epoch": 96, "positive_fraction": 0.8},
-        "optim": {"lr": 3e-3, "warmup_fraction": 0.05},
+        "optim": {"lr": 1e-3, "warmup_fraction": 0.05},
         "mixup": {"prob": 0.25},
         "ema": {"decay": 0.98, "start_step": 20},
         "validation": {"window": [96, 256, 256], "batch_size": 1},

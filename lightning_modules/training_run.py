@@ -45,6 +45,9 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     cfg = merge(cfg, overrides)
     if "out_channels" not in overrides.get("model", {}):
         cfg.model.out_channels = out_channels_for(cfg.loss, NUM_CLASSES)
+    asked = overrides.get("data", {}).get("target_stride")
+    if asked is not None and asked != cfg.model.output_stride:
+        raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")
     cfg.data.target_stride = cfg.model.output_stride  # target voxel j is patch voxel s*j, as in postprocess
     if not cfg.experiment:
         cfg.experiment = experiment_name(cfg)

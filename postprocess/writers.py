@@ -8,18 +8,12 @@ import numpy as np
 import pandas as pd
 
 from datamodules.layout import pick_file
+from datamodules.pick_readers import PICK_COLUMNS
 from particles import PARTICLE_NAMES, particle
 from postprocess.atomic import atomic_path, write_text_atomic
 
-SUBMISSION_COLUMNS: tuple[str, ...] = ("id", "experiment", "particle_type", "x", "y", "z")
-PICK_COLUMNS: tuple[str, ...] = ("experiment", "particle_type", "x", "y", "z")
+SUBMISSION_COLUMNS: tuple[str, ...] = ("id", *PICK_COLUMNS)
 _IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-
-
-def empty_picks() -> pd.DataFrame:
-    """A picks table with no rows but the right columns (experiment, particle_type, x, y, z in Å)."""
-    return pd.DataFrame({c: pd.Series(dtype=object if c in ("experiment", "particle_type") else float)
-                         for c in PICK_COLUMNS})
 
 
 def write_submission(picks: pd.DataFrame, path: str | Path) -> Path:

@@ -38,6 +38,7 @@ def test_ce_loss_gets_a_background_channel() -> None:
     ({"optim": {"lr": "fast"}}, "optim.lr"),
     ({"loss": {"kind": "dice"}}, "must be one of"),
     ({"data": {"patch_size": [64, 64]}}, "data.patch_size"),
+    ({"model": {"output_stride": 2}, "data": {"target_stride": 1}}, "target_stride"),
 ])
 def test_bad_config_is_a_clear_error(bad, message) -> None:
     with pytest.raises(ValueError, match=message):

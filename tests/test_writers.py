@@ -12,7 +12,8 @@ from datamodules.pick_readers import read_run_picks
 from datamodules.sources import read_pick_json
 from particles import PARTICLE_NAMES
 from postprocess.metric import read_submission
-from postprocess.writers import empty_picks, write_copick_picks, write_submission
+from datamodules.pick_readers import empty_picks_table
+from postprocess.writers import write_copick_picks, write_submission
 
 PICKS = pd.DataFrame({
     "experiment": ["TS_B", "TS_A", "TS_A", "TS_A"],
@@ -31,7 +32,7 @@ def test_submission_columns_and_ids(tmp_path: Path) -> None:
     assert table.iloc[0][["particle_type", "x", "y", "z"]].tolist() == ["apo-ferritin", 4.5, 40.0, 50.0]
     back = read_submission(path)
     assert sorted(back["x"].tolist()) == [1.0, 2.0, 3.25, 4.5]
-    empty = write_submission(empty_picks(), tmp_path / "empty.csv")
+    empty = write_submission(empty_picks_table(), tmp_path / "empty.csv")
     assert empty.read_text().strip() == "id,experiment,particle_type,x,y,z"
 
 
