@@ -1,0 +1,120 @@
+"""ensemble.py end to end on tiny synthetic data: folds -> OOF thresholds -> submission -> metric."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import ensemble
+from lightning_modules.checkpoints import find_fold_runs, load_model
+from lightning_modules.training_run import fit, resolve_config
+from models.logit_average import LogitAverage
+from postprocess.metric import read_submission
+from postprocess.sharding import shard_runs
+from tests.training_fixtures import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two folds (0 and 1) of a tiny recipe, a few steps each: enough to exercise every path."""
+    torch.set_num_threads(1)
+    runs = tmp_path_factory.mktemp("runs")
+    for fold in (0, 1):
+        cfg = resolve_config(None, None, tiny_overrides(tiny_dataset, fold=fold, steps=3,
+                                                        validation={"window": [48, 96, 96]}))
+        fit(cfg, runs)
+    return runs
+
+
+def _ensemble(*args: str) -> int:
+    return ensemble.main(list(args))
+
+
+def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_dataset, tmp_path, capsys) -> None:
+    out = tmp_path / "submission.csv"
+    code = _ensemble("--runs", str(trained_runs), "--data", str(tiny_dataset), "--split", "test",
+                     "--out", str(out), "--score", "--pictures", str(tmp_path / "pics"), "--tta", "identity", "flip_x")
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "out-of-fold CV over TS_5_4, TS_6_4" in printed and "score " in printed
+    table = read_submission(out)
+    assert list(table.columns)[:6] == ["id", "experiment", "particle_type", "x", "y", "z"]
+    assert set(table["experiment"]) <= {"TS_sim_test_0", "TS_sim_test_1"}
+    experiment = find_fold_runs(trained_runs)[0].config.experiment
+    assert (trained_runs / f"{experiment}.thresholds.json").is_file()
+    assert (tmp_path / "submission_copick" / "ExperimentRuns" / "TS_sim_test_1" / "Picks" / "ribosome.json").is_file()
+    for png in ("TS_sim_test_0_slices.png", "TS_sim_test_1_slices.png", "oof_pr_curves.png"):
+        assert (tmp_path / "pics" / png).stat().st_size > 0
+    metric = subprocess.run([sys.executable, "-m", "postprocess.metric", str(out), "--gt",
+                             str(tiny_dataset / "test_truth")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert metric.returncode == 0, metric.stderr
+    last = metric.stdout.strip().splitlines()[-1]
+    assert last.startswith("score ") and 0.0 <= float(last.split()[1]) <= 1.0
+    assert last in printed  # ensemble.py --score printed the same score as the metric's CLI
+
+
+def test_two_identical_checkpoints_equal_one(trained_runs, tiny_dataset, tmp_path) -> None:
+    run = find_fold_runs(trained_runs)[0]
+    thresholds = tmp_path / "t.json"
+    thresholds.write_text('{"apo-ferritin": 0.1, "beta-amylase": 0.1, "beta-galactosidase": 0.1, '
+                          '"ribosome": 0.1, "thyroglobulin": 0.1, "virus-like-particle": 0.1}')
+    common = ["--data", str(tiny_dataset), "--split", "test", "--thresholds", str(thresholds)]
+    assert _ensemble("--checkpoints", str(run.checkpoint), "--out", str(tmp_path / "one.csv"), *common) == 0
+    assert _ensemble("--checkpoints", str(run.checkpoint), str(run.checkpoint),
+                     "--out", str(tmp_path / "two.csv"), *common) == 0
+    one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
+    assert len(one) > 0
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_bad_inputs_are_clear_errors_and_overwrite_nothing(trained_runs, tiny_dataset, tmp_path, capsys) -> None:
+    out = tmp_path / "submission.csv"
+    out.write_text("precious\n")
+    broken = tmp_path / "broken_runs"
+    shutil.copytree(trained_runs, broken)
+    for ckpt in broken.glob("*_fold1/checkpoints/*.ckpt"):
+        ckpt.unlink()
+    assert _ensemble("--runs", str(broken), "--data", str(tiny_dataset), "--out", str(out)) == 2
+    assert "has no checkpoint" in capsys.readouterr().err
+
+    other = resolve_config(None, None, tiny_overrides(tiny_dataset, fold=2, steps=1, loss={"kind": "ce"}))
+    other_runs = tmp_path / "other_runs"
+    fit(other, other_runs)
+    good = find_fold_runs(trained_runs)[0].checkpoint
+    bad = find_fold_runs(other_runs)[0].checkpoint
+    assert _ensemble("--checkpoints", str(good), str(bad), "--data", str(tiny_dataset), "--out", str(out)) == 2
+    assert "is of another model" in capsys.readouterr().err
+
+    empty = tmp_path / "empty_data"
+    shutil.copytree(tiny_dataset / "train", empty / "train")
+    (empty / "test" / "static" / "ExperimentRuns").mkdir(parents=True)
+    assert _ensemble("--runs", str(trained_runs), "--data", str(empty), "--split", "test", "--out", str(out)) == 2
+    assert "no runs" in capsys.readouterr().err
+    assert out.read_text() == "precious\n"  # nothing written over the earlier file
+
+
+def test_shards_cover_every_run_once() -> None:
+    runs = [f"run{i}" for i in range(11)]
+    shards = [shard_runs(runs, rank, 4) for rank in range(4)]
+    assert sorted(sum(shards, [])) == sorted(runs)
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    with pytest.raises(ValueError, match="rank 4 outside"):
+        shard_runs(runs, 4, 4)
+
+
+def test_torchscript_export_matches_the_ensemble(trained_runs, tmp_path) -> None:
+    models = [load_model(run) for run in find_fold_runs(trained_runs)]
+    path = tmp_path / "ensemble.pt"
+    ensemble.export_torchscript(models, (32, 64, 64), path)
+    x = torch.randn(1, 1, 32, 64, 64)
+    with torch.inference_mode():
+        expected = LogitAverage(models)(x)
+        assert torch.allclose(torch.jit.load(str(path))(x), expected, atol=1e-5)
+        assert torch.allclose(expected, (models[0](x) + models[1](x)) / 2, atol=1e-6)
