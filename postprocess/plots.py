@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING  # noqa: E402
+from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle  # noqa: E402
 from postprocess.atomic import atomic_path  # noqa: E402
 from postprocess.thresholds import precision_recall_curve  # noqa: E402
 
@@ -40,7 +40,7 @@ def _save(fig: plt.Figure, out_png: Path) -> Path:
     """Write the figure atomically and free it."""
     try:
         with atomic_path(out_png, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
+            fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight", pad_inches=0.15)
     finally:
         plt.close(fig)
     return out_png
@@ -66,7 +66,7 @@ def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.Da
         ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
         for table, is_truth in ((truth, True), (pred, False)):
             for name, group in table.groupby("particle_type"):
-                radius = next(p.radius for p in PARTICLES if p.name == name) / spacing
+                radius = particle(name).radius / spacing
                 dz = group["z"].to_numpy(dtype=float) / spacing - z
                 near = np.abs(dz) <= radius
                 xs, ys = group["x"].to_numpy(float)[near] / spacing, group["y"].to_numpy(float)[near] / spacing
