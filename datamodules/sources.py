@@ -9,10 +9,10 @@ import pandas as pd
 
 from datamodules.copick_source import CopickSource
 from datamodules.layout import SPLITS, static_runs_dir
-from datamodules.mrc_source import MRC_SUFFIXES, MrcSource
+from datamodules.file_source import TOMOGRAM_SUFFIXES, FileSource
 from datamodules.pick_readers import read_pick_json, read_picks_csv
 
-__all__ = ["TomogramSource", "CopickSource", "MrcSource", "open_source", "read_pick_json", "read_picks_csv"]
+__all__ = ["TomogramSource", "CopickSource", "FileSource", "open_source", "read_pick_json", "read_picks_csv"]
 
 
 @runtime_checkable
@@ -41,9 +41,9 @@ class TomogramSource(Protocol):
 
 def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: str = "denoised",
                 level: int = 0, picks_csv: str | Path | None = None) -> TomogramSource:
-    """A copick root (has ``<split>/static``) -> CopickSource; MRC files or a folder of them -> MrcSource."""
+    """A copick root (has ``<split>/static``) -> CopickSource; MRC/zarr files or a folder of them -> FileSource."""
     if isinstance(path, (list, tuple)):
-        return MrcSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv))
+        return FileSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data path not found: {path}")
@@ -51,13 +51,14 @@ def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: 
         if picks_csv is not None:
             raise ValueError(f"{path} is a copick dataset (picks come from its overlay); do not pass a picks CSV")
         return CopickSource(path, split=split, tomo_type=tomo_type, level=level)
-    is_mrc_file = path.is_file() and path.suffix.lower() in MRC_SUFFIXES
-    is_mrc_dir = path.is_dir() and any(p.suffix.lower() in MRC_SUFFIXES for p in path.iterdir())
-    if is_mrc_file or is_mrc_dir:
+    is_tomogram_file = path.suffix.lower() in TOMOGRAM_SUFFIXES  # an MRC file or a zarr directory
+    is_tomogram_dir = path.is_dir() and not is_tomogram_file and any(p.suffix.lower() in TOMOGRAM_SUFFIXES
+                                                           for p in path.iterdir())
+    if is_tomogram_file or is_tomogram_dir:
         if level != 0:
-            raise ValueError(f"{path}: MRC tomograms have a single resolution; level must be 0, got {level}")
+            raise ValueError(f"{path}: tomogram files are read at their finest level; level must be 0, got {level}")
         csv = None if picks_csv is None else Path(picks_csv)
-        return MrcSource([path] if is_mrc_file else path, csv)
+        return FileSource([path] if is_tomogram_file else path, csv)
     expected = " or ".join(str(static_runs_dir(path, s)) for s in SPLITS)
     raise ValueError(f"{path}: neither a copick dataset (expected {expected}) "
-                     f"nor MRC tomograms ({', '.join(MRC_SUFFIXES)})")
+                     f"nor tomogram files ({', '.join(TOMOGRAM_SUFFIXES)})")

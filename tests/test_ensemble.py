@@ -118,3 +118,23 @@ def test_torchscript_export_matches_the_ensemble(trained_runs, tmp_path) -> None
         expected = LogitAverage(models)(x)
         assert torch.allclose(torch.jit.load(str(path))(x), expected, atol=1e-5)
         assert torch.allclose(expected, (models[0](x) + models[1](x)) / 2, atol=1e-6)
+
+
+def test_torchrun_shards_tomograms_and_zarr_file_lists_work(trained_runs, tiny_dataset, tmp_path) -> None:
+    """Two processes (gloo, CPU) each predict half the runs, given as loose zarr files: same submission."""
+    run = find_fold_runs(trained_runs)[0]
+    thresholds = tmp_path / "t.json"
+    thresholds.write_text('{"apo-ferritin": 0.1, "beta-amylase": 0.1, "beta-galactosidase": 0.1, '
+                          '"ribosome": 0.1, "thyroglobulin": 0.1, "virus-like-particle": 0.1}')
+    single = tmp_path / "single.csv"
+    assert _ensemble("--checkpoints", str(run.checkpoint), "--data", str(tiny_dataset), "--split", "test",
+                     "--thresholds", str(thresholds), "--out", str(single)) == 0
+    zarrs = sorted(str(p) for p in (tiny_dataset / "test" / "static" / "ExperimentRuns").glob("*/*/denoised.zarr"))
+    sharded = tmp_path / "sharded.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "ensemble.py",
+         "--checkpoints", str(run.checkpoint), "--data", *zarrs, "--thresholds", str(thresholds),
+         "--out", str(sharded)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "predicting (rank 1)" in done.stderr  # the second process did predict
+    pd.testing.assert_frame_equal(pd.read_csv(single), pd.read_csv(sharded))

@@ -13,7 +13,7 @@ import zarr
 
 from datamodules.copick_source import CopickSource
 from datamodules.layout import pick_file, picks_dir, tomogram_path
-from datamodules.mrc_source import MrcSource
+from datamodules.file_source import FileSource
 from datamodules.sources import TomogramSource, open_source, read_pick_json, read_picks_csv
 from particles import VOXEL_SPACING
 from postprocess.writers import pick_json
@@ -197,7 +197,7 @@ def test_mrc_source(tmp_path: Path) -> None:
         {"id": 0, "experiment": "run_a", "particle_type": "ribosome", "x": 10.0, "y": 20.0, "z": 30.0},
         {"id": 1, "experiment": "run_b", "particle_type": "apo-ferritin", "x": 1.0, "y": 2.0, "z": 3.0}])
     src = open_source(tmp_path / "tomos", picks_csv=csv)
-    assert isinstance(src, MrcSource) and isinstance(src, TomogramSource)
+    assert isinstance(src, FileSource) and isinstance(src, TomogramSource)
     assert src.run_names() == ["run_a", "run_b"] and src.has_picks
     assert src.voxel_spacing == pytest.approx(VOXEL_SPACING, abs=1e-3)
     lazy = src.tomogram("run_b")
@@ -217,20 +217,20 @@ def test_mrc_errors(tmp_path: Path) -> None:
     good = write_mrc(tmp_path / "run_a.mrc", volume())
     flat = write_mrc(tmp_path / "flat.mrc", volume()[0])
     with pytest.raises(ValueError, match=r"flat.mrc: expected a 3D"):
-        MrcSource([flat]).tomogram("flat")
+        FileSource([flat]).tomogram("flat")
     nan = volume()
     nan[0, 0, 0] = np.inf
     bad = write_mrc(tmp_path / "inf" / "run_a.mrc", nan)
     with pytest.raises(ValueError, match="1 non-finite voxels"):
-        MrcSource([bad]).load_tomogram("run_a")
+        FileSource([bad]).load_tomogram("run_a")
     junk = tmp_path / "junk.mrc"
     junk.write_bytes(b"not an mrc file" * 100)
     with pytest.raises(ValueError, match="junk.mrc: not a valid MRC file"):
-        MrcSource([junk])
+        FileSource([junk])
     row = {"experiment": "run_a", "particle_type": "ribosome", "x": 1.0, "y": 2.0, "z": 3.0}
     with pytest.raises(ValueError, match=r"picks for runs with no tomogram: \['run_z'\]"):
-        MrcSource([good], write_csv(tmp_path / "p1.csv", [{**row, "experiment": "run_z"}]))
-    outside = MrcSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]))
+        FileSource([good], write_csv(tmp_path / "p1.csv", [{**row, "experiment": "run_z"}]))
+    outside = FileSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]))
     with pytest.raises(ValueError, match="p2.csv.*outside the volume"):
         outside.picks("run_a")
 
@@ -257,3 +257,26 @@ def test_open_source_dispatch(copick_root: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="neither a copick dataset"):
         open_source(tmp_path / "empty")
+
+
+def test_zarr_files_as_a_file_list(tmp_path: Path) -> None:
+    """Loose zarr tomograms (e.g. copick's <run>/VoxelSpacing10.000/denoised.zarr) open like MRC files."""
+    from simulation.zarr_writer import write_multiscale_zarr
+
+    volume = np.arange(np.prod(SHAPE), dtype=np.float32).reshape(SHAPE)
+    copick_style = tmp_path / "TS_1" / "VoxelSpacing10.000" / "denoised.zarr"
+    loose = tmp_path / "loose" / "my_tomo.zarr"
+    write_multiscale_zarr(copick_style, volume)
+    write_multiscale_zarr(loose, volume * 2)
+    src = open_source([copick_style, loose])
+    assert isinstance(src, FileSource) and src.run_names() == ["TS_1", "my_tomo"]
+    assert src.voxel_spacing == pytest.approx(VOXEL_SPACING)
+    assert np.array_equal(src.load_tomogram("my_tomo"), volume * 2)
+    assert tuple(src.tomogram("TS_1").shape) == SHAPE  # lazy zarr array, level 0
+    assert open_source(loose).run_names() == ["my_tomo"]
+    with pytest.raises(ValueError, match="share the run name"):
+        open_source([loose, loose])
+    not_zarr = tmp_path / "empty.zarr"
+    not_zarr.mkdir()
+    with pytest.raises(ValueError, match="not a zarr"):
+        open_source([not_zarr])

@@ -1,4 +1,4 @@
-"""Tomograms as MRC files (memory-mapped, strict header checks) with picks from one CSV."""
+"""Tomograms given as files — MRC (memory-mapped, strict header checks) or zarr groups — with picks from one CSV."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +6,46 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 import pandas as pd
+import zarr
 
+from datamodules.copick_source import _level_path
 from datamodules.pick_readers import (check_picks_in_volume, check_volume_array, empty_picks_table, load_volume,
                                       read_picks_csv)
 from particles import VOXEL_SPACING
 
 MRC_SUFFIXES: tuple[str, ...] = (".mrc", ".rec", ".map")
+ZARR_SUFFIX = ".zarr"
+TOMOGRAM_SUFFIXES: tuple[str, ...] = (*MRC_SUFFIXES, ZARR_SUFFIX)
+
+
+def run_name_of(path: Path) -> str:
+    """``<run>/VoxelSpacing…/<type>.zarr`` (copick) -> ``<run>``; any other file -> its stem."""
+    if path.parent.name.startswith("VoxelSpacing"):
+        return path.parent.parent.name
+    return path.stem
+
+
+def _zarr_node(path: Path) -> zarr.Group | zarr.Array:
+    try:
+        return zarr.open(str(path), mode="r")
+    except (zarr.errors.PathNotFoundError, ValueError) as err:
+        raise ValueError(f"{path}: not a zarr array or group ({err})") from None
+
+
+def _open_zarr(path: Path) -> zarr.Array:
+    """Level 0 of a zarr multiscale group (or a bare zarr array), lazily."""
+    node = _zarr_node(path)
+    return node[_level_path(node, 0, path)] if isinstance(node, zarr.Group) else node
+
+
+def _zarr_spacing(path: Path) -> float:
+    """Level 0's OME-NGFF scale (Å), or VOXEL_SPACING when the group carries none."""
+    node = _zarr_node(path)
+    multiscales = node.attrs.get("multiscales") if isinstance(node, zarr.Group) else None
+    try:
+        return float(multiscales[0]["datasets"][0]["coordinateTransformations"][0]["scale"][0])
+    except (TypeError, KeyError, IndexError, ValueError):
+        return VOXEL_SPACING
 
 
 def _open_mrc(path: Path) -> np.ndarray:
@@ -36,30 +70,35 @@ def _header_spacing(path: Path) -> float:
     return size if size > 0 else VOXEL_SPACING
 
 
-class MrcSource:
-    """A list of MRC tomograms (run name = file stem) and an optional CSV of their picks."""
+class FileSource:
+    """A list of MRC or zarr tomograms (run name: the file stem, or the copick run folder of a zarr) and an
+    optional CSV of their picks."""
 
     def __init__(self, tomograms: list[Path] | Path, picks_csv: Path | None = None) -> None:
         if isinstance(tomograms, (str, Path)):
             folder = Path(tomograms)
             if not folder.is_dir():
                 raise FileNotFoundError(f"MRC folder not found: {folder}")
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in MRC_SUFFIXES)
+            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in TOMOGRAM_SUFFIXES)
             if not files:
-                raise ValueError(f"no MRC files ({', '.join(MRC_SUFFIXES)}) in {folder}")
+                raise ValueError(f"no tomogram files ({', '.join(TOMOGRAM_SUFFIXES)}) in {folder}")
         else:
             files = [Path(p) for p in tomograms]
             if not files:
-                raise ValueError("MrcSource needs at least one tomogram file")
+                raise ValueError("FileSource needs at least one tomogram file")
         for f in files:
-            if not f.is_file():
+            if not f.exists():
                 raise FileNotFoundError(f"tomogram not found: {f}")
+            if f.suffix.lower() not in TOMOGRAM_SUFFIXES:
+                raise ValueError(f"{f}: not a tomogram file ({', '.join(TOMOGRAM_SUFFIXES)})")
         self._files: dict[str, Path] = {}
         for f in files:
-            if f.stem in self._files:
-                raise ValueError(f"two tomograms share the run name {f.stem!r}: {self._files[f.stem]} and {f}")
-            self._files[f.stem] = f
-        spacings = {run: _header_spacing(f) for run, f in self._files.items()}
+            run = run_name_of(f)
+            if run in self._files:
+                raise ValueError(f"two tomograms share the run name {run!r}: {self._files[run]} and {f}")
+            self._files[run] = f
+        spacings = {run: _zarr_spacing(f) if f.suffix.lower() == ZARR_SUFFIX else _header_spacing(f)
+                    for run, f in self._files.items()}
         if max(spacings.values()) - min(spacings.values()) > 1e-3:
             raise ValueError(f"MRC tomograms disagree on voxel size (Å): {spacings}")
         self.voxel_spacing: float = float(next(iter(spacings.values())))
@@ -80,10 +119,10 @@ class MrcSource:
             raise ValueError(f"unknown run {run!r}; runs: {', '.join(self.run_names())}")
         return self._files[run]
 
-    def tomogram(self, run: str) -> np.ndarray:
-        """The run's tomogram as a read-only memory map ``[z, y, x]``."""
+    def tomogram(self, run: str) -> np.ndarray | zarr.Array:
+        """The run's tomogram, lazily: a read-only memory map (MRC) or a zarr array ``[z, y, x]``."""
         path = self._path(run)
-        data = _open_mrc(path)
+        data = _open_zarr(path) if path.suffix.lower() == ZARR_SUFFIX else _open_mrc(path)
         check_volume_array(data, str(path))
         return data
 
@@ -102,4 +141,4 @@ class MrcSource:
         return table
 
     def __repr__(self) -> str:
-        return f"MrcSource({len(self._files)} tomograms, picks_csv={self.picks_csv})"
+        return f"FileSource({len(self._files)} tomograms, picks_csv={self.picks_csv})"
