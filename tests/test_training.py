@@ -212,3 +212,18 @@ def test_folds_file_is_the_split(twin, tmp_path) -> None:
     bad = write_folds(tmp_path / "folds.yaml", {0: ["TS_A"], 1: ["TS_B", "TS_C"]})
     with pytest.raises(ValueError, match="unknown runs.*TS_C"):
         fit(resolve_config(None, None, tiny_overrides(root, bad)), tmp_path)
+
+
+def test_same_seed_same_run_on_the_cpu(short_run, twin, tmp_path) -> None:
+    """Seeded and deterministic on the CPU: the same config trains to bit-identical weights and scores."""
+    root, folds = twin
+    cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, ema={"decay": 0.5}))
+    again = fit(cfg, tmp_path)
+    first, second = _checkpoint(short_run.last), _checkpoint(again.last)
+    assert not _differs(_model_weights(first["current_model_state"]), _model_weights(second["current_model_state"]))
+    assert not _differs(_model_weights(first["state_dict"]), _model_weights(second["state_dict"]))
+    scores = [json.loads((p.run_dir / VAL_METRICS).read_text())["score"] for p in (short_run, again)]
+    assert scores[0] == scores[1]
+    other = fit(resolve_config(None, None, tiny_overrides(root, folds, steps=2, seed=7)), tmp_path)
+    assert _differs(_model_weights(first["current_model_state"]),
+                    _model_weights(_checkpoint(other.last)["current_model_state"]))
