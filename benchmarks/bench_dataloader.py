@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules.augmentation import AugmentConfig  # noqa: E402
-from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset  # noqa: E402
-from datamodules.sampling import PatchSampler, default_class_weights  # noqa: E402
-from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES  # noqa: E402
+from datamodules.augmentation import AugmentConfig
+from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
+from datamodules.sampling import PatchSampler, default_class_weights
+from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES
 
 
 def make_dataset(shape: tuple[int, int, int], n_picks: int, patch: tuple[int, int, int], patches: int,

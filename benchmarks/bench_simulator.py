@@ -4,19 +4,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from particles import FULL_SHAPE_ZYX  # noqa: E402
-from simulation import simulate_dataset  # noqa: E402
-from simulation.tomogram import simulate_run  # noqa: E402
-from simulation.zarr_writer import write_multiscale_zarr  # noqa: E402
+from particles import FULL_SHAPE_ZYX
+from simulation import simulate_dataset
+from simulation.tomogram import simulate_run
+from simulation.zarr_writer import write_multiscale_zarr
 
 
 def bench_full(workdir: Path, seed: int, templates: Path | None) -> dict[str, float]:
