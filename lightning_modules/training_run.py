@@ -45,6 +45,8 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     cfg = merge(cfg, overrides)
     if "out_channels" not in overrides.get("model", {}):
         cfg.model.out_channels = out_channels_for(cfg.loss, NUM_CLASSES)
+    if cfg.data.level != 0:  # peaks are reported at level-0 spacing; coarser levels also carry an origin shift
+        raise ValueError(f"data.level {cfg.data.level}: training and inference support level 0 only")
     asked = overrides.get("data", {}).get("target_stride")
     if asked is not None and asked != cfg.model.output_stride:
         raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")

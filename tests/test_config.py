@@ -39,6 +39,7 @@ def test_ce_loss_gets_a_background_channel() -> None:
     ({"loss": {"kind": "dice"}}, "must be one of"),
     ({"data": {"patch_size": [64, 64]}}, "data.patch_size"),
     ({"model": {"output_stride": 2}, "data": {"target_stride": 1}}, "target_stride"),
+    ({"data": {"level": 1}}, "level 0 only"),
 ])
 def test_bad_config_is_a_clear_error(bad, message) -> None:
     with pytest.raises(ValueError, match=message):
