@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     thresholds, oof = thresholds_for(args, folds)
     if oof is not None:
         print(f"out-of-fold CV over {', '.join(oof[2])} ({len(folds)} folds):")
-        print(format_report(oof_table(oof[0], oof[1], thresholds)))
+        print(format_report(oof_table(oof[0], oof[1], thresholds, runs=oof[2])))
     data = args.data or [cfg.data.data_root]
     source = (open_source(data[0], args.split, cfg.data.tomo_type) if len(data) == 1
               else open_source([Path(d) for d in data]))
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{data[0]} has no runs in split {args.split!r}")
     if args.score and not source.has_picks:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
+    truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
 
     rank, world, device = init_from_env()
     device = torch.device(args.device) if args.device else device
@@ -131,8 +132,7 @@ def run(args: argparse.Namespace) -> int:
         picks = predict_run(models, volume, name, settings, thresholds, device)
         tables.append(picks)
         if args.pictures:
-            truth = source.picks(name) if source.has_picks else picks.iloc[:0]
-            slice_figure(volume, truth, picks, Path(args.pictures) / f"{name}_slices.png")
+            slice_figure(volume, truth.get(name, picks.iloc[:0]), picks, Path(args.pictures) / f"{name}_slices.png")
     table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
     if rank != 0:
         return 0
@@ -145,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export_torchscript:
         export_torchscript(models, settings.window, Path(args.export_torchscript))
     if args.score:
-        truth = pd.concat([source.picks(n) for n in names], ignore_index=True)
-        report = score_picks(table, truth, runs=names)
+        report = score_picks(table, pd.concat(truth.values(), ignore_index=True), runs=names)
         print(f"{args.split} score against the ground truth:")
         print(format_report(report))
     return 0

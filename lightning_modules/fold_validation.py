@@ -84,7 +84,7 @@ class FoldValidation:
         from postprocess.plots import slice_figure
 
         run = datamodule.val_runs[0]
-        volume = datamodule.source.load_tomogram(run)
+        volume = datamodule.val_dataset.volumes[0]  # already in memory (normalised): no second read
         truth = datamodule.val_picks[datamodule.val_picks["experiment"] == run]
         picks = apply_thresholds(result.candidates, result.thresholds)
         png = slice_figure(volume, truth, picks[picks["experiment"] == run], run_dir / VAL_PICTURE)

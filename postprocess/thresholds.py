@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,11 @@ def precision_recall_curve(candidates: pd.DataFrame, ground_truth: pd.DataFrame,
     """Counts and P/R/F4 of class ``name`` when keeping scores >= t, for every distinct candidate score t
     (ascending). TP(t) = references whose best hitting score >= t; FP(t) = kept candidates - TP(t)."""
     particle(name)
-    cand, truth = _candidates(candidates), validate_picks(ground_truth, "ground truth")
+    return _curve(_candidates(candidates), validate_picks(ground_truth, "ground truth"), name)
+
+
+def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``precision_recall_curve`` on tables already validated (fitting six classes validates once)."""
     best = np.sort(_best_hitting_scores(cand, truth, name))  # [R]
     scores = np.sort(cand.loc[cand["particle_type"] == name, "score"].to_numpy(dtype=np.float64))  # [P]
     thresholds = np.unique(scores)
@@ -58,9 +62,10 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
 
     A class whose F4 is 0 at every threshold (no references, or no candidate hits one) gets ``fallback``.
     """
+    cand, truth = _candidates(candidates), validate_picks(ground_truth, "ground truth")
     thresholds = {}
     for name in PARTICLE_NAMES:
-        curve = precision_recall_curve(candidates, ground_truth, name)
+        curve = _curve(cand, truth, name)
         if len(curve) == 0 or curve["f4"].max() <= 0:
             thresholds[name] = float(fallback)
             continue
@@ -99,9 +104,10 @@ def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float]) 
     return cand[keep].reset_index(drop=True)
 
 
-def oof_table(candidates: pd.DataFrame, ground_truth: pd.DataFrame, thresholds: Mapping[str, float]) -> MetricReport:
-    """The official metric of the thresholded out-of-fold candidates."""
-    return score_picks(apply_thresholds(candidates, thresholds), ground_truth)
+def oof_table(candidates: pd.DataFrame, ground_truth: pd.DataFrame, thresholds: Mapping[str, float],
+              runs: Sequence[str] | None = None) -> MetricReport:
+    """The official metric of the thresholded out-of-fold candidates over the held-out ``runs``."""
+    return score_picks(apply_thresholds(candidates, thresholds), ground_truth, runs=runs)
 
 
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path) -> Path:
