@@ -17,17 +17,17 @@ from tqdm import tqdm
 
 from datamodules.pick_readers import empty_picks_table
 from datamodules.sources import open_source
-from lightning_modules.checkpoints import (FoldRun, check_compatible, find_fold_runs, fold_run_from_checkpoint,
-                                           load_model, weight_soup)
-from lightning_modules.config import activation_kind
+from lightning_modules.checkpoints import (FoldRun, check_compatible, ensemble_settings, find_fold_runs,
+                                           fold_run_from_checkpoint, load_model, weight_soup)
 from lightning_modules.oof import collect_oof
 from models.logit_average import LogitAverage
 from postprocess.atomic import atomic_path
-from postprocess.ensemble_predict import EnsembleSettings, predict_run
+from postprocess.ensemble_predict import predict_run
 from postprocess.metric import format_report, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
 from postprocess.sharding import gather_tables, init_from_env, shard_runs
-from postprocess.thresholds import fit_thresholds, load_thresholds, oof_table, save_thresholds
+from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
+from postprocess.thresholds import load_thresholds, save_thresholds
 from postprocess.tta import TRANSFORM_NAMES
 from postprocess.writers import write_copick_picks, write_submission
 
@@ -81,7 +81,7 @@ def thresholds_for(args: argparse.Namespace, runs: list[FoldRun]) -> tuple[dict[
         return load_thresholds(path), oof
     if oof is None:
         raise FileNotFoundError("no thresholds file (--thresholds) and no run folders to fit them on")
-    thresholds = fit_thresholds(oof[0], oof[1])
+    thresholds, _ = fit_thresholds_suppressed(oof[0], oof[1], runs[0].config.validation.class_suppression)
     if path is not None:
         save_thresholds(thresholds, path)
         print(f"thresholds fitted out of fold, saved to {path}")
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     thresholds, oof = thresholds_for(args, folds)
     if oof is not None:
         print(f"out-of-fold CV over {', '.join(oof[2])} ({len(folds)} folds):")
-        print(format_report(oof_table(oof[0], oof[1], thresholds, runs=oof[2])))
+        picks = select_picks(oof[0], thresholds, cfg.validation.class_suppression)
+        print(format_report(score_picks(picks, oof[1], runs=oof[2])))
     data = args.data or [cfg.data.data_root]
     source = (open_source(data[0], args.split, cfg.data.tomo_type) if len(data) == 1
               else open_source([Path(d) for d in data]))
@@ -119,11 +120,9 @@ def run(args: argparse.Namespace) -> int:
     models = [load_model(r, device) for r in folds]
     models = [weight_soup(models)] if args.soup else models
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
-    settings = EnsembleSettings(
-        activation=activation_kind(cfg.loss), output_stride=cfg.model.output_stride,
-        normalization=cfg.data.normalization, window=tuple(args.window or cfg.validation.window),
-        overlap=args.overlap, batch_size=args.batch_size, tta=tuple(args.tta), average=args.average,
-        kernel_fraction=cfg.validation.kernel_fraction, smooth_sigma=args.smooth_sigma,
+    settings = ensemble_settings(
+        cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
+        tta=tuple(args.tta), average=args.average, smooth_sigma=args.smooth_sigma,
         autocast_dtype=torch.bfloat16 if bf16 else None)
 
     tables = []

@@ -1,31 +1,60 @@
-"""CLI: write a synthetic CZII dataset (copick layout) that the rest of the project trains on."""
+"""CLI: write a synthetic CZII dataset (copick layout) that the rest of the project trains on.
+
+Difficulty is the SNR of the protein signal (see simulation/difficulty.py): ``--difficulty realistic``
+(default), ``easy``, ``hard`` or a number. Every run draws its own imaging (defocus, B-factor, phase
+flipping or not, tilt range, low-pass, SNR around the level); ``<out>/difficulty.json`` records each run's
+physics and per-class SNR/CNR.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
 
 from datamodules.layout import TEST_TRUTH_DIR
 from simulation import simulate_dataset
+from simulation.dataset import DIFFICULTY_REPORT, particle_models
+from simulation.difficulty import DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr
+from simulation.templates import load_templates
+
+IMAGING_FLAGS = [f for f in dataclasses.fields(ImagingConfig) if f.name != "snr"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; ``--size`` takes demo, full or Z,Y,X (e.g. 48,96,96)."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="dataset root to write")
     parser.add_argument("--size", default="demo",
                         help="demo (96x256x256), full (184x630x630) or Z,Y,X (default: demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    parser.add_argument("--noise", type=float, default=1.0, help="noise level; 1 is realistic, 0 noise-free")
+    levels = ", ".join(f"{k} (SNR {v})" for k, v in DIFFICULTY_LEVELS.items())
+    parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY,
+                        help=f"{levels}, or an SNR per protein voxel as a number; inf: no noise "
+                             f"(default: {DEFAULT_DIFFICULTY})")
     parser.add_argument("--templates", type=Path, default=None,
-                        help="folder of MRC density maps (10 Å/voxel) named <particle>.mrc or <pdb_id>.mrc")
+                        help="folder of MRC density maps (10 Å/voxel) named <particle>.mrc or <pdb_id>.mrc "
+                             "(distractor*.mrc: unlabelled); classes without a map keep the built-in shape")
     parser.add_argument("--n-test", type=int, default=3, help="number of test runs (picks under test_truth)")
     parser.add_argument("--tomo-types", nargs="+", default=["denoised"], choices=["denoised", "wbp"],
                         help="tomogram types to write per run")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing dataset in --out (otherwise a non-empty --out is an error)")
+    physics = parser.add_argument_group("per-run imaging (each run draws its own value in these ranges)")
+    for f in IMAGING_FLAGS:
+        nargs = 2 if isinstance(f.default, tuple) else None
+        physics.add_argument(f"--{f.name.replace('_', '-')}", type=float, nargs=nargs, default=f.default,
+                             metavar=("LOW", "HIGH") if nargs else "X",
+                             help=f"{f.metadata['help']} (default: {f.default})")
     return parser.parse_args(argv)
+
+
+def imaging_from(args: argparse.Namespace) -> ImagingConfig:
+    """The imaging config of the command line (a bad level or range is a ValueError)."""
+    values = {f.name: tuple(getattr(args, f.name)) if isinstance(f.default, tuple) else getattr(args, f.name)
+              for f in IMAGING_FLAGS}
+    return ImagingConfig(snr=resolve_snr(args.difficulty), **values)
 
 
 def clear_previous(out: Path, overwrite: bool) -> None:
@@ -43,13 +72,18 @@ def main(argv: list[str] | None = None) -> None:
     """Simulate the dataset with a progress bar over runs and print where it went."""
     args = parse_args(argv)
     try:
+        imaging = imaging_from(args)
+        templates = load_templates(args.templates) if args.templates else None
+        if templates is not None:
+            print("particle models: " + "; ".join(f"{k}: {v}" for k, v in particle_models(templates).items()))
         clear_previous(args.out, args.overwrite)
-        out = simulate_dataset(args.out, size=args.size, seed=args.seed, noise=args.noise,
-                               templates=args.templates, n_test=args.n_test,
-                               tomo_types=tuple(args.tomo_types), progress=True)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:  # bad size / template folder: a message, not a traceback
+        out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
+                               n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
+                               difficulty=args.difficulty)
+    except (ValueError, FileNotFoundError, FileExistsError) as err:  # bad size / level / templates: a message
         sys.exit(f"simulate.py: error: {err}")
-    print(f"wrote synthetic dataset to {out}")
+    print(f"wrote synthetic dataset to {out} (difficulty {args.difficulty}, SNR {imaging.snr}; per-run physics "
+          f"and per-class SNR in {out / DIFFICULTY_REPORT})")
 
 
 if __name__ == "__main__":

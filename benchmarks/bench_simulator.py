@@ -20,7 +20,8 @@ from simulation.zarr_writer import write_multiscale_zarr
 def bench_full(workdir: Path, seed: int, templates: Path | None) -> dict[str, float]:
     """Seconds to simulate one 184x630x630 tomogram and to write it as a multiscale zarr."""
     t0 = time.perf_counter()
-    volumes, picks, _ = simulate_run(FULL_SHAPE_ZYX, np.random.default_rng(seed), templates=templates)
+    simulated = simulate_run(FULL_SHAPE_ZYX, np.random.default_rng(seed), templates=templates)
+    volumes, picks = simulated.volumes, simulated.picks
     t1 = time.perf_counter()
     write_multiscale_zarr(workdir / "full.zarr", volumes["denoised"])
     t2 = time.perf_counter()

@@ -12,6 +12,7 @@ from lightning_modules.config import ExperimentConfig, activation_kind
 from lightning_modules.config_io import from_dict
 from lightning_modules.training_run import CONFIG_NAME, load_run_config, run_paths
 from models.registry import build_model
+from postprocess.ensemble_predict import EnsembleSettings
 
 
 @dataclass
@@ -80,6 +81,19 @@ def check_compatible(runs: list[FoldRun]) -> None:
         if mismatch:
             raise ValueError(f"checkpoint {run.checkpoint} is of another model than {runs[0].checkpoint}: "
                              f"different {', '.join(mismatch)}")
+
+
+def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSettings:
+    """How an ensemble of this recipe predicts: the model-dependent parts from its config, the rest from
+    ``overrides`` (window defaults to the validation window)."""
+    base = {"activation": activation_kind(cfg.loss), "output_stride": cfg.model.output_stride,
+            "normalization": cfg.data.normalization, "window": tuple(cfg.validation.window),
+            "kernel_fraction": cfg.validation.kernel_fraction,
+            "candidate_threshold": cfg.validation.candidate_threshold,
+            "max_per_class": cfg.validation.max_candidates_per_class,
+            "class_suppression": cfg.validation.class_suppression, "pad_mode": cfg.validation.pad_mode}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return EnsembleSettings(**base)  # type: ignore[arg-type]
 
 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:

@@ -18,6 +18,7 @@ class LossConfig:
     kind: LossKind = "bce"
     pos_weight: float = 32.0  # extra weight of voxels inside a target blob (bce) or of particle classes (ce)
     focal_gamma: float = 2.0  # modulation |y - p|^gamma of the (quality) focal loss
+    class_contrast: bool = False  # bce: weight every channel near any particle, so wrong-class firing costs
 
 
 @dataclass
@@ -58,6 +59,8 @@ class ValidationConfig:
     candidate_threshold: float = 0.05  # peaks kept for threshold fitting (OOF candidates)
     max_candidates_per_class: int = 1000  # per run; real runs hold <= ~100 particles of a class
     kernel_fraction: float = 0.5  # max-pool NMS kernel ≈ this × class radius
+    class_suppression: float = 0.0  # drop a pick near a higher-scoring pick of another class (x sum of radii; 0: off)
+    pad_mode: str = "mirror"  # padding of a volume up to whole windows (postprocess.sliding_window.PAD_MODES)
     save_heatmaps: bool = False  # also save the best epoch's probabilities (float16 .npy)
     picture: bool = True  # a PNG of validation slices with true and predicted picks
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from lightning_modules.config import ValidationConfig
 from postprocess.atomic import atomic_path, write_text_atomic
 from postprocess.metric import MetricReport, score_picks
-from postprocess.thresholds import apply_thresholds, fit_thresholds
+from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.writers import write_picks_table
 
 OOF_CANDIDATES = "oof_candidates.csv"
@@ -28,6 +28,7 @@ class FoldResult:
     candidates: pd.DataFrame  # every peak above the candidate threshold, with score
     thresholds: dict[str, float]  # per-class thresholds fitted on this fold's candidates
     report: MetricReport  # the official metric at those thresholds
+    picks: pd.DataFrame  # the picks scored: candidates after class suppression and thresholds
 
 
 class FoldValidation:
@@ -52,12 +53,14 @@ class FoldValidation:
         return pd.concat(seen.values(), ignore_index=True) if seen else parts[0].iloc[:0]
 
     @staticmethod
-    def evaluate(candidates: pd.DataFrame, ground_truth: pd.DataFrame, runs: list[str]) -> FoldResult:
-        """Fit per-class thresholds on the held-out runs, as the OOF protocol does, and score."""
+    def evaluate(candidates: pd.DataFrame, ground_truth: pd.DataFrame, runs: list[str],
+                 class_suppression: float = 0.0) -> FoldResult:
+        """Fit per-class thresholds on the held-out runs, as the OOF protocol does, and score (candidates stay
+        unsuppressed in the result: suppression depends on the thresholds the ensemble fits)."""
         truth = ground_truth[ground_truth["experiment"].isin(runs)]
-        thresholds = fit_thresholds(candidates, truth)
-        report = score_picks(apply_thresholds(candidates, thresholds), truth, runs=runs)
-        return FoldResult(candidates, thresholds, report)
+        thresholds, _ = fit_thresholds_suppressed(candidates, truth, class_suppression)
+        picks = select_picks(candidates, thresholds, class_suppression)
+        return FoldResult(candidates, thresholds, score_picks(picks, truth, runs=runs), picks)
 
     def is_best(self, score: float) -> bool:
         if score > self.best_score:
@@ -86,7 +89,7 @@ class FoldValidation:
         run = datamodule.val_runs[0]
         volume = datamodule.val_dataset.volumes[0]  # already in memory (normalised): no second read
         truth = datamodule.val_picks[datamodule.val_picks["experiment"] == run]
-        picks = apply_thresholds(result.candidates, result.thresholds)
+        picks = result.picks
         png = slice_figure(volume, truth, picks[picks["experiment"] == run], run_dir / VAL_PICTURE)
         for logger in loggers:
             if hasattr(logger, "log_image"):

@@ -12,13 +12,26 @@ from lightning_modules.config import LossConfig
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def weighted_bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
-    """BCE on heatmaps, each voxel weighted ``1 + (pos_weight - 1) * target``.
+def voxel_weights(target: torch.Tensor, pos_weight: float, class_contrast: bool) -> torch.Tensor:
+    """Per-voxel, per-channel loss weights ``1 + (pos_weight - 1) * t``.
+
+    ``t`` is the channel's own target, or with ``class_contrast`` the largest target of any channel at that
+    voxel: near a particle every channel's answer is weighted, so firing the wrong class there costs as much
+    as missing the right one (with the own target only, wrong-class voxels weigh like empty ice, and a small
+    network learns "a particle is here" in all six channels long before "which one").
+    """
+    drive = target.amax(dim=1, keepdim=True) if class_contrast else target
+    return 1.0 + (pos_weight - 1.0) * drive.expand_as(target)
+
+
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float,
+                 class_contrast: bool = False) -> torch.Tensor:
+    """BCE on heatmaps, each voxel weighted by ``voxel_weights``.
 
     Particles fill well under 1 % of a tomogram; without the weight the net learns to predict nothing.
     logits, target: [B, C, D, H, W]; target in [0, 1].
     """
-    weight = 1.0 + (pos_weight - 1.0) * target
+    weight = voxel_weights(target.float(), pos_weight, class_contrast)
     loss = F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="none")
     return (loss * weight).sum() / weight.sum()
 
@@ -62,7 +75,7 @@ def weighted_ce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -
 def build_loss(cfg: LossConfig) -> LossFn:
     """The loss function named by the config (a partial, not a lambda: ddp_spawn pickles the module)."""
     if cfg.kind == "bce":
-        return partial(weighted_bce, pos_weight=cfg.pos_weight)
+        return partial(weighted_bce, pos_weight=cfg.pos_weight, class_contrast=cfg.class_contrast)
     if cfg.kind == "focal":
         return partial(quality_focal, gamma=cfg.focal_gamma, pos_weight=cfg.pos_weight)
     if cfg.kind == "ce":

@@ -64,7 +64,8 @@ class ParticlePicker(L.LightningModule):
         vcfg = self.cfg.validation
         probs = predict_probabilities(
             [self.model], volume, self.activation, window=vcfg.window, overlap=vcfg.overlap,
-            batch_size=vcfg.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype())
+            batch_size=vcfg.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
+            pad_mode=vcfg.pad_mode)
         candidates = pick_particles(probs, run, thresholds=[vcfg.candidate_threshold] * NUM_CLASSES,
                                     output_stride=self.model.output_stride,
                                     kernel_fraction=vcfg.kernel_fraction,
@@ -81,7 +82,8 @@ class ParticlePicker(L.LightningModule):
             return
         candidates = self.fold_validation.gather(self._val_candidates)
         datamodule = self.trainer.datamodule
-        result = self.fold_validation.evaluate(candidates, datamodule.val_picks, datamodule.val_runs)
+        result = self.fold_validation.evaluate(candidates, datamodule.val_picks, datamodule.val_runs,
+                                               self.cfg.validation.class_suppression)
         self.log("val/score", result.report.score, prog_bar=True, sync_dist=False)
         for name, row in result.report.table.iterrows():
             for column in ("precision", "recall", "f4"):

@@ -31,7 +31,7 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
                           window: Sequence[int], overlap: float, batch_size: int,
                           tta: Sequence[str] = ("identity",), average: str = "logits",
                           autocast_dtype: torch.dtype | None = None, blend: str = "gaussian",
-                          pad_mode: str = "constant") -> torch.Tensor:
+                          pad_mode: str = "mirror") -> torch.Tensor:
     """``[D, H, W]`` volume -> ``[6, D/s, H/s, W/s]`` probabilities on the volume's device.
 
     Averages over models x TTA transforms either the logits (default: the activation is applied once to

@@ -10,7 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 BLENDS: tuple[str, ...] = ("gaussian", "constant")
-PAD_MODES: tuple[str, ...] = ("constant", "reflect", "replicate")
+PAD_MODES: tuple[str, ...] = ("mirror", "constant", "reflect", "replicate")
+"""How a volume is padded up to whole windows at its far end. ``mirror`` (the default) reflects where the
+volume is long enough and replicates where not: a flat ``constant`` pad shows the network a featureless
+slab it never met in training, and its picks pile up along those faces."""
 
 
 def window_starts(size: int, window: int, overlap: float, stride: int) -> list[int]:
@@ -69,6 +72,8 @@ def _pad_volume(volume: torch.Tensor, target: Sequence[int], pad_mode: str) -> t
         return volume
     if pad_mode not in PAD_MODES:
         raise ValueError(f"unknown pad_mode {pad_mode!r}; expected one of {PAD_MODES}")
+    if pad_mode == "mirror":
+        pad_mode = "reflect" if all(p < s for p, s in zip(pads, volume.shape)) else "replicate"
     if pad_mode == "reflect" and any(p >= s for p, s in zip(pads, volume.shape)):
         raise ValueError(f"reflect padding of a volume {tuple(volume.shape)} up to {tuple(target)} needs "
                          f"pads smaller than the volume; use pad_mode='constant' or 'replicate'")
@@ -78,7 +83,7 @@ def _pad_volume(volume: torch.Tensor, target: Sequence[int], pad_mode: str) -> t
 
 def sliding_window_logits(model: nn.Module, volume: torch.Tensor, window: Sequence[int], overlap: float,
                           batch_size: int, out_channels: int, output_stride: int = 1, blend: str = "gaussian",
-                          autocast_dtype: torch.dtype | None = None, pad_mode: str = "constant") -> torch.Tensor:
+                          autocast_dtype: torch.dtype | None = None, pad_mode: str = "mirror") -> torch.Tensor:
     """``[D, H, W]`` volume -> ``[C, ceil(D/s), ceil(H/s), ceil(W/s)]`` float32 logits on the volume's device.
 
     Output voxel ``j`` at stride ``s`` is the model's output for input voxel ``s * j`` (windows start at

@@ -92,7 +92,7 @@ def get_transforms(names: Sequence[str]) -> list[Transform]:
 def transformed_logits(model: nn.Module, volume: torch.Tensor, transform: Transform, window: Sequence[int],
                        overlap: float, batch_size: int, out_channels: int, output_stride: int = 1,
                        blend: str = "gaussian", autocast_dtype: torch.dtype | None = None,
-                       pad_mode: str = "constant") -> torch.Tensor:
+                       pad_mode: str = "mirror") -> torch.Tensor:
     """Sliding-window logits of one transformed copy of ``volume``, mapped back: ``[C, D/s, H/s, W/s]``."""
     out_shape = tuple(math.ceil(n / output_stride) for n in volume.shape)
     moved = transform.forward(volume, output_stride).contiguous()
@@ -104,7 +104,7 @@ def transformed_logits(model: nn.Module, volume: torch.Tensor, transform: Transf
 def tta_logits(model: nn.Module, volume: torch.Tensor, transforms: Sequence[str], window: Sequence[int],
                overlap: float, batch_size: int, out_channels: int, output_stride: int | None = None,
                blend: str = "gaussian", autocast_dtype: torch.dtype | None = None,
-               pad_mode: str = "constant") -> torch.Tensor:
+               pad_mode: str = "mirror") -> torch.Tensor:
     """Mean of the inverted logits over ``transforms`` (a running sum: one extra output in memory)."""
     stride = int(getattr(model, "output_stride", 1)) if output_stride is None else output_stride
     total: torch.Tensor | None = None

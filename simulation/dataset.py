@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, PARTICLES
 from postprocess.atomic import write_text_atomic
 from postprocess.writers import write_pick_json
 from simulation.templates import TemplateSet, load_templates
-from simulation.tomogram import Templates, simulate_run
+from simulation.difficulty import ImagingConfig
+from simulation.tomogram import SimulatedRun, Templates, simulate_run
 from simulation.zarr_writer import write_multiscale_zarr
 
 DEMO_SHAPE: tuple[int, int, int] = (96, 256, 256)
@@ -23,6 +25,11 @@ DEMO_SHAPE: tuple[int, int, int] = (96, 256, 256)
 
 SIZES: dict[str, tuple[int, int, int]] = {"demo": DEMO_SHAPE, "full": FULL_SHAPE_ZYX}
 PICK_USER = "curation"
+DIFFICULTY_REPORT = "difficulty.json"
+DIFFICULTY_DEFINITION = ("snr: mean squared noise-free signal of the denoised tomogram over a class's particle "
+                         "voxels / noise variance per voxel (after CTF, missing wedge, low-pass); cnr: mean "
+                         "signal over those voxels / noise std (negative = darker than ice); null = "
+                         "infinite (no noise)")
 
 
 def resolve_size(size: str | tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
@@ -67,22 +74,71 @@ def write_run_picks(overlay_root: Path, run: str, picks: pd.DataFrame) -> None:
         write_pick_json(overlay_root, run, name, xyz, user_id=PICK_USER)
 
 
+def particle_models(template_set: TemplateSet | None) -> dict[str, str]:
+    """Which model each particle class is simulated with: a template map's name or the built-in shape."""
+    found = template_set.particles if template_set is not None else {}
+    return {name: f"template {found[name].name}" if name in found else "built-in shape" for name in PARTICLE_NAMES}
+
+
+def run_record(split: str, run: str, simulated: SimulatedRun) -> dict:
+    """One run's entry in ``difficulty.json``: its imaging, noise, counts and per-class SNR/CNR."""
+    counts = simulated.picks["particle_type"].value_counts()
+    return {"run": run, "split": split, "imaging": asdict(simulated.imaging), "noise_std": simulated.noise_std,
+            "counts": {n: int(counts.get(n, 0)) for n in PARTICLE_NAMES}, "classes": simulated.difficulty}
+
+
+def summarise(records: list[dict]) -> dict[str, dict[str, float]]:
+    """Per class over all runs: voxel-weighted SNR, mean CNR, and the particle count."""
+    out = {}
+    for name in PARTICLE_NAMES:
+        rows = [r["classes"][name] for r in records if name in r["classes"]]
+        if not rows:
+            continue
+        voxels = np.array([row["voxels"] for row in rows], dtype=float)
+        snr = float(np.average([row["snr"] for row in rows], weights=voxels))
+        out[name] = {"snr": snr, "snr_db": float(10 * np.log10(snr)) if snr > 0 else float("-inf"),
+                     "cnr": float(np.mean([row["cnr"] for row in rows])),
+                     "particles": int(sum(r["counts"][name] for r in records))}
+    return out
+
+
+def _finite(value: object) -> object:
+    """The report as strict JSON: infinite values (a noise-free run's SNR) become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo", seed: int = 0,
-                     noise: float = 1.0, templates: Templates = None, n_test: int = 3,
-                     tomo_types: tuple[str, ...] = ("denoised",), progress: bool = False) -> Path:
-    """Write 7 train runs (with picks), ``n_test`` test runs (truth under test_truth) and the config."""
+                     imaging: ImagingConfig | None = None, templates: Templates = None, n_test: int = 3,
+                     tomo_types: tuple[str, ...] = ("denoised",), progress: bool = False,
+                     difficulty: str | None = None) -> Path:
+    """Write 7 train runs (with picks), ``n_test`` test runs (truth under test_truth), the copick config and
+    ``difficulty.json`` (every run's imaging and per-class SNR). ``difficulty`` names the level for the
+    record; ``imaging`` defaults to the realistic level."""
     out = Path(out)
     shape = resolve_size(size)
     if n_test < 0:
         raise ValueError(f"n_test must be >= 0, got {n_test}")
+    imaging = imaging or ImagingConfig()
     template_set: TemplateSet | None = (templates if templates is None or isinstance(templates, TemplateSet)
                                         else load_templates(templates))
     runs = [("train", r) for r in TRAIN_RUNS] + [("test", r) for r in simulated_test_runs(n_test)]
+    records = []
     for split, run in tqdm(runs, desc="simulating runs", disable=not progress):
-        volumes, picks, _ = simulate_run(shape, run_rng(seed, run), noise, template_set, tuple(tomo_types))
-        for tomo_type, volume in volumes.items():
+        simulated = simulate_run(shape, run_rng(seed, run), imaging, template_set, tuple(tomo_types))
+        for tomo_type, volume in simulated.volumes.items():
             write_multiscale_zarr(tomogram_path(out, split, run, tomo_type), volume)
         overlay = train_overlay_root(out) if split == "train" else truth_overlay_root(out)
-        write_run_picks(overlay, run, picks)
+        write_run_picks(overlay, run, simulated.picks)
+        records.append(run_record(split, run, simulated))
     write_text_atomic(out / COPICK_CONFIG_NAME, json.dumps(copick_config(out), indent=2))
+    report = {"difficulty": difficulty if difficulty is not None else imaging.snr, "seed": seed,
+              "shape_zyx": list(shape), "imaging": asdict(imaging), "models": particle_models(template_set),
+              "definition": DIFFICULTY_DEFINITION, "classes": summarise(records), "runs": records}
+    write_text_atomic(out / DIFFICULTY_REPORT, json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
     return out

@@ -45,9 +45,17 @@ def slab_occupancy(shape: tuple[int, int, int], slab: Slab, edge: float = 1.0) -
     return np.clip(inside, 0.0, 1.0, out=inside).astype(np.float32, copy=False)
 
 
+LABEL_DENSITY: float = 0.5
+"""A voxel belongs to an object (for the label volume) where the object's density reaches this."""
+
+
 def render_into(volume: np.ndarray, model: DensityModel, centre_zyx: np.ndarray, rotation: np.ndarray,
-                spacing: float, weight: float = 1.0) -> None:
-    """Add ``weight`` x the model, rotated (lab = R @ body) and centred at continuous index ``centre_zyx``."""
+                spacing: float, weight: float = 1.0, labels: np.ndarray | None = None, label: int = 0) -> None:
+    """Add ``weight`` x the model, rotated (lab = R @ body) and centred at continuous index ``centre_zyx``.
+
+    With ``labels`` (int volume of the same shape), voxels where the model's density reaches
+    ``LABEL_DENSITY`` are set to ``label``.
+    """
     centre = np.asarray(centre_zyx, dtype=np.float64)
     half = int(np.ceil(model.extent / spacing)) + 1
     base = np.floor(centre).astype(np.int64)
@@ -58,4 +66,8 @@ def render_into(volume: np.ndarray, model: DensityModel, centre_zyx: np.ndarray,
     offsets = [(np.arange(lo[a], hi[a]) - centre[a]) * spacing for a in range(3)]  # Å from the centre
     lab = np.stack(np.meshgrid(*offsets, indexing="ij"), axis=-1).astype(np.float32)  # [bz, by, bx, 3]
     body = lab @ rotation.astype(np.float32)  # row form of R^T @ lab
-    volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += weight * model.evaluate(body)
+    density = model.evaluate(body)
+    box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2]))
+    volume[box] += weight * density
+    if labels is not None:
+        labels[box][density >= LABEL_DENSITY] = label

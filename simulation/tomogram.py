@@ -1,13 +1,15 @@
 """One simulated tomogram: slab, objects, placement, potential, imaging; returns volumes and true picks."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from particles import PARTICLE_NAMES, VOXEL_SPACING, index_to_angstrom
-from simulation.imaging import reconstruct
+from particles import PARTICLE_NAMES, VOXEL_SPACING, index_to_angstrom, particle
+from simulation.difficulty import ImagingConfig, class_difficulty
+from simulation.imaging import ImagingParams, reconstruct
 from simulation.placement import (Placement, place_objects, sample_counts, sample_distractor_counts,
                                   sample_slab, volume_scale)
 from simulation.render import DensityModel, Slab, render_into, slab_occupancy
@@ -16,12 +18,6 @@ from simulation.templates import TemplateSet, load_templates
 
 PROTEIN_CONTRAST: float = 0.4
 """Protein potential above that of the ice it displaces (1.35 vs ~0.93 g/cm^3, ice = 1)."""
-
-NOISE_SIGMA: float = 0.08
-"""Per-voxel noise std (before wedge and low-pass) at ``noise=1``; ice contrast is 1."""
-
-DEFOCUS_RANGE: tuple[float, float] = (25_000.0, 45_000.0)
-"""Defocus range in Å (2.5-4.5 µm underfocus), drawn per run."""
 
 Templates = TemplateSet | str | Path | None
 
@@ -59,14 +55,18 @@ def build_objects(counts: dict[str, int], distractor_counts: dict[str, int], rng
 
 
 def render_potential(shape: tuple[int, int, int], slab: Slab, placement: Placement,
-                     spacing: float = VOXEL_SPACING) -> np.ndarray:
-    """Scattering potential ``[z, y, x]`` float32: ice occupancy + PROTEIN_CONTRAST x density."""
+                     spacing: float = VOXEL_SPACING) -> tuple[np.ndarray, np.ndarray]:
+    """Scattering potential ``[z, y, x]`` float32 (ice occupancy + PROTEIN_CONTRAST x density) and the
+    label volume ``[z, y, x]`` uint8 (particle label inside each pickable particle, 0 elsewhere)."""
     density = np.zeros(shape, dtype=np.float32)
-    for model, centre, rot in zip(placement.models, placement.centres, placement.rotations):
-        render_into(density, model, centre, rot, spacing)
+    labels = np.zeros(shape, dtype=np.uint8)
+    for name, model, centre, rot, pickable in zip(placement.names, placement.models, placement.centres,
+                                                  placement.rotations, placement.labelled):
+        render_into(density, model, centre, rot, spacing, labels=labels if pickable else None,
+                    label=particle(name).label if pickable else 0)
     density *= np.float32(PROTEIN_CONTRAST)
     density += slab_occupancy(shape, slab)
-    return density
+    return density, labels
 
 
 def placement_picks(placement: Placement, spacing: float = VOXEL_SPACING) -> pd.DataFrame:
@@ -77,14 +77,24 @@ def placement_picks(placement: Placement, spacing: float = VOXEL_SPACING) -> pd.
     return pd.DataFrame({"particle_type": names, "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]})
 
 
-def simulate_run(shape: tuple[int, int, int], rng: np.random.Generator, noise: float = 1.0,
+@dataclass(frozen=True)
+class SimulatedRun:
+    """Everything of one simulated run."""
+
+    volumes: dict[str, np.ndarray]  # tomogram type -> [z, y, x] float32
+    picks: pd.DataFrame  # the true picks (particle_type, x, y, z in Å)
+    placement: Placement  # every placed object, distractors too
+    imaging: ImagingParams  # this run's physics
+    difficulty: dict[str, dict[str, float]]  # per class: snr, snr_db, cnr, voxels (simulation.difficulty)
+    noise_std: float  # per voxel, in the denoised tomogram
+
+
+def simulate_run(shape: tuple[int, int, int], rng: np.random.Generator, imaging: ImagingConfig | None = None,
                  templates: Templates = None, tomo_types: tuple[str, ...] = ("denoised",),
-                 spacing: float = VOXEL_SPACING) -> tuple[dict[str, np.ndarray], pd.DataFrame, Placement]:
-    """Everything of one run: tomograms by type, the true picks and the full placement (distractors too)."""
+                 spacing: float = VOXEL_SPACING) -> SimulatedRun:
+    """One run: slab, objects, placement, potential, imaging drawn from ``imaging`` (default: realistic)."""
     if len(shape) != 3 or min(shape) < 8:
         raise ValueError(f"tomogram shape must be 3 sizes >= 8 (z, y, x), got {shape}")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
     shape = tuple(int(s) for s in shape)
     template_set = _as_template_set(templates)
     slab = sample_slab(shape, rng)
@@ -92,14 +102,15 @@ def simulate_run(shape: tuple[int, int, int], rng: np.random.Generator, noise: f
     counts = sample_counts(rng, scale)
     models, names, labelled = build_objects(counts, sample_distractor_counts(rng, scale), rng, template_set)
     placement = place_objects(shape, slab, models, names, labelled, rng, spacing)
-    potential = render_potential(shape, slab, placement, spacing)
-    defocus = rng.uniform(*DEFOCUS_RANGE)
-    volumes = reconstruct(potential, rng, defocus, noise * NOISE_SIGMA, spacing, tuple(tomo_types))
-    return volumes, placement_picks(placement, spacing), placement
+    potential, labels = render_potential(shape, slab, placement, spacing)
+    params = (imaging or ImagingConfig()).draw(rng)
+    recon = reconstruct(potential, rng, params, spacing, labels > 0, tuple(tomo_types))
+    return SimulatedRun(recon.volumes, placement_picks(placement, spacing), placement, params,
+                        class_difficulty(recon.signal, recon.noise_std, labels), recon.noise_std)
 
 
-def simulate_tomogram(shape: tuple[int, int, int], rng: np.random.Generator, noise: float = 1.0,
+def simulate_tomogram(shape: tuple[int, int, int], rng: np.random.Generator, imaging: ImagingConfig | None = None,
                       templates: Templates = None) -> tuple[np.ndarray, pd.DataFrame]:
     """A denoised tomogram ``[z, y, x]`` float32 and its picks (particle_type, x, y, z in Å)."""
-    volumes, picks, _ = simulate_run(shape, rng, noise, templates, ("denoised",))
-    return volumes["denoised"], picks
+    run = simulate_run(shape, rng, imaging, templates, ("denoised",))
+    return run.volumes["denoised"], run.picks

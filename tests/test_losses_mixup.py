@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lightning_modules.config import LossConfig
-from lightning_modules.losses import build_loss, points_to_classes, quality_focal, weighted_bce, weighted_ce
+from lightning_modules.losses import (build_loss, points_to_classes, quality_focal, voxel_weights, weighted_bce,
+                                     weighted_ce)
 from lightning_modules.mixup import mixup_batch
 
 
@@ -74,3 +75,17 @@ def test_mixup_keeps_targets_in_unit_interval_and_mixes_consistently() -> None:
             mixed_image[i], lam[i] * image[i] + (1 - lam[i]) * image[j], atol=1e-5)]
         assert any(torch.allclose(mixed_target[i], lam[i] * target[i] + (1 - lam[i]) * target[j], atol=1e-5)
                    for j in candidates)
+
+
+def test_class_contrast_weights_every_channel_near_a_particle() -> None:
+    target = torch.zeros(1, 2, 1, 1, 2)
+    target[0, 0, 0, 0, 0] = 1.0  # a class-0 particle at voxel 0; voxel 1 is empty ice
+    own = voxel_weights(target, 9.0, class_contrast=False)
+    contrast = voxel_weights(target, 9.0, class_contrast=True)
+    assert own[0, :, 0, 0, 0].tolist() == [9.0, 1.0]  # the wrong channel weighs like ice
+    assert contrast[0, :, 0, 0, 0].tolist() == [9.0, 9.0]  # firing class 1 on a class-0 particle costs
+    assert contrast[0, :, 0, 0, 1].tolist() == [1.0, 1.0]
+    wrong = torch.zeros_like(target)
+    wrong[0, 1, 0, 0, 0] = 6.0  # class 1 fires on the class-0 particle
+    assert weighted_bce(wrong, target, 9.0, True) > weighted_bce(wrong, target, 9.0, False)
+    assert build_loss(LossConfig(class_contrast=True)).keywords["class_contrast"] is True

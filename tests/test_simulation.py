@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from datamodules.layout import COPICK_CONFIG_NAME, TRAIN_RUNS, overlay_runs_dir,
 from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle
 from simulation import simulate_tomogram
 from simulation.dataset import resolve_size, run_rng, simulated_test_runs
-from simulation.imaging import ctf, frequency_grid, missing_wedge_mask, reconstruct
+from simulation.difficulty import fixed_imaging
+from simulation.imaging import ImagingParams, ctf, frequency_grid, missing_wedge_mask, reconstruct
 from simulation.placement import Placement, place_objects, sample_counts, sample_slab
 from simulation.render import Slab, render_into
 from simulation.shapes import BUILTIN_SHAPES, random_distractor, random_rotations
@@ -70,7 +72,8 @@ def test_runs_get_different_seeds():
 
 def test_written_picks_are_the_placed_centres(tiny_dataset: Path):
     for split, run in [("train", TRAIN_RUNS[0]), ("test", simulated_test_runs(2)[1])]:
-        _, picks, placement = simulate_run(TINY_SHAPE, run_rng(0, run), tomo_types=())
+        simulated = simulate_run(TINY_SHAPE, run_rng(0, run), tomo_types=())
+        picks, placement = simulated.picks, simulated.placement
         overlay = train_overlay_root(tiny_dataset) if split == "train" else layout.truth_overlay_root(tiny_dataset)
         written = _read_picks(overlay, run)
         for name in PARTICLE_NAMES:
@@ -82,8 +85,9 @@ def test_written_picks_are_the_placed_centres(tiny_dataset: Path):
 
 
 def test_distractors_are_placed_but_never_picked():
-    volumes, picks, placement = simulate_run((48, 128, 128), np.random.default_rng(2), tomo_types=())
-    assert volumes == {}
+    simulated = simulate_run((48, 128, 128), np.random.default_rng(2), tomo_types=())
+    picks, placement = simulated.picks, simulated.placement
+    assert simulated.volumes == {}
     assert (~placement.labelled).sum() > 0
     assert all(n.startswith("distractor") for n, lab in zip(placement.names, placement.labelled) if not lab)
     assert len(picks) == placement.labelled.sum()
@@ -138,14 +142,14 @@ def test_counts_realistic_and_varied():
 
 def test_protein_darker_than_ice():
     rng = np.random.default_rng(4)
-    volumes, picks, placement = simulate_run((48, 128, 128), rng, noise=0.0)
-    vol = volumes["denoised"]
+    simulated = simulate_run((48, 128, 128), rng, fixed_imaging(math.inf))
+    vol, placement = simulated.volumes["denoised"], simulated.placement
     solid = placement.centres[placement.labelled & np.isin(placement.names, SOLID)]
     assert len(solid) >= 3
     at = vol[tuple(np.rint(solid).astype(int).T)]
     assert at.mean() < vol.mean() - 0.5 * vol.std()
     assert np.mean(at < np.median(vol)) >= 0.7
-    potential = render_potential((48, 128, 128), Slab(centre=24.0, thickness=200.0), placement)
+    potential, _ = render_potential((48, 128, 128), Slab(centre=24.0, thickness=200.0), placement)
     assert potential[tuple(np.rint(solid).astype(int).T)].min() > 1.2  # protein denser than ice (1)
 
 
@@ -153,8 +157,8 @@ def test_missing_wedge_empty_after_imaging():
     shape = (32, 48, 40)
     rng = np.random.default_rng(0)
     potential = rng.standard_normal(shape).astype(np.float32)
-    for noise in (0.0, 1.0):
-        vol = reconstruct(potential, rng, 30_000.0, noise, VOXEL_SPACING, ("wbp",))["wbp"]
+    for snr in (math.inf, 1.0):
+        vol = reconstruct(potential, rng, ImagingParams(snr=snr), VOXEL_SPACING, potential > 1, ("wbp",)).volumes["wbp"]
         power = np.abs(sfft.rfftn(vol)) ** 2
         kz, _, kx = frequency_grid(shape, VOXEL_SPACING)
         wedge = np.broadcast_to(np.abs(kz) > np.tan(np.deg2rad(60)) * np.abs(kx), power.shape)
@@ -172,7 +176,8 @@ def test_ctf_and_wbp_noisier_than_denoised():
     c = ctf(k2, 30_000.0, bfactor=0.0)
     assert c[0] == pytest.approx(0.07, abs=1e-6)
     rng = np.random.default_rng(1)
-    vols = reconstruct(np.zeros((32, 32, 32), np.float32), rng, 30_000.0, 1.0, VOXEL_SPACING, ("wbp", "denoised"))
+    potential = rng.standard_normal((32, 32, 32)).astype(np.float32)
+    vols = reconstruct(potential, rng, ImagingParams(snr=0.1), VOXEL_SPACING, potential > 1, ("wbp", "denoised")).volumes
     assert vols["wbp"].std() > 1.5 * vols["denoised"].std() > 0
 
 

@@ -102,3 +102,32 @@ def test_wrong_stride_or_channels_is_clear_error() -> None:
         sliding_window_logits(DeltaConv(3), torch.zeros(8, 8, 8), (8, 8, 8), 0.0, 1, 4)
     with pytest.raises(ValueError, match="reflect"):
         sliding_window_logits(DeltaConv(), torch.zeros(3, 8, 8), (8, 8, 8), 0.0, 1, 3, pad_mode="reflect")
+
+
+class Flatness(nn.Module):
+    """Fires where the input does not change from voxel to voxel: what a featureless pad region looks like."""
+
+    output_stride = 1
+    size_divisor = 8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        step = sum((x - torch.roll(x, 1, dims=d)).abs() for d in (2, 3, 4))  # [B, 1, D, H, W]
+        smooth = nn.functional.avg_pool3d(step, 3, stride=1, padding=1, count_include_pad=False)
+        return (-smooth).expand(-1, 6, -1, -1, -1) * 10.0  # [B, 6, D, H, W]
+
+
+def test_far_faces_attract_no_picks_with_mirror_padding():
+    """Border handling: a volume padded up to whole windows with zeros grows a flat slab along its far faces
+    that an edge-sensitive network fires on; mirror padding keeps the texture, so picks stay spread out."""
+    from postprocess.heatmap_nms import pick_particles
+
+    volume = torch.randn(29, 37, 45, generator=torch.Generator().manual_seed(0))  # not multiples of 8
+    far_face_share = {}
+    for mode in ("constant", "mirror"):
+        logits = sliding_window_logits(Flatness(), volume, (32, 40, 48), 0.0, 1, 6, pad_mode=mode)
+        picks = pick_particles(torch.sigmoid(logits), "run", 0.0, kernel_fraction=0.3, max_per_class=100)
+        zyx = picks[["z", "y", "x"]].to_numpy() / 10.012
+        near_far = (zyx > torch.tensor(volume.shape).numpy() - 3).any(axis=1)
+        far_face_share[mode] = near_far.mean()
+    assert far_face_share["constant"] > 0.8  # the zero pad drags the strongest picks to the far faces
+    assert far_face_share["mirror"] < 0.35  # a uniform spread puts 23 % of the picks there

@@ -11,6 +11,7 @@ import yaml
 from datamodules.layout import tomogram_path, train_overlay_root
 from particles import PARTICLE_NAMES
 from postprocess.writers import write_pick_json
+from simulation.difficulty import ImagingConfig, resolve_snr
 from simulation.tomogram import simulate_run
 from simulation.zarr_writer import write_multiscale_zarr
 
@@ -24,12 +25,13 @@ def write_folds(path: Path, folds: dict[int, list[str]]) -> Path:
 
 
 def twin_dataset(root: Path, shape: tuple[int, int, int], seed: int = 0,
-                 noise: float = 1.0) -> tuple[Path, Path, pd.DataFrame]:
+                 difficulty: str = "easy") -> tuple[Path, Path, pd.DataFrame]:
     """One simulated tomogram and its picks under two run names, and folds {0: [TS_A], 1: [TS_B]}.
 
     Training fold 0 trains on TS_B and validates on TS_A: the same data, so a model can overfit it.
     """
-    volumes, picks, _ = simulate_run(shape, np.random.default_rng(seed), noise)
+    simulated = simulate_run(shape, np.random.default_rng(seed), ImagingConfig(snr=resolve_snr(difficulty)))
+    volumes, picks = simulated.volumes, simulated.picks
     for run in TWIN_RUNS:
         write_multiscale_zarr(tomogram_path(root, "train", run), volumes["denoised"])
         for name in PARTICLE_NAMES:

@@ -1,0 +1,180 @@
+"""Compare training recipes as a user runs them: ``train.py`` per fold, then ``ensemble.py`` on the test runs.
+
+``python -m benchmarks.bench_recipes --data ROOT --out RUNS --variants default lr3e-3 [--folds 0 1 ...]``
+
+Each variant is a small, named diff over the CPU default (``VARIANTS``). For each it prints and appends to
+``<out>/results.jsonl``: the out-of-fold CV (thresholds fitted on the folds' held-out runs), the test
+score of the fold ensemble with those thresholds (per class too), the test score with thresholds fitted on
+the test runs themselves (how well the picks are ranked, free of threshold noise: the quick comparison
+when only one or two folds are trained) and the wall time of training and prediction. Same data, same
+folds, same budget: only the named fields differ.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from datamodules.sources import open_source
+from lightning_modules.checkpoints import FoldRun, ensemble_settings, find_fold_runs, load_model
+from lightning_modules.oof import predict_oof
+from particles import PARTICLE_NAMES
+from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
+from postprocess.ensemble_predict import EnsembleSettings, predict_run
+from postprocess.metric import MetricReport, load_ground_truth, score_picks
+from postprocess.thresholds import apply_thresholds, fit_thresholds
+
+REPO = Path(__file__).resolve().parents[1]
+POSTPROCESS: dict[str, dict[str, Any]] = {
+    "as-trained": {},
+    "kernel1": {"kernel_fraction": 1.0},
+    "kernel1.5": {"kernel_fraction": 1.5},
+    "kernel1.5-supp0.5": {"kernel_fraction": 1.5, "class_suppression": 0.5},
+    "supp0.5": {"class_suppression": 0.5},
+    "constant-pad": {"pad_mode": "constant"},
+    "kernel1-supp0.5": {"kernel_fraction": 1.0, "class_suppression": 0.5},
+}
+"""Post-processing settings scored on the same trained folds (no retraining): ensemble settings overrides."""
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "cand-a-contrast": {"loss": {"class_contrast": True}},
+    "cand-a-ce": {"loss": {"kind": "ce"}},
+    "cand-a": {"model": {"name": "unet-tiny", "output_stride": 2, "widths": [8, 32, 64, 128]},
+               "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
+                        "patches_per_epoch": 128, "positive_fraction": 0.8},
+               "optim": {"lr": 2e-3, "warmup_fraction": 0.05}, "mixup": {"prob": 0.25},
+               "ema": {"decay": 0.99, "start_step": 50},
+               "validation": {"window": [96, 320, 320], "batch_size": 1},
+               "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 16,
+                           "check_val_every_n_epoch": 2}},
+    # the CPU recipe before issue 9 (preset cpu-demo as it was): 12 epochs of 96 patches of 64^3
+    "old-cpu-demo": {"model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 32, 64, 128]},
+                     "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
+                              "patches_per_epoch": 96, "positive_fraction": 0.8},
+                     "optim": {"lr": 1e-3, "warmup_fraction": 0.05}, "mixup": {"prob": 0.25},
+                     "ema": {"decay": 0.98, "start_step": 20},
+                     "validation": {"window": [96, 256, 256], "batch_size": 1},
+                     "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 12}},
+}
+"""Variant name -> nested overrides laid over the CPU default recipe."""
+
+
+def flags(overrides: dict[str, Any], prefix: str = "") -> list[str]:
+    """Nested overrides -> ``--section.key value ...`` flags of train.py."""
+    out: list[str] = []
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += flags(value, f"{name}.")
+        elif isinstance(value, (list, tuple)):
+            out += [f"--{name}", *[str(v) for v in value]]
+        else:
+            out += [f"--{name}", "null" if value is None else str(value)]
+    return out
+
+
+def per_class(report: MetricReport) -> dict[str, float]:
+    return {n: float(report.table.loc[n, "f4"]) for n in PARTICLE_NAMES if n in report.table.index}
+
+
+def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSettings) -> pd.DataFrame:
+    """Every peak of the fold ensemble above the candidate threshold on the test runs, with its score."""
+    models = [load_model(r) for r in fold_runs]
+    source = open_source(data, "test", fold_runs[0].config.data.tomo_type)
+    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
+    tables = [predict_run(models, source.load_tomogram(run), run, settings, floor, torch.device("cpu"))
+              for run in source.run_names()]
+    return pd.concat(tables, ignore_index=True)
+
+
+def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """OOF CV and test scores of trained folds under one post-processing setting (thresholds fitted on
+    out-of-fold predictions made with that same setting)."""
+    settings = ensemble_settings(fold_runs[0].config, **overrides)
+    fraction = settings.class_suppression
+    settings = replace(settings, class_suppression=0.0)  # raw candidates: suppression follows the thresholds
+    oof_candidates, oof_truth, held_out_runs = predict_oof(fold_runs, settings)
+    thresholds, _ = fit_thresholds_suppressed(oof_candidates, oof_truth, fraction)
+    oof = score_picks(select_picks(oof_candidates, thresholds, fraction), oof_truth, runs=held_out_runs)
+    candidates = test_candidates(fold_runs, data, settings)
+    truth = load_ground_truth(data / "test_truth")
+    test = score_picks(select_picks(candidates, thresholds, fraction), truth)
+    best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth)), truth)
+    return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
+            "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": thresholds}
+
+
+def run_variant(name: str, data: Path, out: Path, folds: list[int], extra: list[str],
+                postprocess: list[str], reuse: bool = False) -> list[dict[str, Any]]:
+    """Train every fold of one variant (train.py), then score it under each post-processing setting.
+    ``reuse`` scores the folds already trained under ``out`` instead."""
+    runs = out / name
+    start = time.perf_counter()
+    fold_minutes = []
+    for fold in [] if reuse else folds:
+        t0 = time.perf_counter()
+        cmd = [sys.executable, str(REPO / "train.py"), "--fold", str(fold), "--data", str(data), "--out", str(runs),
+               "--overwrite", "--experiment", name, *flags(variant_overrides(name)), *extra]
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        fold_minutes.append((time.perf_counter() - t0) / 60)
+    t_train = time.perf_counter() - start
+    fold_runs = find_fold_runs(runs, name)
+    rows = []
+    for label in postprocess:
+        t0 = time.perf_counter()
+        row = evaluate(fold_runs, data, POSTPROCESS[label])
+        rows.append({"variant": name, "postprocess": label, "overrides": variant_overrides(name),
+                     "postprocess_overrides": POSTPROCESS[label], "extra": extra, "data": str(data), "folds": folds,
+                     **row, "train_minutes": t_train / 60, "predict_minutes": (time.perf_counter() - t0) / 60,
+                     "fold_minutes": fold_minutes, "date": time.strftime("%Y-%m-%d %H:%M")})
+    return rows
+
+
+def variant_overrides(name: str) -> dict[str, Any]:
+    """A variant's overrides; ``cand-a-*`` variants are laid over ``cand-a``."""
+    if name.startswith("cand-a-"):
+        return merge_nested(VARIANTS["cand-a"], VARIANTS[name])
+    return VARIANTS[name]
+
+
+def merge_nested(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = merge_nested(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="simulated copick root with test_truth")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the runs and results.jsonl")
+    parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
+    parser.add_argument("--folds", nargs="+", type=int, default=list(range(7)))
+    parser.add_argument("--postprocess", nargs="+", default=["as-trained"], choices=sorted(POSTPROCESS),
+                        help="post-processing settings to score each variant with (no retraining)")
+    parser.add_argument("--reuse", action="store_true", help="score the variants' existing runs, train nothing")
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                        help="further train.py flags for every variant (last on the line)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.variants:
+        for row in run_variant(name, args.data, args.out, args.folds, args.train_args, args.postprocess,
+                                   args.reuse):
+            with open(args.out / "results.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+            classes = "  ".join(f"{k[:8]} {v:.2f}" for k, v in row["test_per_class"].items())
+            print(f"{name:<16} {row['postprocess']:<18} OOF {row['oof_cv']:.3f}  test {row['test']:.3f} "
+                  f"(best thresholds {row['test_best_thresholds']:.3f})  ({classes})  "
+                  f"train {row['train_minutes']:.1f} + predict {row['predict_minutes']:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The classical baseline every accuracy table is compared with: NCC template matching, thresholds fitted on
+the training runs only, scored with the project's metric on the held-out test runs.
+
+``python -m benchmarks.classical_baseline --data ROOT [--json results.json]``
+
+Templates (benchmarks/template_matching.py) are rotation-averaged means of the training runs' particles.
+On each training run the templates come from the other training runs (leave one run out), so the
+choices fitted there (per class: threshold, and whether to smooth the NCC map before peak picking) rest
+on scores the run's own particles did not shape; the test runs use templates from all training runs.
+The last line printed is ``score <test F4>``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from benchmarks.template_matching import class_templates, score_maps, smooth_maps
+from datamodules.normalization import normalize
+from datamodules.sources import TomogramSource, open_source
+from particles import PARTICLE_NAMES, angstrom_to_index
+from postprocess.atomic import write_text_atomic
+from postprocess.heatmap_nms import pick_particles
+from postprocess.metric import MetricReport, format_report, score_picks
+from postprocess.thresholds import apply_thresholds, fit_thresholds
+
+CANDIDATE_THRESHOLD: float = 0.0  # NCC above which peaks are candidates for threshold fitting
+MAX_CANDIDATES: int = 300  # per class and run; a 92x315x315 run holds a few dozen particles
+KERNEL_FRACTION: float = 1.0  # NMS kernel ≈ the class radius, as the 1st place used
+
+
+def centres_by_class(picks: pd.DataFrame, spacing: float) -> dict[str, np.ndarray]:
+    """Class name -> ``[n, 3]`` continuous z, y, x indices of the picks."""
+    return {name: angstrom_to_index(rows[["x", "y", "z"]].to_numpy(), spacing)
+            for name, rows in picks.groupby("particle_type")}
+
+
+def candidates(maps: np.ndarray, run: str, smoothed: dict[str, bool], spacing: float) -> pd.DataFrame:
+    """NCC peaks of every class on one run's score maps (smoothed where asked), with their NCC as score."""
+    return pick_particles(torch.from_numpy(smooth_maps(maps, smoothed, spacing)), run, CANDIDATE_THRESHOLD,
+                          kernel_fraction=KERNEL_FRACTION, max_per_class=MAX_CANDIDATES)
+
+
+def load_runs(source: TomogramSource) -> tuple[list[str], list[np.ndarray], list[pd.DataFrame]]:
+    """Run names, z-scored volumes and picks of one split."""
+    names = source.run_names()
+    volumes = [normalize(source.load_tomogram(r)) for r in tqdm(names, desc="reading", leave=False)]
+    return names, volumes, [source.picks(r) for r in names]
+
+
+def fit_on_training(names: list[str], maps: list[np.ndarray], truth: pd.DataFrame,
+                    spacing: float) -> tuple[dict[str, bool], dict[str, float], MetricReport]:
+    """Per class, whether to smooth its NCC map and its threshold: whichever gives the better F4 on the
+    training runs (each run's maps made with templates from the other runs)."""
+    fits = {}
+    for smooth in (False, True):
+        choice = {n: smooth for n in PARTICLE_NAMES}
+        cands = pd.concat([candidates(m, r, choice, spacing) for r, m in zip(names, maps)], ignore_index=True)
+        thresholds = fit_thresholds(cands, truth)
+        fits[smooth] = (cands, thresholds, score_picks(apply_thresholds(cands, thresholds), truth, runs=names))
+    smoothed = {n: bool(fits[True][2].table.loc[n, "f4"] > fits[False][2].table.loc[n, "f4"]) for n in PARTICLE_NAMES}
+    thresholds = {n: fits[smoothed[n]][1][n] for n in PARTICLE_NAMES}
+    cands = pd.concat([fits[smoothed[n]][0].query("particle_type == @n") for n in PARTICLE_NAMES], ignore_index=True)
+    return smoothed, thresholds, score_picks(apply_thresholds(cands, thresholds), truth, runs=names)
+
+
+def run_baseline(root: str | Path, tomo_type: str = "denoised") -> dict:
+    """Fit on the train split, score the test split; returns the choices, both reports and timings."""
+    start = time.perf_counter()
+    train = open_source(root, "train", tomo_type)
+    test = open_source(root, "test", tomo_type)
+    if not train.has_picks or not test.has_picks:
+        raise ValueError(f"{root}: the baseline needs picks for the train split and ground truth for the test split")
+    spacing = train.voxel_spacing
+    names, volumes, picks = load_runs(train)
+    centres = [centres_by_class(p, spacing) for p in picks]
+    train_maps = []
+    for i in tqdm(range(len(names)), desc="matching train runs (leave one out)"):
+        others = [j for j in range(len(names)) if j != i]
+        templates = class_templates([volumes[j] for j in others], [centres[j] for j in others], spacing)
+        train_maps.append(score_maps(volumes[i], templates, spacing))
+    smoothed, thresholds, train_report = fit_on_training(names, train_maps, pd.concat(picks, ignore_index=True),
+                                                         spacing)
+    del train_maps
+    templates = class_templates(volumes, centres, spacing)
+    test_names, test_volumes, test_picks = load_runs(test)
+    test_cands = [candidates(score_maps(v, templates, spacing), r, smoothed, spacing)
+                  for r, v in tqdm(list(zip(test_names, test_volumes)), desc="matching test runs")]
+    test_report = score_picks(apply_thresholds(pd.concat(test_cands, ignore_index=True), thresholds),
+                              pd.concat(test_picks, ignore_index=True), runs=test_names)
+    return {"thresholds": thresholds, "smoothed": smoothed, "train": train_report, "test": test_report,
+            "seconds": time.perf_counter() - start, "train_runs": names, "test_runs": test_names}
+
+
+def report_dict(report: MetricReport) -> dict:
+    """Score and per-class F4/precision/recall as plain JSON."""
+    table = report.table
+    return {"score": report.score, "per_class": {n: {c: float(table.loc[n, c]) for c in ("precision", "recall", "f4")}
+                                                 for n in PARTICLE_NAMES if n in table.index}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="copick root with train picks and test ground truth")
+    parser.add_argument("--tomo-type", default="denoised", help="tomogram type to match (default: denoised)")
+    parser.add_argument("--json", type=Path, help="also write thresholds and scores to this JSON file")
+    args = parser.parse_args(argv)
+    result = run_baseline(args.data, args.tomo_type)
+    smoothed = [n for n, v in result["smoothed"].items() if v] or ["none"]
+    print(f"classical baseline (NCC template matching), thresholds fitted on {len(result['train_runs'])} "
+          f"training runs (leave-one-run-out templates); smoothed classes: {', '.join(smoothed)}")
+    print(format_report(result["train"]).replace("\nscore", "\ntrain score"))
+    print(f"test runs ({len(result['test_runs'])}), {result['seconds']:.0f} s in all:")
+    print(format_report(result["test"]))
+    if args.json:
+        write_text_atomic(args.json, json.dumps({
+            "data": str(args.data), "thresholds": result["thresholds"], "smoothed": result["smoothed"],
+            "seconds": result["seconds"],
+            "train": report_dict(result["train"]), "test": report_dict(result["test"])}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
