@@ -1,7 +1,8 @@
 """Fold checkpoints -> OOF thresholds -> submission: ``python ensemble.py --runs RUNS --data ROOT --out sub.csv``.
 
 Finds the folds of one experiment by their saved config, fits per-class thresholds on their out-of-fold
-candidates (or loads the saved ones), averages the folds' logits (with optional TTA) over every tomogram
+predictions made with the very settings given here (TTA, window, smoothing; or reuses thresholds saved for the
+same settings and checkpoints), averages the folds' logits (with optional TTA) over every tomogram
 of the split, picks peaks, and writes the submission CSV and copick pick files atomically. Under torchrun
 each process predicts a share of the tomograms. ``--score`` prints the official metric.
 """
@@ -19,14 +20,14 @@ from datamodules.pick_readers import empty_picks_table
 from datamodules.sources import open_source
 from lightning_modules.checkpoints import (FoldRun, check_compatible, ensemble_settings, find_fold_runs,
                                            fold_run_from_checkpoint, load_model, weight_soup)
-from lightning_modules.oof import collect_oof
+from lightning_modules.oof import OOFPredictions, fit_oof_thresholds, threshold_record
 from models.logit_average import LogitAverage
 from postprocess.atomic import atomic_path
-from postprocess.ensemble_predict import predict_run
+from postprocess.ensemble_predict import EnsembleSettings, predict_run
 from postprocess.metric import format_report, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
 from postprocess.sharding import gather_tables, init_from_env, shard_runs
-from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
+from postprocess.class_suppression import select_picks
 from postprocess.thresholds import load_thresholds, save_thresholds
 from postprocess.tta import TRANSFORM_NAMES
 from postprocess.writers import write_copick_picks, write_submission
@@ -43,12 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--overlay", help="copick overlay root for the pick JSONs (default: <out>_copick/)")
     p.add_argument("--thresholds", help="thresholds JSON (default: <runs>/<experiment>.thresholds.json)")
-    p.add_argument("--refit-thresholds", action="store_true", help="fit thresholds again on the OOF candidates")
+    p.add_argument("--refit-thresholds", action="store_true",
+                   help="fit thresholds again out of fold even when saved ones match these settings")
     p.add_argument("--tta", nargs="+", default=["identity"], choices=TRANSFORM_NAMES,
                    help="test-time transforms whose inverted logits are averaged")
     p.add_argument("--average", choices=["logits", "probabilities"], default="logits")
     p.add_argument("--soup", action="store_true", help="average the folds' weights into one model first")
-    p.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap fraction")
+    p.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default: the validation one)")
     p.add_argument("--batch-size", type=int, default=2, help="windows per forward pass")
     p.add_argument("--window", nargs=3, type=int, help="sliding window (z y x); default: the validation one")
     p.add_argument("--smooth-sigma", type=float, help="light Gaussian smoothing before NMS (voxels)")
@@ -70,20 +72,26 @@ def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
     return runs
 
 
-def thresholds_for(args: argparse.Namespace, runs: list[FoldRun]) -> tuple[dict[str, float], tuple | None]:
-    """Saved thresholds, or thresholds fitted on the OOF candidates (saved beside the checkpoints)."""
+def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
+                   device: torch.device) -> tuple[dict[str, float], OOFPredictions | None]:
+    """Saved thresholds fitted with these very settings and checkpoints, else thresholds fitted now on the
+    folds' out-of-fold predictions made with them (and saved, with that record, beside the checkpoints)."""
     default = Path(args.runs) / f"{runs[0].config.experiment}.thresholds.json" if args.runs else None
     path = Path(args.thresholds) if args.thresholds else default
-    oof = None
-    if any(r.run_dir is not None for r in runs):
-        oof = collect_oof(runs)
+    record = threshold_record(settings, runs)
     if path is not None and path.is_file() and not args.refit_thresholds:
-        return load_thresholds(path), oof
-    if oof is None:
-        raise FileNotFoundError("no thresholds file (--thresholds) and no run folders to fit them on")
-    thresholds, _ = fit_thresholds_suppressed(oof[0], oof[1], runs[0].config.validation.class_suppression)
+        thresholds, fitted_with = load_thresholds(path)
+        if fitted_with == record:
+            print(f"thresholds from {path} (fitted out of fold with these settings and checkpoints)")
+            return thresholds, None
+        if args.thresholds:  # the user's own file: used as given, with a word when it was fitted otherwise
+            print(f"thresholds from {path}, which records "
+                  f"{'no fitting settings' if fitted_with is None else 'other settings or checkpoints'}")
+            return thresholds, None
+        print(f"{path} was fitted with other settings or checkpoints: fitting again")
+    thresholds, oof = fit_oof_thresholds(runs, settings, device)
     if path is not None:
-        save_thresholds(thresholds, path)
+        save_thresholds(thresholds, path, fitted_with=record)
         print(f"thresholds fitted out of fold, saved to {path}")
     return thresholds, oof
 
@@ -100,11 +108,6 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     folds = fold_runs_from(args)
     cfg = folds[0].config
-    thresholds, oof = thresholds_for(args, folds)
-    if oof is not None:
-        print(f"out-of-fold CV over {', '.join(oof[2])} ({len(folds)} folds):")
-        picks = select_picks(oof[0], thresholds, cfg.validation.class_suppression)
-        print(format_report(score_picks(picks, oof[1], runs=oof[2])))
     data = args.data or [cfg.data.data_root]
     source = (open_source(data[0], args.split, cfg.data.tomo_type) if len(data) == 1
               else open_source([Path(d) for d in data]))
@@ -117,13 +120,18 @@ def run(args: argparse.Namespace) -> int:
 
     rank, world, device = init_from_env()
     device = torch.device(args.device) if args.device else device
-    models = [load_model(r, device) for r in folds]
-    models = [weight_soup(models)] if args.soup else models
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     settings = ensemble_settings(
         cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
         tta=tuple(args.tta), average=args.average, smooth_sigma=args.smooth_sigma,
         autocast_dtype=torch.bfloat16 if bf16 else None)
+    thresholds, oof = thresholds_for(args, folds, settings, device)
+    if oof is not None and rank == 0:
+        print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} folds):")
+        picks = select_picks(oof.candidates, thresholds, settings.class_suppression)
+        print(format_report(score_picks(picks, oof.truth, runs=oof.runs)))
+    models = [load_model(r, device) for r in folds]
+    models = [weight_soup(models)] if args.soup else models
 
     tables = []
     for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
@@ -140,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     write_copick_picks(table, overlay, runs=names)
     print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs under {overlay})")
     if args.pictures and oof is not None:
-        pr_curves_figure(oof[0], oof[1], thresholds, Path(args.pictures) / "oof_pr_curves.png")
+        pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png")
     if args.export_torchscript:
         export_torchscript(models, settings.window, Path(args.export_torchscript))
     if args.score:

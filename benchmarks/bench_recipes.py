@@ -25,9 +25,9 @@ import torch
 
 from datamodules.sources import open_source
 from lightning_modules.checkpoints import FoldRun, ensemble_settings, find_fold_runs, load_model
-from lightning_modules.oof import predict_oof
+from lightning_modules.oof import fit_oof_thresholds
 from particles import PARTICLE_NAMES
-from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
+from postprocess.class_suppression import select_picks
 from postprocess.ensemble_predict import EnsembleSettings, predict_run
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
@@ -100,11 +100,9 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
     out-of-fold predictions made with that same setting)."""
     settings = ensemble_settings(fold_runs[0].config, **overrides)
     fraction = settings.class_suppression
-    settings = replace(settings, class_suppression=0.0)  # raw candidates: suppression follows the thresholds
-    oof_candidates, oof_truth, held_out_runs = predict_oof(fold_runs, settings)
-    thresholds, _ = fit_thresholds_suppressed(oof_candidates, oof_truth, fraction)
-    oof = score_picks(select_picks(oof_candidates, thresholds, fraction), oof_truth, runs=held_out_runs)
-    candidates = test_candidates(fold_runs, data, settings)
+    thresholds, predicted = fit_oof_thresholds(fold_runs, settings)
+    oof = score_picks(select_picks(predicted.candidates, thresholds, fraction), predicted.truth, runs=predicted.runs)
+    candidates = test_candidates(fold_runs, data, replace(settings, class_suppression=0.0))
     truth = load_ground_truth(data / "test_truth")
     test = score_picks(select_picks(candidates, thresholds, fraction), truth)
     best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth)), truth)
@@ -113,26 +111,28 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
 
 
 def run_variant(name: str, data: Path, out: Path, folds: list[int], extra: list[str],
-                postprocess: list[str], reuse: bool = False) -> list[dict[str, Any]]:
+                postprocess: list[str], reuse: bool = False, label: str | None = None) -> list[dict[str, Any]]:
     """Train every fold of one variant (train.py), then score it under each post-processing setting.
-    ``reuse`` scores the folds already trained under ``out`` instead."""
-    runs = out / name
+    ``reuse`` scores the folds already trained under ``out`` instead; ``label`` names the runs (default: the
+    variant), so one variant with different ``extra`` flags keeps its runs apart."""
+    label = label or name
+    runs = out / label
     start = time.perf_counter()
     fold_minutes = []
     for fold in [] if reuse else folds:
         t0 = time.perf_counter()
         cmd = [sys.executable, str(REPO / "train.py"), "--fold", str(fold), "--data", str(data), "--out", str(runs),
-               "--overwrite", "--experiment", name, *flags(variant_overrides(name)), *extra]
+               "--overwrite", "--experiment", label, *flags(variant_overrides(name)), *extra]
         subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         fold_minutes.append((time.perf_counter() - t0) / 60)
     t_train = time.perf_counter() - start
-    fold_runs = find_fold_runs(runs, name)
+    fold_runs = find_fold_runs(runs, label)
     rows = []
-    for label in postprocess:
+    for setting in postprocess:
         t0 = time.perf_counter()
-        row = evaluate(fold_runs, data, POSTPROCESS[label])
-        rows.append({"variant": name, "postprocess": label, "overrides": variant_overrides(name),
-                     "postprocess_overrides": POSTPROCESS[label], "extra": extra, "data": str(data), "folds": folds,
+        row = evaluate(fold_runs, data, POSTPROCESS[setting])
+        rows.append({"variant": name, "label": label, "postprocess": setting, "overrides": variant_overrides(name),
+                     "postprocess_overrides": POSTPROCESS[setting], "extra": extra, "data": str(data), "folds": folds,
                      **row, "train_minutes": t_train / 60, "predict_minutes": (time.perf_counter() - t0) / 60,
                      "fold_minutes": fold_minutes, "date": time.strftime("%Y-%m-%d %H:%M")})
     return rows
@@ -160,18 +160,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(7)))
     parser.add_argument("--postprocess", nargs="+", default=["as-trained"], choices=sorted(POSTPROCESS),
                         help="post-processing settings to score each variant with (no retraining)")
+    parser.add_argument("--label", help="name of the runs (one variant only; default: the variant's name)")
     parser.add_argument("--reuse", action="store_true", help="score the variants' existing runs, train nothing")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                         help="further train.py flags for every variant (last on the line)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
+        if args.label and len(args.variants) > 1:
+            parser.error("--label names the runs of a single variant")
         for row in run_variant(name, args.data, args.out, args.folds, args.train_args, args.postprocess,
-                                   args.reuse):
+                               args.reuse, args.label):
             with open(args.out / "results.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
             classes = "  ".join(f"{k[:8]} {v:.2f}" for k, v in row["test_per_class"].items())
-            print(f"{name:<16} {row['postprocess']:<18} OOF {row['oof_cv']:.3f}  test {row['test']:.3f} "
+            print(f"{row['label']:<16} {row['postprocess']:<18} OOF {row['oof_cv']:.3f}  test {row['test']:.3f} "
                   f"(best thresholds {row['test_best_thresholds']:.3f})  ({classes})  "
                   f"train {row['train_minutes']:.1f} + predict {row['predict_minutes']:.1f} min", flush=True)
 

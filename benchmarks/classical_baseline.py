@@ -29,6 +29,7 @@ from postprocess.atomic import write_text_atomic
 from postprocess.heatmap_nms import pick_particles
 from postprocess.metric import MetricReport, format_report, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
+from postprocess.writers import write_submission
 
 CANDIDATE_THRESHOLD: float = 0.0  # NCC above which peaks are candidates for threshold fitting
 MAX_CANDIDATES: int = 300  # per class and run; a 92x315x315 run holds a few dozen particles
@@ -92,9 +93,10 @@ def run_baseline(root: str | Path, tomo_type: str = "denoised") -> dict:
     test_names, test_volumes, test_picks = load_runs(test)
     test_cands = [candidates(score_maps(v, templates, spacing), r, smoothed, spacing)
                   for r, v in tqdm(list(zip(test_names, test_volumes)), desc="matching test runs")]
-    test_report = score_picks(apply_thresholds(pd.concat(test_cands, ignore_index=True), thresholds),
-                              pd.concat(test_picks, ignore_index=True), runs=test_names)
+    test_picked = apply_thresholds(pd.concat(test_cands, ignore_index=True), thresholds)
+    test_report = score_picks(test_picked, pd.concat(test_picks, ignore_index=True), runs=test_names)
     return {"thresholds": thresholds, "smoothed": smoothed, "train": train_report, "test": test_report,
+            "test_picks": test_picked,
             "seconds": time.perf_counter() - start, "train_runs": names, "test_runs": test_names}
 
 
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True, help="copick root with train picks and test ground truth")
     parser.add_argument("--tomo-type", default="denoised", help="tomogram type to match (default: denoised)")
     parser.add_argument("--json", type=Path, help="also write thresholds and scores to this JSON file")
+    parser.add_argument("--submission", type=Path,
+                        help="also write the test picks as a submission CSV (to compare with postprocess.metric)")
     args = parser.parse_args(argv)
     result = run_baseline(args.data, args.tomo_type)
     smoothed = [n for n, v in result["smoothed"].items() if v] or ["none"]
@@ -118,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     print(format_report(result["train"]).replace("\nscore", "\ntrain score"))
     print(f"test runs ({len(result['test_runs'])}), {result['seconds']:.0f} s in all:")
     print(format_report(result["test"]))
+    if args.submission:
+        write_submission(result["test_picks"], args.submission)
     if args.json:
         write_text_atomic(args.json, json.dumps({
             "data": str(args.data), "thresholds": result["thresholds"], "smoothed": result["smoothed"],

@@ -17,7 +17,8 @@ from postprocess.ensemble_predict import EnsembleSettings
 
 @dataclass
 class FoldRun:
-    """One trained fold: its config and the checkpoint to use (best by validation, else last)."""
+    """One trained fold: its config and the checkpoint to use (``validation.checkpoint``: last, or best by
+    validation when it exists)."""
 
     config: ExperimentConfig
     checkpoint: Path
@@ -37,7 +38,7 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[
     for config_path in sorted(runs_dir.glob(f"*/{CONFIG_NAME}")):
         cfg = load_run_config(config_path)
         paths = run_paths(runs_dir, cfg)
-        checkpoint = paths.best if paths.best.is_file() else paths.last
+        checkpoint = paths.best if cfg.validation.checkpoint == "best" and paths.best.is_file() else paths.last
         if not checkpoint.is_file():
             raise FileNotFoundError(f"run {config_path.parent} has no checkpoint "
                                     f"(looked for {paths.best.name} and {paths.last.name} in {paths.last.parent})")
@@ -85,9 +86,10 @@ def check_compatible(runs: list[FoldRun]) -> None:
 
 def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSettings:
     """How an ensemble of this recipe predicts: the model-dependent parts from its config, the rest from
-    ``overrides`` (window defaults to the validation window)."""
+    ``overrides`` given as None keep the recipe's value (window and overlap default to validation's)."""
     base = {"activation": activation_kind(cfg.loss), "output_stride": cfg.model.output_stride,
             "normalization": cfg.data.normalization, "window": tuple(cfg.validation.window),
+            "overlap": cfg.validation.overlap,
             "kernel_fraction": cfg.validation.kernel_fraction,
             "candidate_threshold": cfg.validation.candidate_threshold,
             "max_per_class": cfg.validation.max_candidates_per_class,

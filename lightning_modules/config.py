@@ -9,6 +9,7 @@ from datamodules.datamodule import DataConfig
 from models.registry import ModelConfig
 
 LossKind = Literal["bce", "focal", "ce"]
+CheckpointChoice = Literal["last", "best"]
 
 
 @dataclass
@@ -61,6 +62,7 @@ class ValidationConfig:
     kernel_fraction: float = 0.5  # max-pool NMS kernel ≈ this × class radius
     class_suppression: float = 0.0  # drop a pick near a higher-scoring pick of another class (x sum of radii; 0: off)
     pad_mode: str = "mirror"  # padding of a volume up to whole windows (postprocess.sliding_window.PAD_MODES)
+    checkpoint: CheckpointChoice = "last"  # weights the ensemble uses and OOF candidates come from: "last" (the final epoch: an unbiased OOF CV) or "best" (the epoch scoring best on the held-out run)
     save_heatmaps: bool = False  # also save the best epoch's probabilities (float16 .npy)
     picture: bool = True  # a PNG of validation slices with true and predicted picks
 

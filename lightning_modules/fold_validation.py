@@ -62,15 +62,16 @@ class FoldValidation:
         picks = select_picks(candidates, thresholds, class_suppression)
         return FoldResult(candidates, thresholds, score_picks(picks, truth, runs=runs), picks)
 
-    def is_best(self, score: float) -> bool:
-        if score > self.best_score:
-            self.best_score = score
-            return True
-        return False
+    def should_save(self, score: float) -> bool:
+        """Whether this validation's results become the run's OOF record: every validation when the ensemble
+        uses the last weights (the final one stays), only improvements when it uses the best."""
+        improved = score > self.best_score
+        self.best_score = max(self.best_score, score)
+        return improved or self.cfg.checkpoint == "last"
 
-    def save_best(self, run_dir: Path, result: FoldResult, epoch: int, probs: dict[str, torch.Tensor],
-                  datamodule: Any, loggers: list[Any]) -> None:
-        """Write the best epoch's OOF candidates, metrics, optional heatmaps and picture to the run folder."""
+    def save(self, run_dir: Path, result: FoldResult, epoch: int, probs: dict[str, torch.Tensor],
+             datamodule: Any, loggers: list[Any]) -> None:
+        """Write this epoch's OOF candidates, metrics, optional heatmaps and picture to the run folder."""
         write_picks_table(result.candidates, run_dir / OOF_CANDIDATES)
         table = result.report.table.reset_index().to_dict(orient="records")
         write_text_atomic(run_dir / VAL_METRICS, json.dumps(

@@ -1,5 +1,9 @@
-"""Out-of-fold predictions of a recipe's folds: each fold's model on its own held-out runs."""
+"""Out-of-fold predictions of a recipe's folds (each fold's model on its own held-out runs), and the
+thresholds fitted on them with exactly the settings the ensemble predicts with."""
 from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 import torch
@@ -8,27 +12,49 @@ from datamodules.datamodule import resolve_folds_file
 from datamodules.folds import load_folds, split_runs
 from datamodules.sources import TomogramSource, open_source
 from lightning_modules.checkpoints import FoldRun, load_model
-from lightning_modules.fold_validation import OOF_CANDIDATES
+from lightning_modules.training_run import load_run_split
 from particles import PARTICLE_NAMES
+from postprocess.class_suppression import fit_thresholds_suppressed
 from postprocess.ensemble_predict import EnsembleSettings, predict_run
+
+UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size", "autocast_dtype")
+"""Settings that do not change what the ensemble predicts (beyond rounding), so thresholds ignore them."""
+
+
+@dataclass(frozen=True)
+class OOFPredictions:
+    """Every held-out run's candidates (with score) and truth, as the ensemble would predict them."""
+
+    candidates: pd.DataFrame
+    truth: pd.DataFrame
+    runs: list[str]
 
 
 def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
-    """The fold's data source and its held-out (validation) runs, from the fold's own config and folds file."""
+    """The fold's data source and held-out runs: the split saved when it trained (``split.yaml``), else its
+    folds file as it is now."""
     data = run.config.data
     source = open_source(data.data_root, data.split, data.tomo_type, data.level, data.picks_csv)
+    saved = load_run_split(run.run_dir) if run.run_dir is not None else None
+    if saved is not None:
+        return source, saved[1]
     _, val_runs = split_runs(load_folds(resolve_folds_file(data.folds_file), source.run_names()), data.fold)
     return source, val_runs
 
 
 def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
-                device: torch.device | str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(candidates, ground truth, held-out runs) with each fold's model predicting its held-out runs under
-    ``settings``: out-of-fold predictions made exactly as the ensemble will predict (TTA, NMS, window)."""
+                device: torch.device | str = "cpu") -> OOFPredictions:
+    """Each fold's model predicting its held-out runs under ``settings`` (TTA, window, NMS as the ensemble).
+    Candidates are not suppressed across classes: that depends on the thresholds still to be fitted."""
     candidates, truths, names = [], [], []
     floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
+    settings = replace(settings, class_suppression=0.0)
     for run in runs:
         source, val_runs = held_out(run)
+        if not val_runs:
+            continue  # fold -1 trains on everything: nothing held out
+        if not source.has_picks:
+            raise ValueError(f"{run.config.data.data_root}: no picks for the held-out runs of fold {run.fold}")
         model = load_model(run, device)
         for name in val_runs:
             candidates.append(predict_run([model], source.load_tomogram(name), name, settings, floor,
@@ -36,28 +62,25 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
             truths.append(source.picks(name))
             names.append(name)
     if not names:
-        raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to predict out of fold")
-    return pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True), sorted(names)
+        raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
+    return OOFPredictions(pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True),
+                          sorted(names))
 
 
-def collect_oof(runs: list[FoldRun]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(candidates with score, ground truth, held-out run names) over every fold that validated.
-
-    Held-out runs come from folds.yaml, so a fold whose model found nothing still counts its misses.
-    """
-    candidates, truths, held_out_runs = [], [], []
+def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[str, object]:
+    """What OOF thresholds depend on, as plain JSON: the prediction settings and each checkpoint (path, size,
+    modification time), so thresholds saved for other settings or retrained folds are never reused."""
+    used = {k: v for k, v in asdict(settings).items() if k not in UNRECORDED_SETTINGS}
+    checkpoints = []
     for run in runs:
-        path = None if run.run_dir is None else run.run_dir / OOF_CANDIDATES
-        if path is None or not path.is_file():
-            continue  # fold -1 trains on everything: no held-out run
-        table = pd.read_csv(path)
-        if "score" not in table.columns:
-            raise ValueError(f"{path} has no score column: not written by train.py")
-        source, val_runs = held_out(run)
-        candidates.append(table)
-        truths.extend(source.picks(r) for r in val_runs)
-        held_out_runs.extend(val_runs)
-    if not candidates:
-        raise FileNotFoundError(f"no fold run holds {OOF_CANDIDATES}: train folds with validation "
-                                "(not only --fold -1) to fit thresholds out of fold")
-    return pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True), sorted(held_out_runs)
+        stat = run.checkpoint.stat()
+        checkpoints.append(f"{run.checkpoint.resolve()} {stat.st_size} {stat.st_mtime_ns}")
+    return json.loads(json.dumps({"settings": used, "checkpoints": checkpoints}))
+
+
+def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
+                       device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
+    """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
+    oof = predict_oof(runs, settings, device)
+    thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression)
+    return thresholds, oof

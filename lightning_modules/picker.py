@@ -89,8 +89,8 @@ class ParticlePicker(L.LightningModule):
             for column in ("precision", "recall", "f4"):
                 self.log(f"val/{column}/{name}", float(row[column]), sync_dist=False)
         run_dir = Path(self.trainer.default_root_dir)
-        if self.trainer.is_global_zero and self.fold_validation.is_best(result.report.score):
-            self.fold_validation.save_best(run_dir, result, self.current_epoch, self._val_probs,
+        if self.fold_validation.should_save(result.report.score) and self.trainer.is_global_zero:
+            self.fold_validation.save(run_dir, result, self.current_epoch, self._val_probs,
                                            datamodule, self.loggers)
 
     def configure_optimizers(self) -> dict[str, Any]:

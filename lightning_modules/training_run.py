@@ -24,6 +24,7 @@ from particles import NUM_CLASSES
 from postprocess.atomic import write_text_atomic
 
 CONFIG_NAME = "config.yaml"
+SPLIT_NAME = "split.yaml"
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -51,6 +52,11 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     if asked is not None and asked != cfg.model.output_stride:
         raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")
     cfg.data.target_stride = cfg.model.output_stride  # target voxel j is patch voxel s*j, as in postprocess
+    every = cfg.trainer.check_val_every_n_epoch
+    if cfg.validation.checkpoint == "last" and cfg.trainer.max_steps < 0 and cfg.trainer.max_epochs % every:
+        raise ValueError(f"trainer.max_epochs {cfg.trainer.max_epochs} must be a multiple of "
+                         f"trainer.check_val_every_n_epoch {every}: with validation.checkpoint 'last' the final "
+                         "epoch must validate (its candidates are the fold's out-of-fold record)")
     if not cfg.experiment:
         cfg.experiment = experiment_name(cfg)
     return cfg
@@ -93,6 +99,17 @@ def load_run_config(path: str | Path) -> ExperimentConfig:
     return from_dict(ExperimentConfig, load_yaml(path))
 
 
+def load_run_split(run_dir: str | Path) -> tuple[list[str], list[str]] | None:
+    """(training runs, held-out runs) a run was trained with, from its ``split.yaml``; None if it has none."""
+    path = Path(run_dir) / SPLIT_NAME
+    if not path.is_file():
+        return None
+    split = load_yaml(path)
+    if not isinstance(split, dict) or not all(isinstance(split.get(k), list) for k in ("train_runs", "val_runs")):
+        raise ValueError(f"{path}: expected lists 'train_runs' and 'val_runs'")
+    return [str(r) for r in split["train_runs"]], [str(r) for r in split["val_runs"]]
+
+
 def _devices(text: str) -> Any:
     if text == "auto":
         return "auto"
@@ -110,9 +127,14 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
     tcfg = cfg.trainer
     on_gpu = _on_gpu(tcfg)
     precision = tcfg.precision if tcfg.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
+    # last.ckpt after every epoch (what --resume continues and, by default, what the ensemble uses);
+    # best.ckpt only when the ensemble is to use the epoch that scored best on the held-out run
     callbacks: list[L.Callback] = [ModelCheckpoint(
-        dirpath=paths.last.parent, filename="best", save_last=True, enable_version_counter=False,
-        monitor="val/score" if has_validation else None, mode="max", save_top_k=1 if has_validation else 0)]
+        dirpath=paths.last.parent, filename=paths.last.stem, monitor=None, save_top_k=1,
+        save_on_train_epoch_end=True, enable_version_counter=False)]
+    if has_validation and cfg.validation.checkpoint == "best":
+        callbacks.append(ModelCheckpoint(dirpath=paths.best.parent, filename=paths.best.stem, monitor="val/score",
+                                         mode="max", save_top_k=1, enable_version_counter=False))
     if cfg.ema.enabled:
         callbacks.append(PicklableEMA(decay=cfg.ema.decay, update_starting_at_step=cfg.ema.start_step))
     loggers = build_loggers(cfg.logging, paths.run_dir, paths.run_dir.name, cfg.experiment, to_dict(cfg))
@@ -144,6 +166,9 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
     if init_from:
         module.load_weights_from(init_from)
     prepare_run_dir(paths, cfg, resume, overwrite)  # only once the config has built a model: no stray folders
+    if not resume:  # the split as trained: the OOF record stays right whatever folds.yaml says later
+        write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
+            {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs}))
     trainer = build_trainer(cfg, paths, has_validation)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
     return paths

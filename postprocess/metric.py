@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,20 +135,38 @@ def format_report(report: MetricReport) -> str:
     return f"{text}\nscore {report.score:.6f}"
 
 
+def comparison_table(reports: Mapping[str, MetricReport]) -> str:
+    """Per-class F4 of several submissions side by side (columns in the given order), then their scores."""
+    table = pd.DataFrame({label: r.table["f4"] for label, r in reports.items()})
+    table.loc["score"] = [r.score for r in reports.values()]
+    table.index.name = "F4"
+    return table.reset_index().to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: score a submission; bad input gives a one-line error and exit code 2."""
+    """CLI: score one submission (or several, then compared per class); bad input: one-line error, exit 2."""
     parser = argparse.ArgumentParser(prog="python -m postprocess.metric", description=__doc__.splitlines()[0])
-    parser.add_argument("submission", type=Path, help="submission CSV (id,experiment,particle_type,x,y,z)")
+    parser.add_argument("submissions", type=Path, nargs="+", metavar="submission",
+                        help="submission CSV (id,experiment,particle_type,x,y,z); several are scored in turn "
+                             "and compared per class, the first last (its score ends the output)")
     parser.add_argument("--gt", type=Path, required=True,
                         help="dataset root, <root>/test_truth, an overlay root, or a CSV of true picks")
     args = parser.parse_args(argv)
     try:
         truth = load_ground_truth(args.gt)
-        report = score_picks(read_submission(args.submission), truth)
+        reports = {str(path): score_picks(read_submission(path), truth) for path in args.submissions}
     except (ValueError, FileNotFoundError) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
-    print(format_report(report))
+    if len(reports) > 1:
+        labels = {str(path): path.stem for path in args.submissions}
+        if len(set(labels.values())) < len(labels):
+            labels = {key: key for key in labels}
+        for key, report in list(reports.items())[1:]:
+            print(f"{key}:\n{format_report(report)}\n")
+        print(comparison_table({labels[k]: r for k, r in reports.items()}) + "\n")
+        print(f"{args.submissions[0]}:")
+    print(format_report(next(iter(reports.values()))))
     return 0
 
 

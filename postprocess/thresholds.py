@@ -110,14 +110,18 @@ def oof_table(candidates: pd.DataFrame, ground_truth: pd.DataFrame, thresholds: 
     return score_picks(apply_thresholds(candidates, thresholds), ground_truth, runs=runs)
 
 
-def save_thresholds(thresholds: Mapping[str, float], path: str | Path) -> Path:
-    """Write ``{class: threshold}`` as JSON atomically."""
+def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
+                    fitted_with: Mapping[str, object] | None = None) -> Path:
+    """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}}`` as JSON atomically; ``fitted_with``
+    records what the thresholds depend on (the prediction settings and checkpoints they were fitted for)."""
     clean = _check_thresholds(thresholds, str(path))
-    return write_text_atomic(path, json.dumps(clean, indent=2) + "\n")
+    doc = {"thresholds": clean, "fitted_with": dict(fitted_with or {})}
+    return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n")
 
 
-def load_thresholds(path: str | Path) -> dict[str, float]:
-    """Read a thresholds JSON written by ``save_thresholds``; malformed files are a clear error."""
+def load_thresholds(path: str | Path) -> tuple[dict[str, float], dict[str, object] | None]:
+    """(thresholds, what they were fitted with) from a file of ``save_thresholds``; a plain ``{class: value}``
+    file (written by hand or by an older version) has no record (None). Malformed files are a clear error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"thresholds file {path} does not exist")
@@ -125,4 +129,9 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"thresholds file {path} is not valid JSON: {err}") from None
-    return _check_thresholds(data, f"thresholds file {path}")
+    if isinstance(data, dict) and "thresholds" in data:
+        record = data.get("fitted_with")
+        if not isinstance(record, dict):
+            raise ValueError(f"thresholds file {path}: 'fitted_with' must be a mapping; got {record!r}")
+        return _check_thresholds(data["thresholds"], f"thresholds file {path}"), record
+    return _check_thresholds(data, f"thresholds file {path}"), None

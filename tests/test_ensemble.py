@@ -1,6 +1,7 @@
 """ensemble.py end to end on tiny synthetic data: folds -> OOF thresholds -> submission -> metric."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,25 @@ def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_datase
     last = metric.stdout.strip().splitlines()[-1]
     assert last.startswith("score ") and 0.0 <= float(last.split()[1]) <= 1.0
     assert last in printed  # ensemble.py --score printed the same score as the metric's CLI
+
+
+def test_thresholds_follow_the_prediction_settings(trained_runs, tiny_dataset, tmp_path, capsys) -> None:
+    """Thresholds fitted for one set of settings are reused for the same settings only: TTA (or another
+    window, smoothing, retrained folds) refits them out of fold with the new settings, and the file says so."""
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_runs, runs)
+    for stale in runs.glob("*.thresholds.json"):
+        stale.unlink()
+    common = ["--runs", str(runs), "--data", str(tiny_dataset), "--split", "test", "--out", str(tmp_path / "s.csv")]
+    assert _ensemble(*common) == 0
+    assert "thresholds fitted out of fold" in capsys.readouterr().out
+    assert _ensemble(*common) == 0
+    assert "fitted out of fold with these settings" in capsys.readouterr().out
+    assert _ensemble(*common, "--tta", "identity", "flip_x") == 0
+    assert "fitted with other settings or checkpoints: fitting again" in capsys.readouterr().out
+    (saved,) = runs.glob("*.thresholds.json")
+    record = json.loads(saved.read_text())["fitted_with"]
+    assert record["settings"]["tta"] == ["identity", "flip_x"] and len(record["checkpoints"]) == 2
 
 
 def test_two_identical_checkpoints_equal_one(trained_runs, tiny_dataset, tmp_path) -> None:

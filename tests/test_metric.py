@@ -196,6 +196,21 @@ def test_cli(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "missing.csv" in missing.stderr
 
 
+def test_cli_compares_several_submissions(tmp_path: Path) -> None:
+    truth = one_of_each("TS_A")
+    write_submission(truth, tmp_path / "truth.csv")
+    write_submission(truth.iloc[:3], tmp_path / "ours.csv")
+    write_submission(truth, tmp_path / "baseline.csv")
+    done = run_cli(tmp_path / "ours.csv", tmp_path / "baseline.csv", "--gt", tmp_path / "truth.csv")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "score 0.428571"  # the first submission's score ends the output
+    header = next(line for line in lines if line.split()[:1] == ["F4"])
+    assert header.split() == ["F4", "ours", "baseline"]
+    score_row = next(line for line in lines if line.split()[:1] == ["score"] and len(line.split()) == 3)
+    assert score_row.split()[1:] == ["0.4286", "1.0000"]
+
+
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_cli_scores_simulated_truth_as_one(tiny_dataset: Path, tmp_path: Path, split: str) -> None:
     gt = tiny_dataset if split == "train" else tiny_dataset / "test_truth"

@@ -68,8 +68,12 @@ def test_apply_thresholds_filters_per_class() -> None:
 
 def test_json_round_trip_and_errors(tmp_path: Path) -> None:
     limits = {n: 0.1 * (i + 1) for i, n in enumerate(PARTICLE_NAMES)}
-    path = save_thresholds(limits, tmp_path / "t.json")
-    assert load_thresholds(path) == limits
+    record = {"tta": ["identity", "flip_z"], "kernel_fraction": 0.5}
+    path = save_thresholds(limits, tmp_path / "t.json", fitted_with=record)
+    assert load_thresholds(path) == (limits, record)
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(limits))  # hand-written: thresholds only, nothing known of their fitting
+    assert load_thresholds(plain) == (limits, None)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json.*not valid JSON"):

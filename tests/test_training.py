@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import train
-from lightning_modules.checkpoints import FoldRun, load_model
+from lightning_modules.checkpoints import FoldRun, find_fold_runs, load_model
 from lightning_modules.config import ExperimentConfig
 from lightning_modules.config_io import from_dict, load_yaml
 from lightning_modules.fold_validation import OOF_CANDIDATES, VAL_METRICS, VAL_PICTURE
@@ -82,7 +82,7 @@ def test_ddp_spawn_two_cpu_processes(twin, tmp_path) -> None:
     cfg = resolve_config(None, None, tiny_overrides(
         root, folds, steps=4, ema={"enabled": True, "decay": 0.5}, trainer={"devices": "2", "strategy": "ddp_spawn"}))
     paths = fit(cfg, tmp_path)
-    assert paths.last.is_file() and paths.best.is_file()
+    assert paths.last.is_file() and not paths.best.exists()  # the ensemble uses the last weights by default
     state = _checkpoint(paths.last)
     assert _differs(_model_weights(state["state_dict"]), _model_weights(state["current_model_state"]))
     assert state["global_step"] == 2  # 4 patches per epoch split over 2 processes, batch 1
@@ -112,11 +112,11 @@ def test_resume_continues_step_and_optimizer(short_run, tmp_path) -> None:
 
 
 def test_checkpoint_holds_ema_weights(short_run) -> None:
-    state = _checkpoint(short_run.best)
+    state = _checkpoint(short_run.last)
     ema, raw = _model_weights(state["state_dict"]), _model_weights(state["current_model_state"])
     assert _differs(ema, raw)
     cfg = from_dict(ExperimentConfig, load_yaml(short_run.config))
-    loaded = load_model(FoldRun(cfg, short_run.best)).state_dict()
+    loaded = load_model(FoldRun(cfg, short_run.last)).state_dict()
     assert all(torch.equal(loaded[k], ema[k]) for k in ema)
     assert _differs({k: loaded[k] for k in raw}, raw)
 
@@ -125,15 +125,15 @@ def test_init_from_loads_weights_and_rejects_another_model(short_run, twin, tmp_
     root, folds = twin
     cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, seed=1))
     module = ParticlePicker.from_config(cfg)
-    ema = _model_weights(_checkpoint(short_run.best)["state_dict"])
+    ema = _model_weights(_checkpoint(short_run.last)["state_dict"])
     assert _differs(module.model.state_dict(), ema)
-    module.load_weights_from(short_run.best)
+    module.load_weights_from(short_run.last)
     assert not _differs(module.model.state_dict(), ema)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         module.load_weights_from(tmp_path / "missing.ckpt")
     other = resolve_config(None, None, tiny_overrides(root, folds, steps=2, model={"widths": [4, 8, 16]}))
     with pytest.raises(ValueError, match="another model"):
-        fit(other, tmp_path, init_from=str(short_run.best))
+        fit(other, tmp_path, init_from=str(short_run.last))
     assert not any(tmp_path.iterdir())  # a refused run leaves no folder that would block the corrected one
 
 
@@ -151,6 +151,32 @@ def test_bad_config_is_a_clear_error(twin, tmp_path, section, values, error, mes
     with pytest.raises(error, match=message):
         fit(resolve_config(None, None, overrides), tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("choice", ["last", "best"])
+def test_checkpoint_choice_decides_weights_and_oof_record(twin, tmp_path, choice) -> None:
+    """last.ckpt is rewritten every epoch; with "best" a best.ckpt beside it is what the ensemble finds, and the
+    OOF record is that epoch's; with "last" the record is the final epoch's."""
+    root, folds = twin
+    cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, trainer={"max_epochs": 3},
+                                                   validation={"checkpoint": choice}))
+    paths = fit(cfg, tmp_path)
+    assert _checkpoint(paths.last)["epoch"] == 2  # written after every epoch, not only on improvement
+    record = json.loads((paths.run_dir / VAL_METRICS).read_text())
+    (found,) = find_fold_runs(tmp_path)
+    if choice == "last":
+        assert not paths.best.exists() and found.checkpoint == paths.last and record["epoch"] == 2
+    else:
+        best = _checkpoint(paths.best)
+        assert found.checkpoint == paths.best and record["epoch"] == best["epoch"]
+        assert record["score"] == pytest.approx(best["best_val_score"])
+
+
+def test_last_checkpoint_needs_a_final_validation(twin) -> None:
+    root, folds = twin
+    with pytest.raises(ValueError, match="multiple of trainer.check_val_every_n_epoch"):
+        resolve_config(None, None, tiny_overrides(root, folds, trainer={"max_epochs": 5,
+                                                                        "check_val_every_n_epoch": 2}))
 
 
 def test_cli_rejects_unknown_keys(twin, tmp_path, capsys) -> None:
@@ -185,7 +211,7 @@ def test_cli_writes_the_run_folder(cli_run) -> None:
     expected = resolve_config("cpu-demo", None, train.overrides_from(train.build_parser().parse_args(argv)))
     assert saved == expected
     assert saved.data.fold == 0 and saved.model.name == "unet-tiny"
-    for name in ("checkpoints/last.ckpt", "checkpoints/best.ckpt", OOF_CANDIDATES, "csv/version_0/metrics.csv",
+    for name in ("checkpoints/last.ckpt", OOF_CANDIDATES, "csv/version_0/metrics.csv",
                  VAL_METRICS, VAL_PICTURE):
         assert (run_dir / name).is_file(), name
     assert set(pd.read_csv(run_dir / OOF_CANDIDATES)["experiment"]) <= {"TS_5_4"}
