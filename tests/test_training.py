@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -18,6 +19,7 @@ from lightning_modules.config_io import from_dict, load_yaml
 from lightning_modules.fold_validation import OOF_CANDIDATES, VAL_METRICS, VAL_PICTURE
 from lightning_modules.loggers import CSV_DIR
 from lightning_modules.picker import ParticlePicker
+from lightning_modules.presets import PRESETS
 from lightning_modules.training_run import RunPaths, fit, resolve_config, run_paths
 from tests.training_fixtures import cli_args, tiny_overrides, twin_dataset, write_folds
 
@@ -121,6 +123,18 @@ def test_checkpoint_holds_ema_weights(short_run) -> None:
     assert _differs({k: loaded[k] for k in raw}, raw)
 
 
+def test_ema_before_its_start_step_holds_the_trained_weights(twin, tmp_path) -> None:
+    """A run shorter than ema.start_step exports what it trained, not the initialisation."""
+    root, folds = twin
+    cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, ema={"decay": 0.5, "start_step": 100}))
+    state = _checkpoint(fit(cfg, tmp_path).last)
+    ema, raw = _model_weights(state["state_dict"]), _model_weights(state["current_model_state"])
+    assert not _differs(ema, raw)
+    L.seed_everything(cfg.seed, workers=True)
+    initial = ParticlePicker.from_config(cfg).model.state_dict()
+    assert _differs(ema, {k: initial[k] for k in ema})
+
+
 def test_init_from_loads_weights_and_rejects_another_model(short_run, twin, tmp_path) -> None:
     root, folds = twin
     cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, seed=1))
@@ -177,6 +191,24 @@ def test_last_checkpoint_needs_a_final_validation(twin) -> None:
     with pytest.raises(ValueError, match="multiple of trainer.check_val_every_n_epoch"):
         resolve_config(None, None, tiny_overrides(root, folds, trainer={"max_epochs": 5,
                                                                         "check_val_every_n_epoch": 2}))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_trains_one_step_on_the_cpu(preset, twin, tmp_path) -> None:
+    """Each named recipe resolves and runs one optimiser step and one validation on the CPU at a tiny size: the
+    gpu preset keeps its network, loss and precision (bf16 autocast runs on the CPU too); only sizes shrink."""
+    root, folds = twin
+    tiny = {"data": {"data_root": str(root), "folds_file": str(folds), "patch_size": [32, 32, 32],
+                     "batch_size": 2, "num_workers": 0, "patches_per_epoch": 2},  # BatchNorm needs 2 at 1^3
+            "validation": {"window": [32, 64, 64], "batch_size": 1, "picture": False},
+            "trainer": {"accelerator": "cpu", "devices": "1", "max_epochs": 1, "check_val_every_n_epoch": 1},
+            "logging": {"wandb": False}}
+    cfg = resolve_config(preset, None, tiny)
+    assert cfg.model.name == PRESETS[preset]["model"]["name"]
+    assert cfg.trainer.precision == PRESETS[preset].get("trainer", {}).get("precision", cfg.trainer.precision)
+    paths = fit(cfg, tmp_path)
+    assert _checkpoint(paths.last)["global_step"] == 1
+    assert 0.0 <= json.loads((paths.run_dir / VAL_METRICS).read_text())["score"] <= 1.0
 
 
 def test_cli_rejects_unknown_keys(twin, tmp_path, capsys) -> None:
