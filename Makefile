@@ -17,14 +17,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# simulate -> train the demo folds -> fit thresholds out of fold -> ensemble the test runs -> score -> PNGs
+# simulate (realistic difficulty) -> train the demo folds (the CPU recipe) -> fit thresholds out of fold ->
+# ensemble the test runs -> score -> PNGs; then the classical baseline on the same runs, and both scores side by side
 demo: setup
 	$(PY) simulate.py --out $(DEMO)/data --size demo --seed 0 --overwrite
 	for fold in $(DEMO_FOLDS); do \
-	  $(PY) train.py --fold $$fold --data $(DEMO)/data --out $(DEMO)/runs --preset cpu-demo --overwrite || exit 1; \
+	  $(PY) train.py --fold $$fold --data $(DEMO)/data --out $(DEMO)/runs --overwrite || exit 1; \
 	done
 	$(PY) ensemble.py --runs $(DEMO)/runs --data $(DEMO)/data --split test \
 	  --out $(DEMO)/submission.csv --score --pictures $(DEMO)/pictures
+	$(PY) -m benchmarks.classical_baseline --data $(DEMO)/data --submission $(DEMO)/classical_baseline.csv
+	$(PY) -m postprocess.metric $(DEMO)/submission.csv $(DEMO)/classical_baseline.csv --gt $(DEMO)/data/test_truth
 
 test: setup
 	WANDB_MODE=disabled $(PY) -m pytest -q

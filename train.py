@@ -1,4 +1,4 @@
-"""Train one fold: ``python train.py --fold K --data ROOT [--preset gpu|cpu-demo] [--section.key value ...]``.
+"""Train one fold: ``python train.py --fold K --data ROOT [--preset gpu|cpu] [--section.key value ...]``.
 
 Every hyperparameter of ``lightning_modules.config.ExperimentConfig`` is a flag (``--optim.lr 3e-4``,
 ``--data.patch_size 96 96 96``, ``--trainer.devices 4 --trainer.strategy ddp``); ``--help`` lists them
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="dataset root (copick layout), e.g. one written by simulate.py")
     parser.add_argument("--out", default="runs", help="runs folder; each run gets <out>/<experiment>_fold<k>/")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="named recipe; default: gpu when a GPU is visible, else cpu-demo")
+                        help="named recipe; default: gpu when a GPU is visible, else cpu")
     parser.add_argument("--config", help="YAML file laid over the preset (same keys as config.yaml)")
     parser.add_argument("--seed", help="global seed (also part of the run name)")
     parser.add_argument("--experiment", help="experiment (group) name; default derived from the config")
@@ -58,7 +58,7 @@ def overrides_from(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu-demo")
+    preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
     try:
         cfg = resolve_config(preset, args.config, overrides_from(args))
         paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)

@@ -1,6 +1,6 @@
 """Which loss to default to: train the same recipe with each loss on the same folds, compare validation F4.
 
-``python -m benchmarks.bench_losses --data DATA --out RUNS [--folds 0 3] [--preset cpu-demo]``
+``python -m benchmarks.bench_losses --data DATA --out RUNS [--folds 0 3] [--preset cpu]``
 prints one row per (loss, fold) and the mean, from each run's ``val_metrics.json``.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 3])
-    parser.add_argument("--preset", default="cpu-demo")
+    parser.add_argument("--preset", default="cpu")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     args = parser.parse_args()
     rows = []

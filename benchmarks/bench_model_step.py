@@ -1,7 +1,7 @@
 """Seconds per training step (forward + backward + AdamW) of the small U-Net on the CPU, by layout.
 
 ``python -m benchmarks.bench_model_step [--batch 4] [--patch 64] [--repeats 4]`` prints the best of
-``--repeats`` steps for each variant: why the ``cpu-demo`` preset uses a strided stem and channels-last.
+``--repeats`` steps for each variant: why the ``cpu`` preset uses a strided stem and channels-last.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ VARIANTS: tuple[tuple[str, tuple[int, ...], int, bool], ...] = (
     ("widths 8-16-32-64, stride 1, channels-last", (8, 16, 32, 64), 1, True),
     ("widths 8-16-32-64, strided stem, contiguous", (8, 16, 32, 64), 2, False),
     ("widths 8-16-32-64, strided stem, channels-last", (8, 16, 32, 64), 2, True),
-    ("widths 16-32-64-128, strided stem, channels-last (cpu-demo)", (16, 32, 64, 128), 2, True),
+    ("widths 16-32-64-128, strided stem, channels-last (old cpu-demo)", (16, 32, 64, 128), 2, True),
 )
 
 

@@ -45,16 +45,9 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
 """Post-processing settings scored on the same trained folds (no retraining): ensemble settings overrides."""
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "cand-a-contrast": {"loss": {"class_contrast": True}},
-    "cand-a-ce": {"loss": {"kind": "ce"}},
-    "cand-a": {"model": {"name": "unet-tiny", "output_stride": 2, "widths": [8, 32, 64, 128]},
-               "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
-                        "patches_per_epoch": 128, "positive_fraction": 0.8},
-               "optim": {"lr": 2e-3, "warmup_fraction": 0.05}, "mixup": {"prob": 0.25},
-               "ema": {"decay": 0.99, "start_step": 50},
-               "validation": {"window": [96, 320, 320], "batch_size": 1},
-               "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 16,
-                           "check_val_every_n_epoch": 2}},
+    "class-contrast": {"loss": {"class_contrast": True}},
+    "ce": {"loss": {"kind": "ce"}},
+    "no-mixup": {"mixup": {"prob": 0.0}},
     # the CPU recipe before issue 9 (preset cpu-demo as it was): 12 epochs of 96 patches of 64^3
     "old-cpu-demo": {"model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 32, 64, 128]},
                      "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,

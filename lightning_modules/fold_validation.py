@@ -70,8 +70,9 @@ class FoldValidation:
         return improved or self.cfg.checkpoint == "last"
 
     def save(self, run_dir: Path, result: FoldResult, epoch: int, probs: dict[str, torch.Tensor],
-             datamodule: Any, loggers: list[Any]) -> None:
-        """Write this epoch's OOF candidates, metrics, optional heatmaps and picture to the run folder."""
+             datamodule: Any, loggers: list[Any], final: bool = True) -> None:
+        """Write this epoch's OOF candidates, metrics, optional heatmaps and picture to the run folder. With the
+        last checkpoint every validation is saved, but only the ``final`` one draws its picture (a second each)."""
         write_picks_table(result.candidates, run_dir / OOF_CANDIDATES)
         table = result.report.table.reset_index().to_dict(orient="records")
         write_text_atomic(run_dir / VAL_METRICS, json.dumps(
@@ -80,7 +81,7 @@ class FoldValidation:
         for run, prob in probs.items():
             with atomic_path(run_dir / f"oof_probs_{run}.npy", suffix=".npy") as tmp:
                 np.save(tmp, prob.numpy())
-        if self.cfg.picture:
+        if self.cfg.picture and (final or self.cfg.checkpoint == "best"):
             self._picture(run_dir, result, datamodule, loggers)
 
     @staticmethod

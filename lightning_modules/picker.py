@@ -90,8 +90,9 @@ class ParticlePicker(L.LightningModule):
                 self.log(f"val/{column}/{name}", float(row[column]), sync_dist=False)
         run_dir = Path(self.trainer.default_root_dir)
         if self.fold_validation.should_save(result.report.score) and self.trainer.is_global_zero:
-            self.fold_validation.save(run_dir, result, self.current_epoch, self._val_probs,
-                                           datamodule, self.loggers)
+            final = self.current_epoch + 1 >= self.trainer.max_epochs
+            self.fold_validation.save(run_dir, result, self.current_epoch, self._val_probs, datamodule,
+                                      self.loggers, final=final)
 
     def configure_optimizers(self) -> dict[str, Any]:
         ocfg = self.cfg.optim

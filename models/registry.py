@@ -7,7 +7,9 @@ from typing import Callable
 from torch import nn
 
 from models.basic_unet import BasicUNet3d
-from models.smp_unet import DEFAULT_DECODER_CHANNELS, SmpUnet3d
+
+DEFAULT_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
+"""smp-3d decoder widths, deepest first; their number is the encoder depth."""
 
 SMP_ENCODERS: dict[str, str] = {
     "unet-resnet18": "resnet18",
@@ -40,6 +42,8 @@ class ModelConfig:
 
 
 def _build_smp(cfg: ModelConfig) -> nn.Module:
+    from models.smp_unet import SmpUnet3d  # imported when used: smp-3d and timm take ~5 s to import
+
     return SmpUnet3d(SMP_ENCODERS[cfg.name], cfg.out_channels, cfg.output_stride, cfg.encoder_weights,
                      tuple(cfg.decoder_channels))
 

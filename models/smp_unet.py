@@ -9,7 +9,7 @@ from torch import nn
 import segmentation_models_pytorch_3d as smp
 from segmentation_models_pytorch_3d.base import SegmentationHead
 
-DEFAULT_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
+from models.registry import DEFAULT_DECODER_CHANNELS
 
 
 class SmpUnet3d(nn.Module):

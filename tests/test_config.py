@@ -11,7 +11,7 @@ from lightning_modules.training_run import experiment_name, resolve_config
 
 
 def test_round_trip_through_yaml(tmp_path) -> None:
-    cfg = resolve_config("cpu-demo", None, {"optim": {"lr": 0.0005}})
+    cfg = resolve_config("cpu", None, {"optim": {"lr": 0.0005}})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     again = from_dict(ExperimentConfig, load_yaml(path))
@@ -22,15 +22,15 @@ def test_round_trip_through_yaml(tmp_path) -> None:
 def test_precedence_defaults_preset_file_flags(tmp_path) -> None:
     file = tmp_path / "exp.yaml"
     file.write_text("optim:\n  lr: 0.002\n  weight_decay: 0.05\n")
-    cfg = resolve_config("cpu-demo", str(file), dotted_to_nested({"optim.lr": parse_cli_value("1e-4")}))
+    cfg = resolve_config("cpu", str(file), dotted_to_nested({"optim.lr": parse_cli_value("1e-4")}))
     assert cfg.optim.lr == pytest.approx(1e-4)  # flag beats file
     assert cfg.optim.weight_decay == 0.05  # file beats default
-    assert cfg.model.name == PRESETS["cpu-demo"]["model"]["name"]  # preset beats default
+    assert cfg.model.name == PRESETS["cpu"]["model"]["name"]  # preset beats default
 
 
 def test_ce_loss_gets_a_background_channel() -> None:
-    assert resolve_config("cpu-demo", None, {"loss": {"kind": "ce"}}).model.out_channels == 7
-    assert resolve_config("cpu-demo", None, {"loss": {"kind": "bce"}}).model.out_channels == 6
+    assert resolve_config("cpu", None, {"loss": {"kind": "ce"}}).model.out_channels == 7
+    assert resolve_config("cpu", None, {"loss": {"kind": "bce"}}).model.out_channels == 6
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -43,7 +43,7 @@ def test_ce_loss_gets_a_background_channel() -> None:
 ])
 def test_bad_config_is_a_clear_error(bad, message) -> None:
     with pytest.raises(ValueError, match=message):
-        resolve_config("cpu-demo", None, bad)
+        resolve_config("cpu", None, bad)
 
 
 def test_unknown_preset_and_malformed_file(tmp_path) -> None:
@@ -56,7 +56,7 @@ def test_unknown_preset_and_malformed_file(tmp_path) -> None:
 
 
 def test_experiment_name_is_deterministic_and_carries_key_flags() -> None:
-    cfg = resolve_config("cpu-demo", None, {"seed": 7, "model": {"output_stride": 2}})
-    assert experiment_name(cfg) == experiment_name(resolve_config("cpu-demo", None, {"seed": 7, "model": {"output_stride": 2}}))
+    cfg = resolve_config("cpu", None, {"seed": 7, "model": {"output_stride": 2}})
+    assert experiment_name(cfg) == experiment_name(resolve_config("cpu", None, {"seed": 7, "model": {"output_stride": 2}}))
     name = experiment_name(cfg)
     assert "s7" in name and "os2" in name and "x".join(map(str, cfg.data.patch_size)) in name

@@ -229,18 +229,18 @@ def cli_run(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[lis
     """``train.main`` on the 7-run tiny dataset, fold 0; returns (argv, run folder, stdout)."""
     out = tmp_path_factory.mktemp("cli_runs")
     overrides = tiny_overrides(tiny_dataset, steps=2, validation={"picture": True})
-    argv = ["--preset", "cpu-demo", "--out", str(out), *cli_args(overrides)]
+    argv = ["--preset", "cpu", "--out", str(out), *cli_args(overrides)]
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert train.main(argv) == 0
-    cfg = resolve_config("cpu-demo", None, train.overrides_from(train.build_parser().parse_args(argv)))
+    cfg = resolve_config("cpu", None, train.overrides_from(train.build_parser().parse_args(argv)))
     return argv, run_paths(out, cfg).run_dir, stdout.getvalue()
 
 
 def test_cli_writes_the_run_folder(cli_run) -> None:
     argv, run_dir, stdout = cli_run
     saved = from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml"))
-    expected = resolve_config("cpu-demo", None, train.overrides_from(train.build_parser().parse_args(argv)))
+    expected = resolve_config("cpu", None, train.overrides_from(train.build_parser().parse_args(argv)))
     assert saved == expected
     assert saved.data.fold == 0 and saved.model.name == "unet-tiny"
     for name in ("checkpoints/last.ckpt", OOF_CANDIDATES, "csv/version_0/metrics.csv",

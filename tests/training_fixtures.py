@@ -53,7 +53,7 @@ def tiny_overrides(data_root: Path, folds_file: Path | str = "folds.yaml", fold:
                  "patch_size": [patch] * 3, "batch_size": 1, "num_workers": 0, "patches_per_epoch": steps},
         "validation": {"window": [32, 64, 64], "batch_size": 1, "picture": False},
         "trainer": {"accelerator": "cpu", "devices": "1", "precision": "32", "max_epochs": 1,
-                    "max_steps": -1, "log_every_n_steps": 1},
+                    "max_steps": -1, "log_every_n_steps": 1, "check_val_every_n_epoch": 1},
         "logging": {"wandb": False},
     }
     for key, value in extra.items():
