@@ -16,13 +16,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from datamodules.pick_readers import empty_picks_table
-from datamodules.sources import open_source
+from dataio.atomic import atomic_path
+from dataio.layout import TRUTH_USER, check_pick_owner
+from dataio.pick_readers import PickSelection, empty_picks_table
+from dataio.pick_writers import DEFAULT_PICKS_USER, write_copick_picks, write_submission
+from dataio.sources import open_source
 from lightning_modules.checkpoints import (FoldRun, check_compatible, ensemble_settings, find_fold_runs,
                                            fold_run_from_checkpoint, load_model, weight_soup)
+from lightning_modules.training_run import check_voxel_spacing, load_run_spacing
 from lightning_modules.oof import OOFPredictions, fit_oof_thresholds, threshold_record
 from models.logit_average import LogitAverage
-from postprocess.atomic import atomic_path
 from postprocess.ensemble_predict import EnsembleSettings, predict_run
 from postprocess.metric import format_report, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
@@ -30,7 +33,6 @@ from postprocess.sharding import gather_tables, init_from_env, shard_runs
 from postprocess.class_suppression import select_picks
 from postprocess.thresholds import load_thresholds, save_thresholds
 from postprocess.tta import TRANSFORM_NAMES
-from postprocess.writers import write_copick_picks, write_submission
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", help="copick root (default: the folds' training root), or MRC files")
     p.add_argument("--split", default="test", help="split of a copick root to predict (default: test)")
     p.add_argument("--out", required=True, help="submission CSV to write")
-    p.add_argument("--overlay", help="copick overlay root for the pick JSONs (default: <out>_copick/)")
+    p.add_argument("--overlay", help="copick overlay root for the pick JSONs (default: <out>_copick/); it may be "
+                                     "a dataset's own overlay: files of other users or sessions are never touched")
+    p.add_argument("--user-id", default=DEFAULT_PICKS_USER,
+                   help="copick user id of the written picks (default: %(default)s; 'curation' is refused)")
+    p.add_argument("--session-id", help="copick session id of the written picks (default: the experiment name)")
     p.add_argument("--thresholds", help="thresholds JSON (default: <runs>/<experiment>.thresholds.json)")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
@@ -61,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pictures", help="folder for PNGs: slices with picks per run, OOF precision-recall curves")
     p.add_argument("--export-torchscript", help="also save the averaged ensemble as a TorchScript file")
     return p
+
+
+def picks_owner(args: argparse.Namespace, experiment: str) -> tuple[str, str]:
+    """copick (user, session) of the written picks: never the curators', checked before any prediction."""
+    if args.user_id == TRUTH_USER:
+        raise ValueError(f"--user-id {TRUTH_USER!r} is the curated truth's user id; model picks need their own")
+    session_id = args.session_id or experiment.replace("_", "-")
+    check_pick_owner(args.user_id, session_id)
+    return args.user_id, session_id
 
 
 def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
@@ -109,8 +124,12 @@ def run(args: argparse.Namespace) -> int:
     folds = fold_runs_from(args)
     cfg = folds[0].config
     data = args.data or [cfg.data.data_root]
-    source = (open_source(data[0], args.split, cfg.data.tomo_type) if len(data) == 1
-              else open_source([Path(d) for d in data]))
+    user_id, session_id = picks_owner(args, cfg.experiment)
+    source = (open_source(data[0], args.split, cfg.data.tomo_type,
+                          selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session))
+              if len(data) == 1 else open_source([Path(d) for d in data]))
+    for fold in folds:
+        check_voxel_spacing(load_run_spacing(fold.run_dir), source.voxel_spacing, f"--data {data[0]}")
     names = source.run_names()
     if not names:
         raise ValueError(f"{data[0]} has no runs in split {args.split!r}")
@@ -145,8 +164,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = write_submission(table, args.out)
     overlay = Path(args.overlay) if args.overlay else out.with_name(f"{out.stem}_copick")
-    write_copick_picks(table, overlay, runs=names)
-    print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs under {overlay})")
+    write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
+                       voxel_spacing=source.voxel_spacing)
+    print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "
+          f"session {session_id!r} under {overlay})")
     if args.pictures and oof is not None:
         pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png")
     if args.export_torchscript:

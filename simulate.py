@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from datamodules.layout import TEST_TRUTH_DIR
+from dataio.layout import TEST_TRUTH_DIR
 from simulation import simulate_dataset
 from simulation.dataset import DIFFICULTY_REPORT, particle_models
 from simulation.difficulty import DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr

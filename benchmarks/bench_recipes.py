@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from datamodules.sources import open_source
+from dataio.sources import open_source
 from lightning_modules.checkpoints import FoldRun, ensemble_settings, find_fold_runs, load_model
 from lightning_modules.oof import fit_oof_thresholds
 from particles import PARTICLE_NAMES

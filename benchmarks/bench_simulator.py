@@ -14,7 +14,7 @@ import numpy as np
 from particles import FULL_SHAPE_ZYX
 from simulation import simulate_dataset
 from simulation.tomogram import simulate_run
-from simulation.zarr_writer import write_multiscale_zarr
+from dataio.zarr_writer import write_multiscale_zarr
 
 
 def bench_full(workdir: Path, seed: int, templates: Path | None) -> dict[str, float]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from datamodules.copick_source import CopickSource
-from datamodules.layout import tomogram_path
+from dataio.copick_source import CopickSource
+from dataio.layout import tomogram_path
 from particles import FULL_SHAPE_ZYX
 
 
@@ -22,7 +22,7 @@ def write_full_tomogram(root: Path, chunk: int, seed: int = 0, simulator_writer:
     volume = np.random.default_rng(seed).normal(size=FULL_SHAPE_ZYX).astype(np.float32)  # [184, 630, 630]
     (root / "train" / "overlay" / "ExperimentRuns" / "TS_5_4").mkdir(parents=True, exist_ok=True)
     if simulator_writer:
-        from simulation.zarr_writer import write_multiscale_zarr
+        from dataio.zarr_writer import write_multiscale_zarr
         write_multiscale_zarr(tomogram_path(root, "train", "TS_5_4"), volume)
         return
     group = zarr.open_group(str(tomogram_path(root, "train", "TS_5_4")), mode="w")
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--simulator-writer", action="store_true",
-                        help="write with simulation.zarr_writer (its chunks and compressor) instead")
+                        help="write with dataio.zarr_writer (its chunks and compressor) instead")
     args = parser.parse_args()
     print("note: the OS page cache cannot be dropped here, so 'first read' is a freshly opened array "
           "reading chunks the OS may still cache (decompression is still paid).")

@@ -23,13 +23,13 @@ from tqdm import tqdm
 
 from benchmarks.template_matching import class_templates, score_maps, smooth_maps
 from datamodules.normalization import normalize
-from datamodules.sources import TomogramSource, open_source
+from dataio.sources import TomogramSource, open_source
 from particles import PARTICLE_NAMES, angstrom_to_index
-from postprocess.atomic import write_text_atomic
+from dataio.atomic import write_text_atomic
 from postprocess.heatmap_nms import pick_particles
 from postprocess.metric import MetricReport, format_report, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
-from postprocess.writers import write_submission
+from dataio.pick_writers import write_submission
 
 CANDIDATE_THRESHOLD: float = 0.0  # NCC above which peaks are candidates for threshold fitting
 MAX_CANDIDATES: int = 300  # per class and run; a 92x315x315 run holds a few dozen particles

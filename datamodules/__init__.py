@@ -1,1 +1,1 @@
-"""Reading tomograms and picks, folds, sampling, augmentation, heatmap targets and the DataModule."""
+"""Folds, sampling, augmentation, heatmap targets and the DataModule."""

@@ -16,8 +16,8 @@ from datamodules.heatmaps import pick_arrays
 from datamodules.normalization import NormalizationMode, normalize
 from datamodules.patch_dataset import EpochSampler, RunPicks, TargetKind, TrainPatchDataset
 from datamodules.sampling import PatchSampler, default_class_weights
-from datamodules.sources import TomogramSource, open_source
-from datamodules.pick_readers import empty_picks_table
+from dataio.sources import TomogramSource, open_source
+from dataio.pick_readers import PickSelection, empty_picks_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +31,8 @@ class DataConfig:
     tomo_type: str = "denoised"
     level: int = 0  # multiscale level (0 = full resolution)
     picks_csv: str | None = None  # MRC tomograms only
+    picks_user: str = "curation"  # copick user id whose picks are the truth (copick's curated picks by default)
+    picks_session: str | None = None  # copick session id of those picks; None: the user's only session
     folds_file: str = "folds.yaml"  # relative paths: the working directory, then the repository
     fold: int | str = 0  # -1 or "all": train on every run, no validation
     patch_size: tuple[int, int, int] = (64, 64, 64)
@@ -94,7 +96,8 @@ class CryoETDataModule(L.LightningDataModule):
         if self.source is not None:
             return
         cfg = self.cfg
-        source = open_source(cfg.data_root, cfg.split, cfg.tomo_type, cfg.level, cfg.picks_csv)
+        source = open_source(cfg.data_root, cfg.split, cfg.tomo_type, cfg.level, cfg.picks_csv,
+                             PickSelection(cfg.picks_user, cfg.picks_session))
         if not source.has_picks:
             raise ValueError(f"{cfg.data_root} (split {cfg.split}) has no picks to train on")
         folds = load_folds(resolve_folds_file(cfg.folds_file), source.run_names())

@@ -13,10 +13,10 @@ import torch
 import torch.distributed as dist
 
 from lightning_modules.config import ValidationConfig
-from postprocess.atomic import atomic_path, write_text_atomic
+from dataio.atomic import atomic_path, write_text_atomic
 from postprocess.metric import MetricReport, score_picks
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
-from postprocess.writers import write_picks_table
+from dataio.pick_writers import write_picks_table
 
 OOF_CANDIDATES = "oof_candidates.csv"
 VAL_METRICS = "val_metrics.json"

@@ -10,7 +10,8 @@ import torch
 
 from datamodules.datamodule import resolve_folds_file
 from datamodules.folds import load_folds, split_runs
-from datamodules.sources import TomogramSource, open_source
+from dataio.pick_readers import PickSelection
+from dataio.sources import TomogramSource, open_source
 from lightning_modules.checkpoints import FoldRun, load_model
 from lightning_modules.training_run import load_run_split
 from particles import PARTICLE_NAMES
@@ -34,7 +35,8 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     """The fold's data source and held-out runs: the split saved when it trained (``split.yaml``), else its
     folds file as it is now."""
     data = run.config.data
-    source = open_source(data.data_root, data.split, data.tomo_type, data.level, data.picks_csv)
+    source = open_source(data.data_root, data.split, data.tomo_type, data.level, data.picks_csv,
+                         PickSelection(data.picks_user, data.picks_session))
     saved = load_run_split(run.run_dir) if run.run_dir is not None else None
     if saved is not None:
         return source, saved[1]

@@ -20,8 +20,8 @@ from lightning_modules.fold_validation import VAL_METRICS
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 from lightning_modules.presets import preset_overrides
-from particles import NUM_CLASSES
-from postprocess.atomic import write_text_atomic
+from particles import NUM_CLASSES, VOXEL_SPACING
+from dataio.atomic import write_text_atomic
 
 CONFIG_NAME = "config.yaml"
 SPLIT_NAME = "split.yaml"
@@ -99,6 +99,24 @@ def load_run_config(path: str | Path) -> ExperimentConfig:
     return from_dict(ExperimentConfig, load_yaml(path))
 
 
+def load_run_spacing(run_dir: str | Path | None) -> float | None:
+    """The voxel spacing (Å) a run was trained at, from its ``split.yaml``; None if it does not say."""
+    path = Path(run_dir) / SPLIT_NAME if run_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    spacing = (load_yaml(path) or {}).get("voxel_spacing")
+    return None if spacing is None else float(spacing)
+
+
+def check_voxel_spacing(trained: float | None, given: float, where: str, tolerance: float = 0.01) -> None:
+    """A network learns sizes in voxels: refuse tomograms more than ``tolerance`` (relative) off the spacing
+    it was trained at (10.0 vs 10.012 Å passes; 20 Å binned data does not: rescale it first)."""
+    trained = VOXEL_SPACING if trained is None else trained
+    if abs(given / trained - 1.0) > tolerance:
+        raise ValueError(f"{where} is at {given:g} Å/voxel but the models were trained at {trained:g} Å/voxel; "
+                         f"rescale the tomograms to {trained:g} Å/voxel or train at {given:g}")
+
+
 def load_run_split(run_dir: str | Path) -> tuple[list[str], list[str]] | None:
     """(training runs, held-out runs) a run was trained with, from its ``split.yaml``; None if it has none."""
     path = Path(run_dir) / SPLIT_NAME
@@ -168,7 +186,8 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
     prepare_run_dir(paths, cfg, resume, overwrite)  # only once the config has built a model: no stray folders
     if not resume:  # the split as trained: the OOF record stays right whatever folds.yaml says later
         write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
-            {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs}))
+            {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs,
+             "voxel_spacing": float(datamodule.source.voxel_spacing)}))
     trainer = build_trainer(cfg, paths, has_validation)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
     return paths

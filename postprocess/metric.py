@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from datamodules.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
-from datamodules.pick_readers import read_overlay, read_picks_csv, validate_picks
+from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
+from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks
 from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, PARTICLES
 
 TABLE_COLUMNS: tuple[str, ...] = ("precision", "recall", "f4", "tp", "fp", "fn", "weight")
@@ -104,7 +104,7 @@ def reference_best_scores(pred_xyz: np.ndarray, pred_scores: np.ndarray, ref_xyz
     return best
 
 
-def load_ground_truth(path: str | Path) -> pd.DataFrame:
+def load_ground_truth(path: str | Path, selection: PickSelection = PickSelection()) -> pd.DataFrame:
     """Truth picks from a CSV, a dataset root (``train/overlay``), ``<root>/test_truth`` or an overlay root;
     ``attrs['runs']`` lists the experiments covered, including those with no particles."""
     path = Path(path)
@@ -116,7 +116,7 @@ def load_ground_truth(path: str | Path) -> pd.DataFrame:
         return table
     for overlay in (train_overlay_root(path), path / "overlay", path):
         if overlay_runs_dir(overlay).is_dir():
-            return read_overlay(overlay)
+            return read_overlay(overlay, selection)
     raise FileNotFoundError(
         f"{path}: no ground truth found; expected a CSV, {train_overlay_root(path)}, "
         f"{path / 'overlay' / 'ExperimentRuns'} (e.g. {truth_overlay_root('<root>')}) "
@@ -151,9 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "and compared per class, the first last (its score ends the output)")
     parser.add_argument("--gt", type=Path, required=True,
                         help="dataset root, <root>/test_truth, an overlay root, or a CSV of true picks")
+    parser.add_argument("--user-id", default=PickSelection.user_id,
+                        help="copick user id of the true picks in an overlay (default: %(default)s)")
+    parser.add_argument("--session-id", default=None,
+                        help="copick session id of the true picks (default: the user's only session)")
     args = parser.parse_args(argv)
     try:
-        truth = load_ground_truth(args.gt)
+        truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id))
         reports = {str(path): score_picks(read_submission(path), truth) for path in args.submissions}
     except (ValueError, FileNotFoundError) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle  # noqa: E402
-from postprocess.atomic import atomic_path  # noqa: E402
+from dataio.atomic import atomic_path  # noqa: E402
 from postprocess.thresholds import precision_recall_curve  # noqa: E402
 
 COLOURS: dict[str, str] = {p.name: plt.get_cmap("tab10")(i) for i, p in enumerate(PARTICLES)}

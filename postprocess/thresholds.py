@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.pick_readers import validate_picks
+from dataio.pick_readers import validate_picks
 from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, particle
-from postprocess.atomic import write_text_atomic
+from dataio.atomic import write_text_atomic
 from postprocess.metric import MetricReport, f_beta, reference_best_scores, score_picks
 
 CURVE_COLUMNS: tuple[str, ...] = ("threshold", "tp", "fp", "fn", "precision", "recall", "f4")

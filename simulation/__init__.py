@@ -1,4 +1,4 @@
-"""Synthetic CZII datasets: particle shapes, placement, imaging physics and the copick writer."""
+"""Synthetic CZII datasets: particle shapes, placement, imaging physics and the dataset writer."""
 from simulation.dataset import simulate_dataset
 from simulation.tomogram import simulate_tomogram
 

@@ -10,21 +10,20 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from datamodules.layout import (COPICK_CONFIG_NAME, TRAIN_RUNS, static_runs_dir, truth_overlay_root,
-                                tomogram_path, train_overlay_root)
-from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, PARTICLES
-from postprocess.atomic import write_text_atomic
-from postprocess.writers import write_pick_json
+from dataio.atomic import write_text_atomic
+from dataio.copick_config import write_copick_configs
+from dataio.layout import TRAIN_RUNS, TRUTH_SESSION, TRUTH_USER, tomogram_path, train_overlay_root, truth_overlay_root
+from dataio.pick_writers import write_copick_picks
+from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, VOXEL_SPACING
 from simulation.templates import TemplateSet, load_templates
 from simulation.difficulty import ImagingConfig
 from simulation.tomogram import SimulatedRun, Templates, simulate_run
-from simulation.zarr_writer import write_multiscale_zarr
+from dataio.zarr_writer import write_multiscale_zarr
 
 DEMO_SHAPE: tuple[int, int, int] = (96, 256, 256)
 """Demo tomogram size: ~1 s per run on 2 cores, with realistic crowding (counts scale with ice volume)."""
 
 SIZES: dict[str, tuple[int, int, int]] = {"demo": DEMO_SHAPE, "full": FULL_SHAPE_ZYX}
-PICK_USER = "curation"
 DIFFICULTY_REPORT = "difficulty.json"
 DIFFICULTY_DEFINITION = ("snr: mean squared noise-free signal of the denoised tomogram over a class's particle "
                          "voxels / noise variance per voxel (after CTF, missing wedge, low-pass); cnr: mean "
@@ -57,21 +56,10 @@ def run_rng(seed: int, run: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(run.encode())])
 
 
-def copick_config(out: Path) -> dict:
-    """The copick config document (pickable objects and the train overlay/static roots)."""
-    objects = [{"name": p.name, "is_particle": True, "pdb_id": p.pdb_id, "label": p.label,
-                "radius": p.radius} for p in PARTICLES]
-    return {"name": "czii_synthetic", "description": "Synthetic CZII CryoET object identification data.",
-            "version": "1.0.0", "pickable_objects": objects,
-            "overlay_root": str(train_overlay_root(out).resolve()), "overlay_fs_args": {"auto_mkdir": True},
-            "static_root": str(static_runs_dir(out, "train").parent.resolve())}
-
-
 def write_run_picks(overlay_root: Path, run: str, picks: pd.DataFrame) -> None:
-    """One copick pick JSON per class (empty classes too), user ``curation``."""
-    for name in PARTICLE_NAMES:
-        xyz = picks.loc[picks["particle_type"] == name, ["x", "y", "z"]].to_numpy()
-        write_pick_json(overlay_root, run, name, xyz, user_id=PICK_USER)
+    """One copick pick JSON per class (empty classes too), as curated truth: ``curation_0_<particle>.json``."""
+    write_copick_picks(picks.assign(experiment=run), overlay_root, runs=[run], user_id=TRUTH_USER,
+                       session_id=TRUTH_SESSION, voxel_spacing=VOXEL_SPACING)
 
 
 def particle_models(template_set: TemplateSet | None) -> dict[str, str]:
@@ -136,7 +124,7 @@ def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo",
         overlay = train_overlay_root(out) if split == "train" else truth_overlay_root(out)
         write_run_picks(overlay, run, simulated.picks)
         records.append(run_record(split, run, simulated))
-    write_text_atomic(out / COPICK_CONFIG_NAME, json.dumps(copick_config(out), indent=2))
+    write_copick_configs(out, name="czii_synthetic")
     report = {"difficulty": difficulty if difficulty is not None else imaging.snr, "seed": seed,
               "shape_zyx": list(shape), "imaging": asdict(imaging), "models": particle_models(template_set),
               "definition": DIFFICULTY_DEFINITION, "classes": summarise(records), "runs": records}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from datamodules.datamodule import CryoETDataModule, DataConfig
-from datamodules.layout import TRAIN_RUNS
+from dataio.layout import TRAIN_RUNS
 from datamodules.normalization import normalize
 from tests.conftest import TINY_SHAPE
 

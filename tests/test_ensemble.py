@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import ensemble
+from dataio.copick_config import write_copick_configs
+from dataio.copick_source import CopickSource
 from lightning_modules.checkpoints import find_fold_runs, load_model
 from lightning_modules.training_run import fit, resolve_config
 from models.logit_average import LogitAverage
@@ -50,7 +52,9 @@ def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_datase
     assert set(table["experiment"]) <= {"TS_sim_test_0", "TS_sim_test_1"}
     experiment = find_fold_runs(trained_runs)[0].config.experiment
     assert (trained_runs / f"{experiment}.thresholds.json").is_file()
-    assert (tmp_path / "submission_copick" / "ExperimentRuns" / "TS_sim_test_1" / "Picks" / "ribosome.json").is_file()
+    session = experiment.replace("_", "-")
+    assert (tmp_path / "submission_copick" / "ExperimentRuns" / "TS_sim_test_1" / "Picks" /
+            f"czii-picker_{session}_ribosome.json").is_file()
     for png in ("TS_sim_test_0_slices.png", "TS_sim_test_1_slices.png", "oof_pr_curves.png"):
         assert (tmp_path / "pics" / png).stat().st_size > 0
     metric = subprocess.run([sys.executable, "-m", "postprocess.metric", str(out), "--gt",
@@ -158,3 +162,61 @@ def test_torchrun_shards_tomograms_and_zarr_file_lists_work(trained_runs, tiny_d
     assert done.returncode == 0, done.stderr[-3000:]
     assert "predicting (rank 1)" in done.stderr  # the second process did predict
     pd.testing.assert_frame_equal(pd.read_csv(single), pd.read_csv(sharded))
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_picks_written_into_a_datasets_own_overlay_leave_curation_intact_and_copick_reads_them(
+        trained_runs, tiny_dataset, tmp_path, capsys) -> None:
+    """The worst thing this tool could do is replace a lab's curated picks: aim ensemble.py right at them."""
+    import copick
+
+    data = tmp_path / "moved_dataset"  # a copy, moved: its copick configs are written again for the new place
+    shutil.copytree(tiny_dataset, data)
+    write_copick_configs(data)
+    overlay = data / "train" / "overlay"
+    curated = _tree_bytes(overlay)
+    truth_before = CopickSource(data).picks("TS_5_4")
+    out = tmp_path / "train_picks.csv"
+    assert _ensemble("--runs", str(trained_runs), "--data", str(data), "--split", "train", "--out", str(out),
+                     "--overlay", str(overlay), "--session-id", "run1") == 0
+    after = _tree_bytes(overlay)
+    assert {k: after[k] for k in curated} == curated  # every curated file byte-identical
+    assert len(after) == len(curated) + 7 * 6  # ours: one file per run and class, beside them
+    pd.testing.assert_frame_equal(CopickSource(data).picks("TS_5_4"), truth_before)  # training still reads curation
+    table = read_submission(out)
+    project = copick.from_file(str(data / "copick_config.json"))
+    for run in project.runs:
+        ours = run.get_picks(user_id="czii-picker", session_id="run1")
+        assert len(ours) == 6
+        assert sum(len(p.points) for p in ours) == int((table["experiment"] == run.name).sum())
+    assert _ensemble("--runs", str(trained_runs), "--data", str(data), "--split", "train", "--out", str(out),
+                     "--overlay", str(overlay), "--user-id", "curation") == 2
+    assert "curated truth's user id" in capsys.readouterr().err
+    assert {k: v for k, v in _tree_bytes(overlay).items() if k in curated} == curated
+
+
+def test_an_mrc_at_another_voxel_spacing_is_refused_by_name(trained_runs, tiny_dataset, tmp_path, capsys) -> None:
+    """The models learned sizes in voxels at 10.012 Å: a 20 Å/voxel MRC is refused, not picked at wrong sizes;
+    the same volume with a 10.012 Å header is predicted like the zarr it came from."""
+    import mrcfile
+
+    volume = CopickSource(tiny_dataset, split="test").load_tomogram("TS_sim_test_0")
+    for name, size in (("binned.mrc", 20.0), ("TS_sim_test_0.mrc", 10.012)):
+        with mrcfile.new(tmp_path / name) as mrc:
+            mrc.set_data(volume)
+            mrc.voxel_size = size
+    args = ["--runs", str(trained_runs), "--out", str(tmp_path / "mrc.csv")]
+    assert _ensemble(*args, "--data", str(tmp_path / "binned.mrc")) == 2
+    err = capsys.readouterr().err
+    assert "binned.mrc is at 20 Å/voxel" in err and "trained at 10.012 Å/voxel" in err
+    assert not (tmp_path / "mrc.csv").exists()
+    assert _ensemble(*args, "--data", str(tmp_path / "TS_sim_test_0.mrc")) == 0
+    assert _ensemble(*args[:2], "--out", str(tmp_path / "zarr.csv"), "--data", str(tiny_dataset),
+                     "--split", "test") == 0
+    from_mrc, from_zarr = read_submission(tmp_path / "mrc.csv"), read_submission(tmp_path / "zarr.csv")
+    pd.testing.assert_frame_equal(from_mrc.drop(columns="id").reset_index(drop=True),
+                                  from_zarr[from_zarr["experiment"] == "TS_sim_test_0"].drop(columns="id")
+                                  .reset_index(drop=True), check_exact=False, atol=1e-3)

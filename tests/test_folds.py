@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.folds import load_folds, split_runs
-from datamodules.layout import TRAIN_RUNS
+from dataio.layout import TRAIN_RUNS
 
 REPO_FOLDS = Path(__file__).resolve().parents[1] / "folds.yaml"
 RUNS = ["TS_A", "TS_B", "TS_C"]

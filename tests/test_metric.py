@@ -12,7 +12,7 @@ import pytest
 from particles import PARTICLE_NAMES, PARTICLES, particle
 from postprocess.metric import (f_beta, load_ground_truth, read_submission, reference_best_scores,
                                 score_picks)
-from postprocess.writers import write_copick_picks, write_submission
+from dataio.pick_writers import write_copick_picks, write_submission
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,11 +147,11 @@ def test_reference_best_scores() -> None:
 
 def test_load_ground_truth(tmp_path: Path) -> None:
     truth = one_of_each("TS_A")
-    write_copick_picks(truth, tmp_path / "root" / "train" / "overlay", runs=["TS_A", "TS_E"])
+    write_copick_picks(truth, tmp_path / "root" / "train" / "overlay", runs=["TS_A", "TS_E"], user_id="curation")
     from_root = load_ground_truth(tmp_path / "root")
     assert from_root.attrs["runs"] == ["TS_A", "TS_E"] and len(from_root) == 6
     assert len(load_ground_truth(tmp_path / "root" / "train" / "overlay")) == 6
-    write_copick_picks(truth, tmp_path / "root" / "test_truth" / "overlay")
+    write_copick_picks(truth, tmp_path / "root" / "test_truth" / "overlay", user_id="curation")
     assert len(load_ground_truth(tmp_path / "root" / "test_truth")) == 6
     write_submission(truth, tmp_path / "truth.csv")
     assert load_ground_truth(tmp_path / "truth.csv")[["x", "y", "z"]].to_numpy().sum() == pytest.approx(

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import zarr
 
-from datamodules.copick_source import CopickSource
-from datamodules.layout import pick_file, picks_dir, tomogram_path
-from datamodules.file_source import FileSource
-from datamodules.sources import TomogramSource, open_source, read_pick_json, read_picks_csv
+from dataio.copick_source import CopickSource
+from dataio.layout import pick_file, picks_dir, tomogram_path
+from dataio.file_source import FileSource
+from dataio.sources import TomogramSource, open_source, read_pick_json, read_picks_csv
 from particles import VOXEL_SPACING
-from postprocess.writers import pick_json
+from dataio.pick_readers import PickSelection
+from dataio.pick_writers import pick_json
 
 SHAPE = (8, 16, 20)  # z, y, x
 
@@ -261,7 +262,7 @@ def test_open_source_dispatch(copick_root: Path, tmp_path: Path) -> None:
 
 def test_zarr_files_as_a_file_list(tmp_path: Path) -> None:
     """Loose zarr tomograms (e.g. copick's <run>/VoxelSpacing10.000/denoised.zarr) open like MRC files."""
-    from simulation.zarr_writer import write_multiscale_zarr
+    from dataio.zarr_writer import write_multiscale_zarr
 
     volume = np.arange(np.prod(SHAPE), dtype=np.float32).reshape(SHAPE)
     copick_style = tmp_path / "TS_1" / "VoxelSpacing10.000" / "denoised.zarr"
@@ -280,3 +281,36 @@ def test_zarr_files_as_a_file_list(tmp_path: Path) -> None:
     not_zarr.mkdir()
     with pytest.raises(ValueError, match="not a zarr"):
         open_source([not_zarr])
+
+
+def test_kaggle_flat_pick_files_are_the_curated_truth(copick_root: Path) -> None:
+    """The Kaggle download flattens copick names to ``<particle>.json``; their owner comes from the JSON."""
+    flat = picks_dir(copick_root / "train" / "overlay", "TS_B") / "thyroglobulin.json"
+    write_json(flat, pick_json("TS_B", "thyroglobulin", np.array([[5.0, 6.0, 7.0]])))
+    picks = CopickSource(copick_root).picks("TS_B")
+    assert picks["particle_type"].tolist() == ["thyroglobulin"]
+
+
+def test_other_users_picks_are_never_merged_into_the_truth(copick_root: Path) -> None:
+    overlay = copick_root / "train" / "overlay"
+    model = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
+    write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "1"), pick_json("TS_A", "ribosome", model, "annotator", "1"))
+    assert len(CopickSource(copick_root).picks("TS_A")) == 2  # the curated two, not five
+    chosen = CopickSource(copick_root, selection=PickSelection("annotator")).picks("TS_A")
+    np.testing.assert_array_equal(chosen[["x", "y", "z"]].to_numpy(), model)
+    write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "2"), pick_json("TS_A", "ribosome", model, "annotator", "2"))
+    with pytest.raises(ValueError, match=r"several sessions \['1', '2'\]"):
+        CopickSource(copick_root, selection=PickSelection("annotator")).picks("TS_A")
+    assert len(CopickSource(copick_root, selection=PickSelection("annotator", "2")).picks("TS_A")) == 3
+    with pytest.raises(ValueError, match="no picks by user 'nobody'.*user 'annotator' session '1'"):
+        CopickSource(copick_root, selection=PickSelection("nobody")).picks("TS_A")
+
+
+def test_missing_chunks_and_constant_volumes_are_refused(copick_root: Path) -> None:
+    path = tomogram_path(copick_root, "train", "TS_B", "denoised")
+    next(p for p in (path / "0").iterdir() if not p.name.startswith(".")).unlink()
+    with pytest.raises(ValueError, match=r"1 of \d+ chunks are missing"):
+        CopickSource(copick_root).tomogram("TS_B")
+    write_zarr_tomogram(path, np.zeros(SHAPE, dtype=np.float32))
+    with pytest.raises(ValueError, match="every voxel is 0.0"):
+        CopickSource(copick_root).load_tomogram("TS_B")

@@ -13,8 +13,8 @@ import pytest
 import scipy.fft as sfft
 import zarr
 
-from datamodules import layout
-from datamodules.layout import COPICK_CONFIG_NAME, TRAIN_RUNS, overlay_runs_dir, pick_file, tomogram_path, train_overlay_root
+from dataio import layout
+from dataio.layout import COPICK_CONFIG_NAME, TRAIN_RUNS, overlay_runs_dir, pick_file, tomogram_path, train_overlay_root
 from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle
 from simulation import simulate_tomogram
 from simulation.dataset import resolve_size, run_rng, simulated_test_runs
@@ -25,7 +25,7 @@ from simulation.render import Slab, render_into
 from simulation.shapes import BUILTIN_SHAPES, random_distractor, random_rotations
 from simulation.templates import load_templates
 from simulation.tomogram import build_objects, render_potential, simulate_run
-from simulation.zarr_writer import write_multiscale_zarr
+from dataio.zarr_writer import write_multiscale_zarr
 from tests.conftest import TINY_SHAPE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,8 +207,8 @@ def test_dataset_layout_and_config(tiny_dataset: Path):
     config = json.loads((tiny_dataset / COPICK_CONFIG_NAME).read_text())
     assert [(o["name"], o["label"], o["radius"], o["pdb_id"], o["is_particle"]) for o in config["pickable_objects"]] \
         == [(p.name, p.label, p.radius, p.pdb_id, True) for p in PARTICLES]
-    assert Path(config["overlay_root"]) == train_overlay_root(tiny_dataset).resolve()
-    assert Path(config["static_root"]) == (tiny_dataset / "train" / "static").resolve()
+    assert config["overlay_root"] == f"local://{train_overlay_root(tiny_dataset).resolve()}"
+    assert config["static_root"] == f"local://{(tiny_dataset / 'train' / 'static').resolve()}"
     picks = [_read_picks(train_overlay_root(tiny_dataset), r) for r in TRAIN_RUNS]
     assert all(len(v) >= 1 for run in picks for v in run.values())  # every class in every run, as in real runs
     ribosomes = {tuple(run["ribosome"][0]) for run in picks}

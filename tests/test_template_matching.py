@@ -9,10 +9,11 @@ import pytest
 from benchmarks.classical_baseline import run_baseline
 from benchmarks.template_matching import (average_subvolumes, local_ncc, radial_distances, smooth_maps,
                                           spherical_average)
-from datamodules.layout import tomogram_path, train_overlay_root, truth_overlay_root
+from dataio.layout import tomogram_path, train_overlay_root, truth_overlay_root
 from particles import PARTICLE_NAMES, VOXEL_SPACING, index_to_angstrom, particle
-from postprocess.writers import write_pick_json
-from simulation.zarr_writer import write_multiscale_zarr
+from dataio.layout import TRUTH_SESSION, TRUTH_USER
+from dataio.pick_writers import write_pick_json
+from dataio.zarr_writer import write_multiscale_zarr
 
 
 def test_spherical_average_keeps_radial_and_averages_out_the_rest():
@@ -65,7 +66,8 @@ def _planted_run(root: Path, split: str, run: str, rng: np.random.Generator) -> 
     write_multiscale_zarr(tomogram_path(root, split, run), volume, levels=1)
     overlay = train_overlay_root(root) if split == "train" else truth_overlay_root(root)
     for name in PARTICLE_NAMES:
-        write_pick_json(overlay, run, name, np.array(picks.get(name, [])).reshape(-1, 3))
+        write_pick_json(overlay, run, name, np.array(picks.get(name, [])).reshape(-1, 3), TRUTH_USER,
+                        TRUTH_SESSION)
 
 
 def test_baseline_finds_planted_particles_on_held_out_runs(tmp_path: Path):

@@ -1,19 +1,24 @@
 """Submission CSV and copick JSON writers: exact columns and ids, round trips, atomic failure."""
 from __future__ import annotations
 
+import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules.layout import pick_file, picks_dir
-from datamodules.pick_readers import read_run_picks
-from datamodules.sources import read_pick_json
+from dataio.atomic import write_text_atomic
+from dataio.layout import pick_file, picks_dir
+from dataio.pick_readers import PickSelection, empty_picks_table, read_run_picks
+from dataio.pick_writers import DEFAULT_PICKS_USER, pick_json, write_copick_picks, write_submission
+from dataio.sources import read_pick_json
 from particles import PARTICLE_NAMES
 from postprocess.metric import read_submission
-from datamodules.pick_readers import empty_picks_table
-from postprocess.writers import write_copick_picks, write_submission
+
+OURS = (DEFAULT_PICKS_USER, "0")
 
 PICKS = pd.DataFrame({
     "experiment": ["TS_B", "TS_A", "TS_A", "TS_A"],
@@ -39,12 +44,12 @@ def test_submission_columns_and_ids(tmp_path: Path) -> None:
 def test_copick_round_trip(tmp_path: Path) -> None:
     written = write_copick_picks(PICKS, tmp_path / "overlay")
     assert len(written) == 2 * len(PARTICLE_NAMES)  # every class, empty ones too
-    ribosome = read_pick_json(pick_file(tmp_path / "overlay", "TS_A", "ribosome"))
+    ribosome = read_pick_json(pick_file(tmp_path / "overlay", "TS_A", "ribosome", *OURS))
     assert len(ribosome) == 0
-    apo = read_pick_json(pick_file(tmp_path / "overlay", "TS_A", "apo-ferritin"))
+    apo = read_pick_json(pick_file(tmp_path / "overlay", "TS_A", "apo-ferritin", *OURS))
     assert apo["experiment"].tolist() == ["TS_A", "TS_A"]
     np.testing.assert_array_equal(apo[["x", "y", "z"]].to_numpy(), [[3.25, 30.0, 300.0], [4.5, 40.0, 50.0]])
-    run_b = read_run_picks(tmp_path / "overlay", "TS_B")
+    run_b = read_run_picks(tmp_path / "overlay", "TS_B", PickSelection(*OURS))
     assert run_b[["particle_type", "x", "y", "z"]].values.tolist() == [["ribosome", 1.0, 10.0, 100.0]]
 
 
@@ -71,7 +76,7 @@ def test_failed_submission_leaves_target_untouched(tmp_path: Path, monkeypatch: 
 
 def test_failed_pick_json_leaves_target_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_copick_picks(PICKS, tmp_path / "overlay")
-    target = pick_file(tmp_path / "overlay", "TS_A", "apo-ferritin")
+    target = pick_file(tmp_path / "overlay", "TS_A", "apo-ferritin", *OURS)
     before = target.read_bytes()
 
     def fail(self: Path, text: str) -> None:
@@ -84,3 +89,36 @@ def test_failed_pick_json_leaves_target_untouched(tmp_path: Path, monkeypatch: p
         write_copick_picks(PICKS.assign(x=PICKS["x"] + 1.0), tmp_path / "overlay")
     assert target.read_bytes() == before
     assert leftovers(picks_dir(tmp_path / "overlay", "TS_A")) == []
+
+
+def test_files_named_as_copick_names_them(tmp_path: Path) -> None:
+    written = write_copick_picks(PICKS, tmp_path / "overlay", user_id="my-model", session_id="exp1")
+    assert {p.name for p in written if p.parent.parent.name == "TS_A"} == {
+        f"my-model_exp1_{name}.json" for name in PARTICLE_NAMES}
+    with pytest.raises(ValueError, match="without '_'"):
+        write_copick_picks(PICKS, tmp_path / "overlay", user_id="my_model")
+
+
+def test_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    """Someone else's file at our target name (copick rewrote it, or a curator used our ids) is refused, and
+    nothing at all is written: the check runs over every target before the first write."""
+    foreign = pick_file(tmp_path / "overlay", "TS_B", "ribosome", *OURS)
+    doc = pick_json("TS_B", "ribosome", np.ones((1, 3)), *OURS)
+    del doc["written_by"]
+    write_text_atomic(foreign, json.dumps(doc))
+    before = foreign.read_bytes()
+    with pytest.raises(FileExistsError, match="not written by"):
+        write_copick_picks(PICKS, tmp_path / "overlay")
+    assert foreign.read_bytes() == before
+    assert not picks_dir(tmp_path / "overlay", "TS_A").exists()
+    again = write_copick_picks(PICKS.iloc[1:3], tmp_path / "other", runs=["TS_A"])  # our own files: replaced
+    assert write_copick_picks(PICKS.iloc[1:2], tmp_path / "other", runs=["TS_A"]) == again
+
+
+def test_atomic_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

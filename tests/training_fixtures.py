@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from datamodules.layout import tomogram_path, train_overlay_root
+from dataio.layout import tomogram_path, train_overlay_root
 from particles import PARTICLE_NAMES
-from postprocess.writers import write_pick_json
+from dataio.layout import TRUTH_SESSION, TRUTH_USER
+from dataio.pick_writers import write_pick_json
 from simulation.difficulty import ImagingConfig, resolve_snr
 from simulation.tomogram import simulate_run
-from simulation.zarr_writer import write_multiscale_zarr
+from dataio.zarr_writer import write_multiscale_zarr
 
 TWIN_RUNS: tuple[str, str] = ("TS_A", "TS_B")
 
@@ -36,7 +37,7 @@ def twin_dataset(root: Path, shape: tuple[int, int, int], seed: int = 0,
         write_multiscale_zarr(tomogram_path(root, "train", run), volumes["denoised"])
         for name in PARTICLE_NAMES:
             xyz = picks.loc[picks["particle_type"] == name, ["x", "y", "z"]].to_numpy()
-            write_pick_json(train_overlay_root(root), run, name, xyz)
+            write_pick_json(train_overlay_root(root), run, name, xyz, TRUTH_USER, TRUTH_SESSION)
     folds = write_folds(root / "folds.yaml", {0: [TWIN_RUNS[0]], 1: [TWIN_RUNS[1]]})
     return root, folds, picks
 

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from datamodules.layout import (SPLITS, VOXEL_SPACING_DIR, static_runs_dir, truth_overlay_root,
+from dataio.layout import (SPLITS, VOXEL_SPACING_DIR, static_runs_dir, truth_overlay_root,
                                 tomogram_path, train_overlay_root)
-from datamodules.pick_readers import check_picks_in_volume, check_volume_array, load_volume, read_run_picks
+from dataio.pick_readers import (PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
+                                 load_volume, read_run_picks)
 from particles import VOXEL_SPACING
 
 
@@ -31,7 +32,7 @@ class CopickSource:
     """One split of a copick dataset: lazy zarr tomograms per run, picks from an overlay."""
 
     def __init__(self, root: str | Path, split: str = "train", tomo_type: str = "denoised", level: int = 0,
-                 overlay_root: str | Path | None = None) -> None:
+                 overlay_root: str | Path | None = None, selection: PickSelection = PickSelection()) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root not found: {self.root}")
@@ -40,6 +41,7 @@ class CopickSource:
         if level < 0:
             raise ValueError(f"multiscale level must be >= 0, got {level}")
         self.split, self.tomo_type, self.level = split, tomo_type, int(level)
+        self.selection = selection
         self.voxel_spacing: float = VOXEL_SPACING * 2 ** self.level
         runs_dir = static_runs_dir(self.root, split)
         if not runs_dir.is_dir():
@@ -87,6 +89,7 @@ class CopickSource:
             raise ValueError(f"{path}: not a zarr group ({err})") from None
         array = group[_level_path(group, self.level, path)]
         check_volume_array(array, f"{path} level {self.level}")
+        check_chunks(array, f"{path} level {self.level}")
         return array
 
     def load_tomogram(self, run: str) -> np.ndarray:
@@ -110,7 +113,7 @@ class CopickSource:
         if self.overlay_root is None:
             raise ValueError(f"the {self.split} split of {self.root} has no picks "
                              f"(no {truth_overlay_root(self.root)})")
-        table = read_run_picks(self.overlay_root, run)
+        table = read_run_picks(self.overlay_root, run, self.selection)
         shape, spacing = self._full_extent(run)
         check_picks_in_volume(table, shape, spacing, f"picks of run {run!r} in {self.overlay_root}")
         return table

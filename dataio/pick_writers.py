@@ -7,12 +7,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.layout import pick_file
-from datamodules.pick_readers import PICK_COLUMNS
+from dataio.layout import TRUTH_SESSION, TRUTH_USER, pick_file
+from dataio.pick_readers import PICK_COLUMNS
 from particles import PARTICLE_NAMES, particle
-from postprocess.atomic import atomic_path, write_text_atomic
+from dataio.atomic import atomic_path, write_text_atomic
 
 SUBMISSION_COLUMNS: tuple[str, ...] = ("id", *PICK_COLUMNS)
+WRITER_TAG = "czii-picker"
+"""Stamped into every pick file this project writes (``written_by``); copick ignores the key. A file without it
+was written by someone else (a curator, another tool, copick itself) and is never replaced."""
+DEFAULT_PICKS_USER = "czii-picker"
 _IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
@@ -31,36 +35,56 @@ def write_submission(picks: pd.DataFrame, path: str | Path) -> Path:
     return Path(path)
 
 
-def pick_json(run: str, particle_name: str, xyz_angstrom: np.ndarray,
-              user_id: str = "czii-picker", session_id: str = "0") -> dict:
+def pick_json(run: str, particle_name: str, xyz_angstrom: np.ndarray, user_id: str = TRUTH_USER,
+              session_id: str = TRUTH_SESSION, voxel_spacing: float | None = None) -> dict:
     """The copick pick-file document for one run and class (points in Å)."""
     particle(particle_name)
     points = [{"location": {"x": float(x), "y": float(y), "z": float(z)},
-               "transformation_": _IDENTITY, "instance_id": 0}
+               "transformation_": _IDENTITY, "instance_id": 0, "score": 1.0}
               for x, y, z in np.asarray(xyz_angstrom, dtype=np.float64).reshape(-1, 3)]
     return {"pickable_object_name": particle_name, "user_id": user_id, "session_id": session_id,
-            "run_name": run, "voxel_spacing": None, "unit": "angstrom", "points": points,
-            "trust_orientation": True}
+            "run_name": run, "voxel_spacing": voxel_spacing, "unit": "angstrom", "points": points,
+            "trust_orientation": True, "written_by": WRITER_TAG}
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse to replace a file this project did not write: curated truth and others' picks are sacred."""
+    if not target.exists():
+        return
+    try:
+        doc = json.loads(target.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("written_by") != WRITER_TAG:
+        raise FileExistsError(f"{target} exists and was not written by {WRITER_TAG} (curated or another "
+                              f"user's picks); refusing to replace it: choose another user or session id "
+                              f"or another overlay folder")
 
 
 def write_pick_json(overlay_root: str | Path, run: str, particle_name: str, xyz_angstrom: np.ndarray,
-                    user_id: str = "czii-picker", session_id: str = "0") -> Path:
-    """Write ``<overlay_root>/ExperimentRuns/<run>/Picks/<particle>.json`` atomically."""
-    target = pick_file(Path(overlay_root), run, particle_name)
-    doc = pick_json(run, particle_name, xyz_angstrom, user_id, session_id)
+                    user_id: str, session_id: str, voxel_spacing: float | None = None) -> Path:
+    """Write ``<overlay_root>/ExperimentRuns/<run>/Picks/<user>_<session>_<particle>.json`` atomically."""
+    target = pick_file(Path(overlay_root), run, particle_name, user_id, session_id)
+    check_replaceable(target)
+    doc = pick_json(run, particle_name, xyz_angstrom, user_id, session_id, voxel_spacing)
     return write_text_atomic(target, json.dumps(doc))
 
 
 def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list[str] | None = None,
-                       user_id: str = "czii-picker", session_id: str = "0") -> list[Path]:
-    """Write one pick JSON per run and class (empty classes too, so viewers see zero picks)."""
+                       user_id: str = DEFAULT_PICKS_USER, session_id: str = "0",
+                       voxel_spacing: float | None = None) -> list[Path]:
+    """Write one pick JSON per run and class (empty classes too, so viewers see zero picks). Every target is
+    checked before the first is written, so a refusal leaves the overlay as it was."""
     runs = sorted(picks["experiment"].unique()) if runs is None else runs
+    for run in runs:
+        for name in PARTICLE_NAMES:
+            check_replaceable(pick_file(Path(overlay_root), run, name, user_id, session_id))
     written = []
     for run in runs:
         in_run = picks[picks["experiment"] == run]
         for name in PARTICLE_NAMES:
             xyz = in_run.loc[in_run["particle_type"] == name, ["x", "y", "z"]].to_numpy()
-            written.append(write_pick_json(overlay_root, run, name, xyz, user_id, session_id))
+            written.append(write_pick_json(overlay_root, run, name, xyz, user_id, session_id, voxel_spacing))
     return written
 
 

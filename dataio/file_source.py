@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from datamodules.copick_source import _level_path
-from datamodules.pick_readers import (check_picks_in_volume, check_volume_array, empty_picks_table, load_volume,
+from dataio.copick_source import _level_path
+from dataio.pick_readers import (check_picks_in_volume, check_volume_array, empty_picks_table, load_volume,
                                       read_picks_csv)
 from particles import VOXEL_SPACING
 

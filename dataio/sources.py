@@ -7,12 +7,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from datamodules.copick_source import CopickSource
-from datamodules.layout import SPLITS, static_runs_dir
-from datamodules.file_source import TOMOGRAM_SUFFIXES, FileSource
-from datamodules.pick_readers import read_pick_json, read_picks_csv
+from dataio.copick_project import CopickProjectSource
+from dataio.copick_source import CopickSource
+from dataio.layout import SPLITS, static_runs_dir
+from dataio.file_source import TOMOGRAM_SUFFIXES, FileSource
+from dataio.pick_readers import PickSelection, read_pick_json, read_picks_csv
 
-__all__ = ["TomogramSource", "CopickSource", "FileSource", "open_source", "read_pick_json", "read_picks_csv"]
+__all__ = ["TomogramSource", "CopickProjectSource", "CopickSource", "FileSource", "open_source", "read_pick_json", "read_picks_csv"]
 
 
 @runtime_checkable
@@ -40,17 +41,26 @@ class TomogramSource(Protocol):
 
 
 def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: str = "denoised",
-                level: int = 0, picks_csv: str | Path | None = None) -> TomogramSource:
-    """A copick root (has ``<split>/static``) -> CopickSource; MRC/zarr files or a folder of them -> FileSource."""
+                level: int = 0, picks_csv: str | Path | None = None,
+                selection: PickSelection = PickSelection()) -> TomogramSource:
+    """A copick config JSON -> CopickProjectSource (through the copick library; ``split`` does not apply);
+    a Kaggle / copick-layout root (has ``<split>/static``) -> CopickSource; MRC/zarr files or a folder of them
+    -> FileSource."""
     if isinstance(path, (list, tuple)):
         return FileSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data path not found: {path}")
+    if path.is_file() and path.suffix.lower() == ".json":
+        if picks_csv is not None:
+            raise ValueError(f"{path} is a copick project (picks come from copick); do not pass a picks CSV")
+        if level != 0:
+            raise ValueError(f"{path}: copick projects are read at their finest level; level must be 0")
+        return CopickProjectSource(path, tomo_type=tomo_type, selection=selection)
     if path.is_dir() and any((path / s / "static").is_dir() for s in SPLITS):
         if picks_csv is not None:
             raise ValueError(f"{path} is a copick dataset (picks come from its overlay); do not pass a picks CSV")
-        return CopickSource(path, split=split, tomo_type=tomo_type, level=level)
+        return CopickSource(path, split=split, tomo_type=tomo_type, level=level, selection=selection)
     is_tomogram_file = path.suffix.lower() in TOMOGRAM_SUFFIXES  # an MRC file or a zarr directory
     is_tomogram_dir = path.is_dir() and not is_tomogram_file and any(p.suffix.lower() in TOMOGRAM_SUFFIXES
                                                            for p in path.iterdir())

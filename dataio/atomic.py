@@ -22,10 +22,27 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _flush_to_disk(tmp_path)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _flush_to_disk(path: Path) -> None:
+    """Give the finished temporary file the mode a plain ``open`` would (mkstemp makes it 0600, which a
+    shared lab folder cannot read) and fsync it, so the rename never exposes a file still in the page cache."""
+    if path.is_dir():
+        return
+    os.chmod(path, 0o666 & ~_current_umask())
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:

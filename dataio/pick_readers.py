@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from datamodules.layout import overlay_runs_dir, picks_dir
+from dataio.layout import TRUTH_SESSION, TRUTH_USER, overlay_runs_dir, parse_pick_file_name, picks_dir
 from particles import PARTICLE_NAMES
 
 PICK_COLUMNS: tuple[str, ...] = ("experiment", "particle_type", "x", "y", "z")
@@ -106,8 +107,12 @@ def read_pick_json(path: str | Path) -> pd.DataFrame:
     name = doc["pickable_object_name"]
     if name not in PARTICLE_NAMES:
         raise ValueError(f"{path}: unknown particle {name!r}; known: {', '.join(PARTICLE_NAMES)}")
-    if path.stem != name and not path.stem.endswith(f"_{name}"):
+    file_user, file_session, file_object = parse_pick_file_name(path.stem)
+    if file_object != name:
         raise ValueError(f"{path}: file name does not match pickable_object_name {name!r}")
+    for key, from_name in (("user_id", file_user), ("session_id", file_session)):
+        if from_name is not None and doc.get(key) is not None and str(doc[key]) != from_name:
+            raise ValueError(f"{path}: {key} {doc[key]!r} does not match the file name ({from_name!r})")
     path_run, doc_run = _run_from_path(path), doc.get("run_name")
     if doc_run is not None and path_run is not None and str(doc_run) != path_run:
         raise ValueError(f"{path}: run_name {doc_run!r} does not match its run folder {path_run!r}")
@@ -121,14 +126,82 @@ def read_pick_json(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def read_run_picks(overlay_root: str | Path, run: str) -> pd.DataFrame:
-    """All pick files of one run in an overlay; a run folder without pick files gives zero rows."""
+@dataclass(frozen=True)
+class PickSelection:
+    """Which picks of a copick project are the truth: one user's, from one session."""
+
+    user_id: str = TRUTH_USER
+    """copick user id of the picks to read (default: the curated ones)"""
+    session_id: str | None = None
+    """copick session id; None: whichever single session that user has (several are an error)"""
+
+
+@dataclass(frozen=True)
+class PickFile:
+    """One pick file of a run and the owner copick sees in it."""
+
+    path: Path
+    user_id: str
+    session_id: str
+    particle: str
+
+
+def pick_file_owner(path: Path) -> PickFile:
+    """copick's owner of a pick file: from its name, or, for a Kaggle-flattened ``<object>.json``, its JSON."""
+    user, session, particle = parse_pick_file_name(path.stem)
+    if user is None:
+        try:
+            doc = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: malformed or truncated JSON ({err})") from None
+        doc = doc if isinstance(doc, dict) else {}
+        user, session = str(doc.get("user_id") or TRUTH_USER), str(doc.get("session_id") or TRUTH_SESSION)
+    return PickFile(path, user, session, particle)
+
+
+def run_pick_files(overlay_root: str | Path, run: str) -> list[PickFile]:
+    """Every pick file of one run in an overlay (hidden files skipped, as copick does)."""
+    return [pick_file_owner(f) for f in sorted(picks_dir(Path(overlay_root), run).glob("*.json"))
+            if not f.name.startswith(".")]
+
+
+def _owners(files: list[PickFile]) -> str:
+    owners = sorted({(f.user_id, f.session_id) for f in files})
+    return ", ".join(f"user {u!r} session {s!r}" for u, s in owners)
+
+
+def select_pick_files(files: list[PickFile], selection: PickSelection, where: str) -> list[PickFile]:
+    """The files of the selected user (and session); an ambiguous or empty choice is an error listing
+    what exists, so a second annotator's or a model's picks never merge silently into the truth."""
+    if not files:
+        return []
+    chosen = [f for f in files if f.user_id == selection.user_id
+              and (selection.session_id is None or f.session_id == selection.session_id)]
+    wanted = f"user {selection.user_id!r}" + ("" if selection.session_id is None
+                                              else f" session {selection.session_id!r}")
+    if not chosen:
+        raise ValueError(f"{where}: no picks by {wanted}; present: {_owners(files)} "
+                         f"(choose with data.picks_user / data.picks_session)")
+    sessions = sorted({f.session_id for f in chosen})
+    if len(sessions) > 1:
+        raise ValueError(f"{where}: {wanted} has several sessions {sessions}; choose one "
+                         f"(data.picks_session)")
+    particles = [f.particle for f in chosen]
+    twice = sorted({p for p in particles if particles.count(p) > 1})
+    if twice:
+        paths = [str(f.path.name) for f in chosen if f.particle in twice]
+        raise ValueError(f"{where}: {wanted} has more than one file for {twice}: {paths}")
+    return chosen
+
+
+def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection = PickSelection()) -> pd.DataFrame:
+    """The selected owner's picks of one run in an overlay; a run folder without pick files gives zero rows."""
     run_dir = overlay_runs_dir(Path(overlay_root)) / run
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no picks for run {run!r}: {run_dir} does not exist")
-    files = sorted(picks_dir(Path(overlay_root), run).glob("*.json"))
-    tables = [read_pick_json(f) for f in files]
-    tables = [t for t in tables if len(t)]
+    files = select_pick_files(run_pick_files(overlay_root, run), selection,
+                              f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}")
+    tables = [t for t in (read_pick_json(f.path) for f in files) if len(t)]
     if not tables:
         return empty_picks_table()
     return pd.concat(tables, ignore_index=True)
@@ -142,10 +215,10 @@ def overlay_run_names(overlay_root: str | Path) -> list[str]:
     return sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
 
 
-def read_overlay(overlay_root: str | Path) -> pd.DataFrame:
-    """Every run's picks in an overlay as one table; ``attrs['runs']`` lists all runs (even pick-less)."""
+def read_overlay(overlay_root: str | Path, selection: PickSelection = PickSelection()) -> pd.DataFrame:
+    """Every run's selected picks in an overlay as one table; ``attrs['runs']`` lists all runs (even pick-less)."""
     runs = overlay_run_names(overlay_root)
-    tables = [t for t in (read_run_picks(overlay_root, r) for r in runs) if len(t)]
+    tables = [t for t in (read_run_picks(overlay_root, r, selection) for r in runs) if len(t)]
     table = pd.concat(tables, ignore_index=True) if tables else empty_picks_table()
     table.attrs["runs"] = runs
     return table
@@ -176,6 +249,29 @@ def check_volume_array(array: object, where: str) -> None:
         raise ValueError(f"{where}: expected a real numeric dtype, got {dtype}")
 
 
+def _stored_chunks(array: object) -> int | None:
+    """How many chunk keys of a zarr array its store holds (nested "/" keys included; zarr's own
+    ``nchunks_initialized`` lists only the top level and undercounts them)."""
+    store = getattr(array, "chunk_store", None) or getattr(array, "store", None)
+    if store is None or not hasattr(store, "keys"):
+        return None
+    prefix = f"{array.path}/" if getattr(array, "path", "") else ""
+    return sum(1 for key in store.keys() if key.startswith(prefix)
+               and not key.rsplit("/", 1)[-1].startswith("."))
+
+
+def check_chunks(array: object, where: str) -> None:
+    """A zarr array with chunks missing reads them as its fill value, silently: refuse it. (A store written
+    with "." chunk keys read as "/"-keyed, as copick does, misses every chunk.)"""
+    expected = getattr(array, "nchunks", None)
+    present = _stored_chunks(array) if expected is not None else None
+    if present is None or present >= expected:
+        return
+    raise ValueError(f"{where}: {expected - present} of {expected} chunks are missing (they would read as "
+                     f"{getattr(array, 'fill_value', 0)!r}); the store is incomplete or its chunk keys use "
+                     f"another dimension separator")
+
+
 def load_volume(array: object, where: str) -> np.ndarray:
     """Read a whole lazy tomogram into float32 ``[z, y, x]``, refusing NaN or infinite voxels."""
     check_volume_array(array, where)
@@ -183,4 +279,6 @@ def load_volume(array: object, where: str) -> np.ndarray:
     finite = np.isfinite(volume)
     if not finite.all():
         raise ValueError(f"{where}: {int(volume.size - finite.sum())} non-finite voxels (NaN or inf)")
+    if volume.size and volume.min() == volume.max():
+        raise ValueError(f"{where}: every voxel is {float(volume.flat[0])!r}: an empty or unreadable tomogram")
     return volume

@@ -1,0 +1,112 @@
+"""Any copick project, read through the copick library itself: a local file system project, or, through
+copick's own backends, the CryoET Data Portal. ``--data project.json`` selects it.
+
+copick owns the on-disk rules (where runs, voxel spacings, tomograms and pick files live, how pick files are
+named), so nothing here re-implements them; this adapter only turns copick objects into what the data module
+and inference need, with the truth chosen by user and session exactly as for a Kaggle-layout root.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from dataio.pick_readers import (PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
+                                 empty_picks_table, load_volume, select_pick_files)
+from particles import PARTICLE_NAMES
+
+
+def _open_project(config: Path) -> object:
+    import copick  # imported here: only copick projects need it, and it takes a second to import
+
+    try:
+        return copick.from_file(str(config))
+    except Exception as err:  # copick raises pydantic, JSON and fsspec errors alike
+        raise ValueError(f"{config}: copick cannot open this project ({type(err).__name__}: {err})") from None
+
+
+class CopickProjectSource:
+    """The runs of one copick project at one voxel spacing and tomogram type."""
+
+    def __init__(self, config: str | Path, tomo_type: str = "denoised", voxel_spacing: float | None = None,
+                 selection: PickSelection = PickSelection()) -> None:
+        self.config = Path(config)
+        if not self.config.is_file():
+            raise FileNotFoundError(f"copick config not found: {self.config}")
+        self.project = _open_project(self.config)
+        self._runs = {run.name: run for run in self.project.runs}
+        if not self._runs:
+            raise ValueError(f"{self.config}: the copick project has no runs")
+        self.tomo_type, self.selection = tomo_type, selection
+        self.voxel_spacing: float = self._choose_spacing(voxel_spacing)
+        self.has_picks: bool = any(self._pick_sets(name) for name in self._runs)
+
+    def _choose_spacing(self, wanted: float | None) -> float:
+        first = self._runs[sorted(self._runs)[0]]
+        present = sorted(float(vs.voxel_size) for vs in first.voxel_spacings)
+        if wanted is not None:
+            if not any(abs(s - wanted) < 1e-3 for s in present):
+                raise ValueError(f"{self.config}: run {first.name!r} has no voxel spacing {wanted} Å; "
+                                 f"present: {present}")
+            return float(wanted)
+        if len(present) != 1:
+            raise ValueError(f"{self.config}: run {first.name!r} has voxel spacings {present} Å; choose one")
+        return present[0]
+
+    def run_names(self) -> list[str]:
+        """The project's runs, sorted."""
+        return sorted(self._runs)
+
+    def _run(self, run: str) -> object:
+        if run not in self._runs:
+            shown = ", ".join(self.run_names()[:10])
+            raise ValueError(f"unknown run {run!r} in copick project {self.config}; runs: {shown}")
+        return self._runs[run]
+
+    def _where(self, run: str) -> str:
+        return f"run {run!r} of copick project {self.config} ({self.tomo_type} at {self.voxel_spacing} Å)"
+
+    def tomogram(self, run: str) -> zarr.Array:
+        """The run's finest-level tomogram as a lazy zarr array ``[z, y, x]``, read through copick's store."""
+        spacing = self._run(run).get_voxel_spacing(self.voxel_spacing)
+        found = spacing.get_tomograms(self.tomo_type) if spacing is not None else []
+        if not found:
+            types = sorted({t.tomo_type for t in spacing.tomograms}) if spacing is not None else []
+            raise FileNotFoundError(f"{self._where(run)}: no such tomogram; types present: {types}")
+        group = zarr.open(found[0].zarr(), mode="r")
+        array = group["0"] if isinstance(group, zarr.Group) else group
+        check_volume_array(array, self._where(run))
+        check_chunks(array, self._where(run))
+        return array
+
+    def load_tomogram(self, run: str) -> np.ndarray:
+        """The whole tomogram as float32 ``[z, y, x]``, checked finite and not constant."""
+        return load_volume(self.tomogram(run), self._where(run))
+
+    def _pick_sets(self, run: str) -> list[object]:
+        """The selected user's (and session's) copick pick sets of the run; ambiguity is an error."""
+        sets = [p for p in self._run(run).picks if p.pickable_object_name in PARTICLE_NAMES]
+        files = [PickFile(Path(f"{p.user_id}_{p.session_id}_{p.pickable_object_name}.json"), p.user_id,
+                          p.session_id, p.pickable_object_name) for p in sets]
+        chosen = {f.path for f in select_pick_files(files, self.selection, f"picks of {self._where(run)}")}
+        return [p for p, f in zip(sets, files) if f.path in chosen]
+
+    def picks(self, run: str) -> pd.DataFrame:
+        """The run's selected picks (Å), checked against the volume bounds."""
+        tables = []
+        for pick_set in self._pick_sets(run):
+            xyz = np.array([[p.location.x, p.location.y, p.location.z] for p in pick_set.points or []],
+                           dtype=np.float64).reshape(-1, 3)
+            tables.append(pd.DataFrame({"experiment": [run] * len(xyz),
+                                        "particle_type": [pick_set.pickable_object_name] * len(xyz),
+                                        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}))
+        table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(map(len, tables)) \
+            else empty_picks_table()
+        check_picks_in_volume(table, tuple(self.tomogram(run).shape), self.voxel_spacing, f"picks of {self._where(run)}")
+        return table
+
+    def __repr__(self) -> str:
+        return (f"CopickProjectSource({str(self.config)!r}, tomo_type={self.tomo_type!r}, "
+                f"voxel_spacing={self.voxel_spacing}, runs={len(self._runs)})")
