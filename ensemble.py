@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     data = args.data or [cfg.data.data_root]
     user_id, session_id = picks_owner(args, cfg.experiment)
     source = (open_source(data[0], args.split, cfg.data.tomo_type,
-                          selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session))
+                          selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session),
+                          voxel_spacing=cfg.data.voxel_spacing)
               if len(data) == 1 else open_source([Path(d) for d in data]))
     for fold in folds:
         check_voxel_spacing(load_run_spacing(fold.run_dir), source.voxel_spacing, f"--data {data[0]}")

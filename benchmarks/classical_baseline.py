@@ -71,11 +71,12 @@ def fit_on_training(names: list[str], maps: list[np.ndarray], truth: pd.DataFram
     return smoothed, thresholds, score_picks(apply_thresholds(cands, thresholds), truth, runs=names)
 
 
-def run_baseline(root: str | Path, tomo_type: str = "denoised") -> dict:
-    """Fit on the train split, score the test split; returns the choices, both reports and timings."""
+def run_baseline(root: str | Path, tomo_type: str = "denoised", test_root: str | Path | None = None) -> dict:
+    """Fit on the train split, score the test split (of ``test_root`` if given: a cross-domain test, templates
+    and thresholds from ``root``); returns the choices, both reports and timings."""
     start = time.perf_counter()
     train = open_source(root, "train", tomo_type)
-    test = open_source(root, "test", tomo_type)
+    test = open_source(test_root or root, "test", tomo_type)
     if not train.has_picks or not test.has_picks:
         raise ValueError(f"{root}: the baseline needs picks for the train split and ground truth for the test split")
     spacing = train.voxel_spacing
@@ -110,12 +111,14 @@ def report_dict(report: MetricReport) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="copick root with train picks and test ground truth")
+    parser.add_argument("--test-data", help="score the test runs of this root instead (cross-domain: templates "
+                                            "and thresholds still come from --data's training runs)")
     parser.add_argument("--tomo-type", default="denoised", help="tomogram type to match (default: denoised)")
     parser.add_argument("--json", type=Path, help="also write thresholds and scores to this JSON file")
     parser.add_argument("--submission", type=Path,
                         help="also write the test picks as a submission CSV (to compare with postprocess.metric)")
     args = parser.parse_args(argv)
-    result = run_baseline(args.data, args.tomo_type)
+    result = run_baseline(args.data, args.tomo_type, args.test_data)
     smoothed = [n for n, v in result["smoothed"].items() if v] or ["none"]
     print(f"classical baseline (NCC template matching), thresholds fitted on {len(result['train_runs'])} "
           f"training runs (leave-one-run-out templates); smoothed classes: {', '.join(smoothed)}")
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         write_submission(result["test_picks"], args.submission)
     if args.json:
         write_text_atomic(args.json, json.dumps({
-            "data": str(args.data), "thresholds": result["thresholds"], "smoothed": result["smoothed"],
+            "data": str(args.data), "test_data": str(args.test_data or args.data), "thresholds": result["thresholds"], "smoothed": result["smoothed"],
             "seconds": result["seconds"],
             "train": report_dict(result["train"]), "test": report_dict(result["test"])}, indent=2) + "\n")
 

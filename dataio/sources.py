@@ -42,7 +42,7 @@ class TomogramSource(Protocol):
 
 def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: str = "denoised",
                 level: int = 0, picks_csv: str | Path | None = None,
-                selection: PickSelection = PickSelection()) -> TomogramSource:
+                selection: PickSelection = PickSelection(), voxel_spacing: float | None = None) -> TomogramSource:
     """A copick config JSON -> CopickProjectSource (through the copick library; ``split`` does not apply);
     a Kaggle / copick-layout root (has ``<split>/static``) -> CopickSource; MRC/zarr files or a folder of them
     -> FileSource."""
@@ -56,10 +56,13 @@ def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: 
             raise ValueError(f"{path} is a copick project (picks come from copick); do not pass a picks CSV")
         if level != 0:
             raise ValueError(f"{path}: copick projects are read at their finest level; level must be 0")
-        return CopickProjectSource(path, tomo_type=tomo_type, selection=selection)
+        return CopickProjectSource(path, tomo_type=tomo_type, voxel_spacing=voxel_spacing, selection=selection)
     if path.is_dir() and any((path / s / "static").is_dir() for s in SPLITS):
         if picks_csv is not None:
             raise ValueError(f"{path} is a copick dataset (picks come from its overlay); do not pass a picks CSV")
+        if voxel_spacing is not None:
+            raise ValueError(f"{path}: a Kaggle-layout root has one voxel spacing; voxel_spacing applies to "
+                             f"copick config JSONs only")
         return CopickSource(path, split=split, tomo_type=tomo_type, level=level, selection=selection)
     is_tomogram_file = path.suffix.lower() in TOMOGRAM_SUFFIXES  # an MRC file or a zarr directory
     is_tomogram_dir = path.is_dir() and not is_tomogram_file and any(p.suffix.lower() in TOMOGRAM_SUFFIXES

@@ -33,6 +33,7 @@ class DataConfig:
     picks_csv: str | None = None  # MRC tomograms only
     picks_user: str = "curation"  # copick user id whose picks are the truth (copick's curated picks by default)
     picks_session: str | None = None  # copick session id of those picks; None: the user's only session
+    voxel_spacing: float | None = None  # copick projects: which voxel spacing (Å) to read; None: the only one
     folds_file: str = "folds.yaml"  # relative paths: the working directory, then the repository
     fold: int | str = 0  # -1 or "all": train on every run, no validation
     patch_size: tuple[int, int, int] = (64, 64, 64)
@@ -97,7 +98,7 @@ class CryoETDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         source = open_source(cfg.data_root, cfg.split, cfg.tomo_type, cfg.level, cfg.picks_csv,
-                             PickSelection(cfg.picks_user, cfg.picks_session))
+                             PickSelection(cfg.picks_user, cfg.picks_session), cfg.voxel_spacing)
         if not source.has_picks:
             raise ValueError(f"{cfg.data_root} (split {cfg.split}) has no picks to train on")
         folds = load_folds(resolve_folds_file(cfg.folds_file), source.run_names())

@@ -36,7 +36,7 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     folds file as it is now."""
     data = run.config.data
     source = open_source(data.data_root, data.split, data.tomo_type, data.level, data.picks_csv,
-                         PickSelection(data.picks_user, data.picks_session))
+                         PickSelection(data.picks_user, data.picks_session), data.voxel_spacing)
     saved = load_run_split(run.run_dir) if run.run_dir is not None else None
     if saved is not None:
         return source, saved[1]
