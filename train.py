@@ -12,15 +12,25 @@ import sys
 import torch
 
 from lightning_modules.config import ExperimentConfig
-from lightning_modules.config_io import dotted_to_nested, leaf_fields, parse_cli_value
+from lightning_modules.config_io import dotted_to_nested, leaf_descriptions, leaf_fields, load_yaml, parse_cli_value
 from lightning_modules.presets import PRESETS
 from lightning_modules.training_run import best_metrics, fit, resolve_config
 
 SHORTCUTS = {"fold": "data.fold", "data": "data.data_root", "seed": "seed", "experiment": "experiment"}
 
 
+def metavar(hint: object) -> str:
+    """A short value name for --help: INT, FLOAT, Z Y X, ... rather than ``V [V ...]``."""
+    text = getattr(hint, "__name__", None) or str(hint)
+    if text.startswith("tuple[int, int, int]"):
+        return "Z_Y_X"
+    return {"int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR"}.get(text, "VALUE")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                     usage="python train.py --fold K --data ROOT [--preset gpu|cpu] "
+                                           "[--section.key VALUE ...]",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fold", help="fold of folds.yaml to hold out; -1 or 'all' trains on every run")
     parser.add_argument("--data", help="dataset root (copick layout), e.g. one written by simulate.py")
@@ -34,11 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="start an existing run folder again")
     parser.add_argument("--init-from", help="start from another run's checkpoint weights (fine-tuning)")
     group = parser.add_argument_group("hyperparameters (every field of ExperimentConfig)")
+    descriptions = leaf_descriptions(ExperimentConfig)
     for dotted, hint, default in leaf_fields(ExperimentConfig):
         if dotted in SHORTCUTS.values():
             continue
-        group.add_argument(f"--{dotted}", nargs="+", metavar="V", default=None,
-                           help=f"default: {default!r}")
+        group.add_argument(f"--{dotted}", nargs="+", metavar=metavar(hint), default=None,
+                           help=f"{descriptions.get(dotted, '')} (default: {default!r})".strip())
     return parser
 
 
@@ -53,7 +64,16 @@ def overrides_from(args: argparse.Namespace) -> dict:
         value = getattr(args, short)
         if value is not None:
             given[dotted] = "all" if value == "all" else parse_cli_value(value)
+    if "seed" in given and "data.seed" not in given:  # a seed ensemble must see different patches too
+        given["data.seed"] = given["seed"]
     return dotted_to_nested(given)
+
+
+def fold_is_given(args: argparse.Namespace) -> bool:
+    """--fold, --data.fold or a config file's data.fold: leaving it out must not silently train fold 0."""
+    if args.fold is not None or getattr(args, "data.fold", None) is not None:
+        return True
+    return bool(args.config) and "fold" in ((load_yaml(args.config) or {}).get("data") or {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
     try:
         cfg = resolve_config(preset, args.config, overrides_from(args))
+        if not fold_is_given(args):
+            raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
+                             "or -1 / all to train on every run")
         paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)

@@ -275,7 +275,13 @@ def check_chunks(array: object, where: str) -> None:
 def load_volume(array: object, where: str) -> np.ndarray:
     """Read a whole lazy tomogram into float32 ``[z, y, x]``, refusing NaN or infinite voxels."""
     check_volume_array(array, where)
-    volume = np.asarray(array[...], dtype=np.float32)
+    try:
+        volume = np.asarray(array[...], dtype=np.float32)
+    except MemoryError:
+        raise
+    except Exception as err:  # blosc, zlib, OSError, mrcfile...: a corrupt chunk or file, named here
+        raise ValueError(f"{where}: cannot read the tomogram ({type(err).__name__}: {err}); "
+                         f"a chunk or the file is truncated or corrupt") from None
     finite = np.isfinite(volume)
     if not finite.all():
         raise ValueError(f"{where}: {int(volume.size - finite.sum())} non-finite voxels (NaN or inf)")

@@ -26,9 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 class DataConfig:
     """Where the data is, which fold, and how training patches are drawn, augmented and targeted."""
 
-    data_root: str = "data/synthetic"
-    split: str = "train"
-    tomo_type: str = "denoised"
+    data_root: str = "data/synthetic"  # dataset: a copick-layout root, a copick config JSON, or MRC/zarr files
+    split: str = "train"  # split of a copick-layout root to train on
+    tomo_type: str = "denoised"  # tomogram type: denoised, wbp, ctfdeconvolved, isonetcorrected
     level: int = 0  # multiscale level (0 = full resolution)
     picks_csv: str | None = None  # MRC tomograms only
     picks_user: str = "curation"  # copick user id whose picks are the truth (copick's curated picks by default)
@@ -36,20 +36,19 @@ class DataConfig:
     voxel_spacing: float | None = None  # copick projects: which voxel spacing (Å) to read; None: the only one
     folds_file: str = "folds.yaml"  # relative paths: the working directory, then the repository
     fold: int | str = 0  # -1 or "all": train on every run, no validation
-    patch_size: tuple[int, int, int] = (64, 64, 64)
-    batch_size: int = 2
-    num_workers: int = 2
-    patches_per_epoch: int = 256
+    patch_size: tuple[int, int, int] = (64, 64, 64)  # training patch size (z y x)
+    batch_size: int = 2  # patches per optimiser step (per process)
+    num_workers: int = 2  # data-loader worker processes
+    patches_per_epoch: int = 256  # patches drawn per epoch (per process)
     positive_fraction: float = 0.7  # share of patches centred near a particle
     class_sampling_weights: dict[str, float] = field(default_factory=default_class_weights)
-    normalization: NormalizationMode = "zscore"
+    """relative chance of centring a positive patch on each class"""
+    normalization: NormalizationMode = "zscore"  # per-tomogram intensity normalisation
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    target_kind: TargetKind = "gaussian"
+    target_kind: TargetKind = "gaussian"  # gaussian heatmaps or single-voxel points
     sigma_scale: float = 0.4  # Gaussian sigma = sigma_scale * particle radius (voxels)
     target_stride: int = 1  # render targets at the model's output_stride (voxel j <-> patch voxel j * s)
-    seed: int = 0
-
-
+    seed: int = 0  # patch-sampling seed (follows --seed unless given)
 def resolve_folds_file(folds_file: str | Path) -> Path:
     """The folds file as given, else relative to the repository root."""
     path = Path(folds_file)

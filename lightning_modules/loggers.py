@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import netrc
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_info
@@ -12,6 +14,9 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_modules.config import LoggingConfig
 
 CSV_DIR = "csv"
+PROBE_SECONDS = 3.0
+"""How long a run may wait to learn that W&B is unreachable (a compute node without network) before it
+logs offline instead; wandb itself would block for 90 s, then raise."""
 
 
 def wandb_mode() -> str:
@@ -19,11 +24,31 @@ def wandb_mode() -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     if os.environ.get("WANDB_API_KEY") or _netrc_has_wandb():
-        return "online"
+        if wandb_reachable():
+            return "online"
+        rank_zero_info(f"W&B: an API key is set but {wandb_host()} is unreachable, logging offline; "
+                       "`wandb sync <run>/wandb/offline-run-*` uploads later.")
+        os.environ["WANDB_MODE"] = "offline"
+        return "offline"
     rank_zero_info("W&B: no API key found (WANDB_API_KEY or ~/.netrc), logging offline; "
                    "`wandb sync <run>/wandb/offline-run-*` uploads later.")
     os.environ["WANDB_MODE"] = "offline"
     return "offline"
+
+
+def wandb_host() -> tuple[str, int]:
+    """(host, port) of the W&B server: ``WANDB_BASE_URL`` or the public one."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+
+
+def wandb_reachable(timeout: float = PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the W&B server opens within ``timeout`` seconds."""
+    try:
+        with socket.create_connection(wandb_host(), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _netrc_has_wandb() -> bool:

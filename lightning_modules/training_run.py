@@ -1,6 +1,7 @@
 """One training run: resolve the config, name and prepare its folder, build the Trainer, fit."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -62,11 +63,26 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     return cfg
 
 
+RUN_ONLY_FIELDS: tuple[tuple[str, str], ...] = (("data", "fold"), ("data", "num_workers"), ("logging", "wandb"),
+                                                ("logging", "project"), ("validation", "picture"))
+"""Fields that differ between the folds or machines of one recipe, left out of its name's hash."""
+
+
+def recipe_hash(cfg: ExperimentConfig) -> str:
+    """Six hex digits of the resolved config without its per-fold and per-machine fields: two recipes that
+    differ in anything else (widths, learning rate, data) never share a run folder."""
+    doc = to_dict(cfg)
+    doc.pop("experiment", None)
+    for section, key in RUN_ONLY_FIELDS:
+        doc.get(section, {}).pop(key, None)
+    return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
 def experiment_name(cfg: ExperimentConfig) -> str:
-    """Deterministic name carrying the key choices, shared by the folds of one recipe."""
+    """Deterministic name carrying the key choices and a hash of the rest, shared by the folds of one recipe."""
     patch = "x".join(str(s) for s in cfg.data.patch_size)
     stride = f"_os{cfg.model.output_stride}" if cfg.model.output_stride != 1 else ""
-    return f"{cfg.model.name}_{patch}_{cfg.loss.kind}{stride}_s{cfg.seed}"
+    return f"{cfg.model.name}_{patch}_{cfg.loss.kind}{stride}_s{cfg.seed}_{recipe_hash(cfg)}"
 
 
 def fold_label(fold: int | str) -> str:

@@ -28,8 +28,8 @@ SMP_ENCODERS: dict[str, str] = {
 class ModelConfig:
     """Which network and its output: ``out_channels`` 6 for heatmap losses, 7 (with background) for CE."""
 
-    name: str = "unet-resnet34"
-    out_channels: int = 6
+    name: str = "unet-resnet34"  # network: unet-tiny, unet-resnet18..101, unet-efficientnet-b0..b3
+    out_channels: int = 6  # output channels (set from the loss: 6, or 7 with a background for ce)
     output_stride: int = 1  # 1: full resolution; 2: head on the stride-2 decoder level
     encoder_weights: str | None = None  # None (random init) or a local state-dict file for the encoder
     decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS  # smp models; its length = encoder depth

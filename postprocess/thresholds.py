@@ -57,9 +57,13 @@ def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
                          "recall": recall, "f4": f4}, columns=list(CURVE_COLUMNS))
 
 
-def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float = 0.5) -> dict[str, float]:
+def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float = 0.5,
+                   tolerance: float = 0.0) -> dict[str, float]:
     """Class -> threshold maximising that class's F4 over the OOF runs (ties: the lowest, for recall).
 
+    With ``tolerance`` > 0, the lowest threshold whose F4 is within ``tolerance`` of the best: F4 is flat
+    near its maximum for classes with few false positives, and the low end of that plateau keeps recall
+    when new data scores particles lower (another microscope, real rather than simulated proteins).
     A class whose F4 is 0 at every threshold (no references, or no candidate hits one) gets ``fallback``.
     """
     cand, truth = _candidates(candidates), validate_picks(ground_truth, "ground truth")
@@ -72,7 +76,7 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
         # F-beta = (1 + b^2) TP / (b^2 N + kept): from integers, so equal F4 compare exactly equal
         tp, fn, fp = (curve[c].to_numpy(dtype=np.float64) for c in ("tp", "fn", "fp"))
         exact = (1 + BETA**2) * tp / (BETA**2 * (tp + fn) + tp + fp)
-        best = int(np.argmax(exact))  # first maximum = lowest threshold
+        best = int(np.flatnonzero(exact >= exact.max() - tolerance - 1e-12)[0])  # lowest on the plateau
         thresholds[name] = float(curve["threshold"].iloc[best])
     return thresholds
 

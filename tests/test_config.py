@@ -60,3 +60,23 @@ def test_experiment_name_is_deterministic_and_carries_key_flags() -> None:
     assert experiment_name(cfg) == experiment_name(resolve_config("cpu", None, {"seed": 7, "model": {"output_stride": 2}}))
     name = experiment_name(cfg)
     assert "s7" in name and "os2" in name and "x".join(map(str, cfg.data.patch_size)) in name
+
+
+def test_recipes_differing_in_any_field_get_different_names_folds_the_same() -> None:
+    base = resolve_config("cpu", None, {})
+    assert resolve_config("cpu", None, {"data": {"fold": 3, "num_workers": 0}}).experiment == base.experiment
+    for other in ({"optim": {"lr": 1e-3}}, {"model": {"widths": [8, 16, 32, 64]}}, {"data": {"data_root": "x"}}):
+        assert resolve_config("cpu", None, other).experiment != base.experiment, other
+
+
+def test_fold_is_required_and_seed_drives_the_patch_sampler(tmp_path) -> None:
+    import train
+
+    assert train.main(["--data", str(tmp_path)]) == 2  # no --fold: refused before anything is read
+    args = train.build_parser().parse_args(["--fold", "0", "--seed", "7"])
+    assert train.overrides_from(args)["data"]["seed"] == 7
+    args = train.build_parser().parse_args(["--fold", "0", "--seed", "7", "--data.seed", "3"])
+    assert train.overrides_from(args)["data"]["seed"] == 3
+    config = tmp_path / "exp.yaml"
+    config.write_text("data:\n  fold: 2\n")
+    assert train.fold_is_given(train.build_parser().parse_args(["--config", str(config)]))

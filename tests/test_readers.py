@@ -314,3 +314,11 @@ def test_missing_chunks_and_constant_volumes_are_refused(copick_root: Path) -> N
     write_zarr_tomogram(path, np.zeros(SHAPE, dtype=np.float32))
     with pytest.raises(ValueError, match="every voxel is 0.0"):
         CopickSource(copick_root).load_tomogram("TS_B")
+
+
+def test_a_truncated_chunk_is_an_error_naming_the_tomogram(copick_root: Path) -> None:
+    path = tomogram_path(copick_root, "train", "TS_B", "denoised")
+    chunk = sorted(p for p in (path / "0").rglob("*") if p.is_file() and not p.name.startswith("."))[0]
+    chunk.write_bytes(chunk.read_bytes()[:7])
+    with pytest.raises(ValueError, match="TS_B.*cannot read the tomogram.*truncated or corrupt"):
+        CopickSource(copick_root).load_tomogram("TS_B")
