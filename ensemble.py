@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copick user id of the written picks (default: %(default)s; 'curation' is refused)")
     p.add_argument("--session-id", help="copick session id of the written picks (default: the experiment name)")
     p.add_argument("--thresholds", help="thresholds JSON (default: <runs>/<experiment>.thresholds.json)")
+    p.add_argument("--threshold-tolerance", type=float,
+                   help="fit each threshold at the lowest score within this OOF F4 of the best "
+                        "(default: the recipe's validation.threshold_tolerance)")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
     p.add_argument("--tta", nargs="+", default=["identity"], choices=TRANSFORM_NAMES,
@@ -144,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ensemble_settings(
         cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
         tta=tuple(args.tta), average=args.average, smooth_sigma=args.smooth_sigma,
+        threshold_tolerance=args.threshold_tolerance,
         autocast_dtype=torch.bfloat16 if bf16 else None)
     thresholds, oof = thresholds_for(args, folds, settings, device)
     if oof is not None and rank == 0:

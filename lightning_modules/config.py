@@ -54,6 +54,8 @@ class ValidationConfig:
     candidate_threshold: float = 0.05  # peaks kept for threshold fitting (OOF candidates)
     max_candidates_per_class: int = 1000  # per run; real runs hold <= ~100 particles of a class
     kernel_fraction: float = 0.5  # max-pool NMS kernel ≈ this × class radius
+    threshold_tolerance: float = 0.02
+    """fit each class's threshold at the lowest score whose OOF F4 is within this of the best (0: the best)"""
     class_suppression: float = 0.0  # drop a pick near a higher-scoring pick of another class (x sum of radii; 0: off)
     pad_mode: str = "mirror"  # padding of a volume up to whole windows (postprocess.sliding_window.PAD_MODES)
     checkpoint: CheckpointChoice = "last"

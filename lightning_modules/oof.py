@@ -84,5 +84,6 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
                        device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
     oof = predict_oof(runs, settings, device)
-    thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression)
+    thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression,
+                                              settings.threshold_tolerance)
     return thresholds, oof

@@ -33,6 +33,7 @@ class EnsembleSettings:
     candidate_threshold: float = 0.05  # peaks above this compete in class suppression before the thresholds
     max_per_class: int | None = None  # best candidates kept per class (as in validation)
     class_suppression: float = 0.0  # postprocess.class_suppression fraction (0: off)
+    threshold_tolerance: float = 0.0  # OOF thresholds: lowest within this F4 of the best (thresholds.py)
     pad_mode: str = "mirror"  # sliding_window.PAD_MODES
     autocast_dtype: torch.dtype | None = None
 

@@ -50,6 +50,13 @@ def test_fit_recovers_hand_optimum_and_fallback() -> None:
     assert report.table.loc[RIB, "f4"] == pytest.approx(f4(3, 4, 7))
 
 
+def test_tolerance_takes_the_lowest_threshold_on_the_plateau() -> None:
+    # F4 by hand: 0.3 -> 51/71 = 0.718 (best), 0.05 -> 68/102 = 0.667, 0.6 -> 0.5
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.05)[RIB] == 0.3  # 0.667 is 0.052 below: not on it
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.06)[RIB] == 0.05
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.0)[RIB] == 0.3
+
+
 def test_ties_pick_the_lower_threshold() -> None:
     truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
     # t=0.9: TP 1, kept 1 -> 17/33; t=0.4: TP 2, kept 34 -> 34/66 = 17/33 (tie); t=0.5: 17/65
