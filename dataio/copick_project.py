@@ -41,7 +41,18 @@ class CopickProjectSource:
             raise ValueError(f"{self.config}: the copick project has no runs")
         self.tomo_type, self.selection = tomo_type, selection
         self.voxel_spacing: float = self._choose_spacing(voxel_spacing)
-        self.has_picks: bool = any(self._pick_sets(name) for name in self._runs)
+        self._has_picks: bool | None = None
+
+    @property
+    def has_picks(self) -> bool:
+        """Whether any run has picks by the selected owner. Asked lazily (listing every run's picks is slow on the
+        portal), and never an error: a project whose runs hold only other users' picks (a model's, written into
+        its overlay) is simply unlabelled for this selection."""
+        if self._has_picks is None:
+            user, session = self.selection.user_id, self.selection.session_id
+            self._has_picks = any(p.user_id == user and (session is None or p.session_id == session)
+                                  for run in self._runs.values() for p in run.picks)
+        return self._has_picks
 
     def _choose_spacing(self, wanted: float | None) -> float:
         first = self._runs[sorted(self._runs)[0]]
@@ -104,7 +115,8 @@ class CopickProjectSource:
                                         "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}))
         table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(map(len, tables)) \
             else empty_picks_table()
-        check_picks_in_volume(table, tuple(self.tomogram(run).shape), self.voxel_spacing, f"picks of {self._where(run)}")
+        check_picks_in_volume(table, tuple(self.tomogram(run).shape), self.voxel_spacing,
+                              f"picks of {self._where(run)}")
         return table
 
     def __repr__(self) -> str:

@@ -71,7 +71,7 @@ def test_picks_copick_writes_as_another_user_are_ignored_unless_selected(tiny_da
     assert annotator["experiment"].tolist() == ["TS_sim_test_0"] * 2 + ["TS_sim_test_1"]
 
 
-def _copick_native_project(root: Path, runs: list[str], shape=(32, 64, 64)) -> Path:
+def _copick_native_project(root: Path, runs: list[str], shape=(32, 64, 64), user: str = "curation") -> Path:
     """A project written by copick's own API (its config, its folders, its zarr store, its pick files)."""
     config = {"name": "native", "version": "1.0.0", "config_type": "filesystem",
               "pickable_objects": [{"name": p.name, "is_particle": True, "label": p.label, "radius": p.radius}
@@ -92,7 +92,7 @@ def _copick_native_project(root: Path, runs: list[str], shape=(32, 64, 64)) -> P
                                                                    dimension_separator="/")
         centres = rng.uniform(100, 300, size=(3, 3))
         for particle_name in ("ribosome", "apo-ferritin"):
-            picks = run.new_picks(object_name=particle_name, session_id="0", user_id="curation")
+            picks = run.new_picks(object_name=particle_name, session_id="0", user_id=user)
             picks.from_numpy(centres)
             picks.store()
     return path
@@ -109,3 +109,9 @@ def test_a_copick_native_project_trains_one_tiny_epoch(tmp_path: Path) -> None:
     overrides = tiny_overrides(config, folds_file=folds, steps=2, validation={"window": [32, 64, 64]})
     assert train.main(["--out", str(tmp_path / "runs"), *cli_args(overrides)]) == 0
     assert list((tmp_path / "runs").glob("*/checkpoints/last.ckpt"))
+
+
+def test_a_project_holding_only_a_models_picks_is_unlabelled_not_an_error(tmp_path: Path) -> None:
+    config = _copick_native_project(tmp_path / "unlabelled", ["run-a"], user="czii-picker")
+    assert open_source(config).has_picks is False  # e.g. a second ensemble.py run on its own output
+    assert open_source(config, selection=PickSelection("czii-picker")).has_picks

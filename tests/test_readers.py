@@ -294,11 +294,13 @@ def test_kaggle_flat_pick_files_are_the_curated_truth(copick_root: Path) -> None
 def test_other_users_picks_are_never_merged_into_the_truth(copick_root: Path) -> None:
     overlay = copick_root / "train" / "overlay"
     model = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
-    write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "1"), pick_json("TS_A", "ribosome", model, "annotator", "1"))
+    write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "1"),
+               pick_json("TS_A", "ribosome", model, "annotator", "1"))
     assert len(CopickSource(copick_root).picks("TS_A")) == 2  # the curated two, not five
     chosen = CopickSource(copick_root, selection=PickSelection("annotator")).picks("TS_A")
     np.testing.assert_array_equal(chosen[["x", "y", "z"]].to_numpy(), model)
-    write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "2"), pick_json("TS_A", "ribosome", model, "annotator", "2"))
+    write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "2"),
+               pick_json("TS_A", "ribosome", model, "annotator", "2"))
     with pytest.raises(ValueError, match=r"several sessions \['1', '2'\]"):
         CopickSource(copick_root, selection=PickSelection("annotator")).picks("TS_A")
     assert len(CopickSource(copick_root, selection=PickSelection("annotator", "2")).picks("TS_A")) == 3
