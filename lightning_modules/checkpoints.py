@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lightning_modules.checkpoint_files import model_weights, read_checkpoint
 from lightning_modules.config import ExperimentConfig, activation_kind
 from lightning_modules.config_io import from_dict
 from lightning_modules.training_run import CONFIG_NAME, load_run_config, run_paths
@@ -58,12 +59,7 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[
 def fold_run_from_checkpoint(path: str | Path) -> FoldRun:
     """A checkpoint given on the command line: its config comes from the hyperparameters inside it."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = _load(path)
-    config = state.get("hyper_parameters", {}).get("config")
-    if not isinstance(config, dict):
-        raise ValueError(f"checkpoint {path} carries no training config (not written by train.py)")
+    config = read_checkpoint(path, "--checkpoints")["hyper_parameters"]["config"]
     return FoldRun(from_dict(ExperimentConfig, config), path)
 
 
@@ -101,8 +97,7 @@ def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSet
 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:
     """The plain network with the checkpoint's weights (the EMA weights when EMA was on), in eval mode."""
-    state = _load(run.checkpoint)
-    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    weights = model_weights(read_checkpoint(run.checkpoint, f"fold {run.fold}"))
     model = build_model(run.config.model)
     try:
         model.load_state_dict(weights, strict=True)
@@ -123,9 +118,3 @@ def weight_soup(models: list[nn.Module]) -> nn.Module:
     soup.load_state_dict(averaged)
     return soup.eval()
 
-
-def _load(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f"checkpoint {path} cannot be read: {err}") from None

@@ -9,6 +9,7 @@ import lightning as L
 import pandas as pd
 import torch
 
+from lightning_modules.checkpoint_files import model_weights, read_checkpoint, restore_rng_states, rng_states
 from lightning_modules.config import ExperimentConfig, activation_kind, out_channels_for
 from lightning_modules.config_io import from_dict, to_dict
 from lightning_modules.fold_validation import FoldValidation
@@ -110,23 +111,23 @@ class ParticlePicker(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["best_val_score"] = self.fold_validation.best_score
+        checkpoint["rng_states"] = rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resume exactly: the best score so far and the generators mixup draws from (Lightning restores the
+        step, schedule, optimizer and EMA; patches are a pure function of seed, epoch and index)."""
         self.fold_validation.best_score = checkpoint.get("best_val_score", -math.inf)
+        if "rng_states" in checkpoint:
+            restore_rng_states(checkpoint["rng_states"])
 
     def load_weights_from(self, checkpoint_path: str | Path) -> None:
         """Start from another run's (EMA) weights, e.g. pretraining on simulated data then fine-tuning."""
         path = Path(checkpoint_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"--init-from checkpoint {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        weights = {k[len("model."):]: v for k, v in state.get("state_dict", {}).items() if k.startswith("model.")}
-        if not weights:
-            raise ValueError(f"checkpoint {path} holds no model weights (no 'model.' keys in its state_dict)")
+        weights = model_weights(read_checkpoint(path, "--init-from"))
         try:
             self.model.load_state_dict(weights, strict=True)
         except RuntimeError as err:
-            raise ValueError(f"checkpoint {path} is of another model than {self.cfg.model.name!r}: "
+            raise ValueError(f"--init-from checkpoint {path} is of another model than {self.cfg.model.name!r}: "
                              f"{str(err).splitlines()[0]}") from None
 
     def _autocast_dtype(self) -> torch.dtype | None:

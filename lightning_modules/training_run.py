@@ -14,6 +14,8 @@ import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from datamodules.datamodule import CryoETDataModule
+from lightning_modules.checkpoint_files import (AtomicCheckpointIO, SlimBestCheckpoint, read_checkpoint,
+                                               remove_stale_temporaries)
 from lightning_modules.config import ExperimentConfig, TrainerConfig, out_channels_for
 from lightning_modules.config_io import from_dict, load_yaml, merge, to_dict
 from lightning_modules.ema import PicklableEMA
@@ -110,6 +112,18 @@ def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwr
     write_text_atomic(paths.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
+def check_resumable(paths: RunPaths, cfg: ExperimentConfig) -> None:
+    """Refuse, by name, a last.ckpt that cannot continue this run (truncated, slim, of another model), and
+    clear the temporary files a killed save left beside it."""
+    for stale in remove_stale_temporaries(paths.last.parent):
+        print(f"removed {stale}: a checkpoint save that was interrupted")
+    state = read_checkpoint(paths.last, "--resume", for_resume=True)
+    saved = state["hyper_parameters"]["config"].get("model")
+    if saved != to_dict(cfg)["model"]:
+        raise ValueError(f"--resume checkpoint {paths.last} holds another model than {paths.config} describes "
+                         f"({saved} vs {to_dict(cfg)['model']})")
+
+
 def load_run_config(path: str | Path) -> ExperimentConfig:
     """The resolved config saved beside a run's checkpoints."""
     return from_dict(ExperimentConfig, load_yaml(path))
@@ -162,20 +176,22 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
     on_gpu = _on_gpu(tcfg)
     precision = tcfg.precision if tcfg.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
     # last.ckpt after every epoch (what --resume continues and, by default, what the ensemble uses);
-    # best.ckpt only when the ensemble is to use the epoch that scored best on the held-out run
+    # best.ckpt (weights and config only) when the ensemble is to use the epoch that scored best on the
+    # held-out run; both written to a temporary file beside them, fsynced, then renamed
     callbacks: list[L.Callback] = [ModelCheckpoint(
         dirpath=paths.last.parent, filename=paths.last.stem, monitor=None, save_top_k=1,
         save_on_train_epoch_end=True, enable_version_counter=False)]
     if has_validation and cfg.validation.checkpoint == "best":
-        callbacks.append(ModelCheckpoint(dirpath=paths.best.parent, filename=paths.best.stem, monitor="val/score",
-                                         mode="max", save_top_k=1, enable_version_counter=False))
+        callbacks.append(SlimBestCheckpoint(dirpath=paths.best.parent, filename=paths.best.stem,
+                                            monitor="val/score", mode="max", save_top_k=1,
+                                            enable_version_counter=False))
     if cfg.ema.enabled:
         callbacks.append(PicklableEMA(decay=cfg.ema.decay, update_starting_at_step=cfg.ema.start_step))
     loggers = build_loggers(cfg.logging, paths.run_dir, paths.run_dir.name, cfg.experiment, to_dict(cfg))
     if any(hasattr(lg, "log_image") for lg in loggers):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     return L.Trainer(
-        default_root_dir=str(paths.run_dir), logger=loggers, callbacks=callbacks,
+        default_root_dir=str(paths.run_dir), logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
         accelerator=tcfg.accelerator, devices=_devices(tcfg.devices), num_nodes=tcfg.num_nodes,
         strategy=tcfg.strategy, precision=precision, max_epochs=tcfg.max_epochs, max_steps=tcfg.max_steps,
         gradient_clip_val=cfg.optim.gradient_clip, check_val_every_n_epoch=tcfg.check_val_every_n_epoch,
@@ -204,6 +220,8 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
         write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
             {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs,
              "voxel_spacing": float(datamodule.source.voxel_spacing)}))
+    if resume:
+        check_resumable(paths, cfg)
     trainer = build_trainer(cfg, paths, has_validation)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
     return paths
