@@ -19,9 +19,9 @@ from tqdm import tqdm
 from dataio.atomic import atomic_path
 from dataio.layout import TRUTH_USER, check_pick_owner
 from dataio.pick_readers import PickSelection, empty_picks_table
-from dataio.pick_writers import DEFAULT_PICKS_USER, write_copick_picks, write_submission
+from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission
 from dataio.sources import open_source
-from lightning_modules.checkpoints import (FoldRun, check_compatible, ensemble_settings, find_fold_runs,
+from lightning_modules.checkpoints import (FoldRun, check_compatible, check_soupable, ensemble_settings, find_fold_runs,
                                            fold_run_from_checkpoint, load_model, weight_soup)
 from lightning_modules.training_run import check_voxel_spacing, load_run_spacing
 from lightning_modules.oof import OOFPredictions, fit_oof_thresholds, threshold_record
@@ -87,6 +87,8 @@ def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
     runs = ([fold_run_from_checkpoint(c) for c in args.checkpoints] if args.checkpoints
             else find_fold_runs(args.runs, args.experiment))
     check_compatible(runs)
+    if args.soup:
+        check_soupable(runs)
     return runs
 
 
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"ensemble.py: error: {err}", file=sys.stderr)
         return 2
 
@@ -139,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{data[0]} has no runs in split {args.split!r}")
     if args.score and not source.has_picks:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
+    overlay = Path(args.overlay) if args.overlay else Path(args.out).with_name(f"{Path(args.out).stem}_copick")
+    check_copick_targets(overlay, names, user_id, session_id)  # a refusal after an hour of inference helps no one
     truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
 
     rank, world, device = init_from_env()
@@ -168,7 +172,6 @@ def run(args: argparse.Namespace) -> int:
     if rank != 0:
         return 0
     out = write_submission(table, args.out)
-    overlay = Path(args.overlay) if args.overlay else out.with_name(f"{out.stem}_copick")
     write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
                        voxel_spacing=source.voxel_spacing)
     print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "

@@ -70,15 +70,20 @@ def write_pick_json(overlay_root: str | Path, run: str, particle_name: str, xyz_
     return write_text_atomic(target, json.dumps(doc))
 
 
+def check_copick_targets(overlay_root: str | Path, runs: list[str], user_id: str, session_id: str) -> None:
+    """Every pick file ``write_copick_picks`` would write may be replaced (callers check before long work)."""
+    for run in runs:
+        for name in PARTICLE_NAMES:
+            check_replaceable(pick_file(Path(overlay_root), run, name, user_id, session_id))
+
+
 def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list[str] | None = None,
                        user_id: str = DEFAULT_PICKS_USER, session_id: str = "0",
                        voxel_spacing: float | None = None) -> list[Path]:
     """Write one pick JSON per run and class (empty classes too, so viewers see zero picks). Every target is
     checked before the first is written, so a refusal leaves the overlay as it was."""
     runs = sorted(picks["experiment"].unique()) if runs is None else runs
-    for run in runs:
-        for name in PARTICLE_NAMES:
-            check_replaceable(pick_file(Path(overlay_root), run, name, user_id, session_id))
+    check_copick_targets(overlay_root, runs, user_id, session_id)
     written = []
     for run in runs:
         in_run = picks[picks["experiment"] == run]

@@ -76,7 +76,7 @@ def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> di
     try:
         state = torch.load(path, map_location="cpu", weights_only=False, mmap=for_resume)
     except _UNREADABLE as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]  # torch's run on for lines
         raise ValueError(f"{role} checkpoint {path} cannot be read ({reason}): it is truncated, corrupt or not "
                          "a PyTorch checkpoint") from None
     weights = state.get("state_dict") if isinstance(state, dict) else None

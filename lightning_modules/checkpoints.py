@@ -10,7 +10,7 @@ from torch import nn
 
 from lightning_modules.checkpoint_files import model_weights, read_checkpoint
 from lightning_modules.config import ExperimentConfig, activation_kind
-from lightning_modules.config_io import from_dict
+from lightning_modules.config_io import from_dict, to_dict
 from lightning_modules.training_run import CONFIG_NAME, load_run_config, run_paths
 from models.registry import build_model
 from postprocess.ensemble_predict import EnsembleSettings
@@ -78,6 +78,18 @@ def check_compatible(runs: list[FoldRun]) -> None:
         if mismatch:
             raise ValueError(f"checkpoint {run.checkpoint} is of another model than {runs[0].checkpoint}: "
                              f"different {', '.join(mismatch)}")
+
+
+def check_soupable(runs: list[FoldRun]) -> None:
+    """A weight soup averages tensors name by name: every fold must be the very same network."""
+    first = runs[0]
+    for run in runs[1:]:
+        a, b = to_dict(first.config)["model"], to_dict(run.config)["model"]
+        differ = {key: (a[key], b[key]) for key in a if a[key] != b.get(key)}
+        if differ:
+            raise ValueError(f"--soup averages weights, so every checkpoint must be the same network: "
+                             f"{run.checkpoint} differs from {first.checkpoint} in model "
+                             + ", ".join(f"{k} ({x} vs {y})" for k, (y, x) in differ.items()))
 
 
 def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSettings:
