@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -19,3 +20,23 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("tiny_dataset")
     return simulate_dataset(root, size=TINY_SHAPE, seed=0, n_test=2)
+
+
+@pytest.fixture(scope="session")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(dataset root, folds.yaml): one simulated tomogram as TS_A (fold 0) and TS_B (fold 1); read only."""
+    from tests.training_fixtures import twin_dataset
+
+    root, folds, picks = twin_dataset(tmp_path_factory.mktemp("twin"), (48, 96, 96), seed=0)
+    assert len(picks) >= 6
+    return root, folds
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for training tests: on a loaded 2-core machine two spinning OpenMP threads make a
+    step ~20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

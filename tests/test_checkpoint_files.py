@@ -15,21 +15,10 @@ from lightning_modules.checkpoint_files import (AtomicCheckpointIO, TRAINING_KEY
 from lightning_modules.checkpoints import FoldRun, find_fold_runs, fold_run_from_checkpoint, load_model
 from lightning_modules.picker import ParticlePicker
 from lightning_modules.training_run import fit, resolve_config
-from tests.training_fixtures import tiny_overrides, twin_dataset
+from tests.training_fixtures import tiny_overrides
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root, folds, _ = twin_dataset(tmp_path_factory.mktemp("twin"), (48, 96, 96), seed=0)
-    return root, folds
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load(path: Path) -> dict:

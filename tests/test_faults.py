@@ -16,17 +16,11 @@ import pytest
 import torch
 
 from lightning_modules.checkpoint_files import read_checkpoint
-from tests.training_fixtures import cli_args, tiny_overrides, twin_dataset
+from tests.training_fixtures import cli_args, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 6
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root, folds, _ = twin_dataset(tmp_path_factory.mktemp("twin"), (48, 96, 96), seed=0)
-    return root, folds
 
 
 @pytest.fixture()

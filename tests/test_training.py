@@ -21,27 +21,12 @@ from lightning_modules.loggers import CSV_DIR
 from lightning_modules.picker import ParticlePicker
 from lightning_modules.presets import PRESETS
 from lightning_modules.training_run import RunPaths, fit, resolve_config, run_paths
-from tests.training_fixtures import cli_args, tiny_overrides, twin_dataset, write_folds
+from tests.training_fixtures import cli_args, tiny_overrides, write_folds
 
-TWIN_SHAPE = (48, 96, 96)
 NO_AUGMENT = {"flip": False, "rot90": False, "rotate_prob": 0.0, "intensity_scale": 0.0, "intensity_shift": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine two spinning OpenMP threads make a step ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(dataset root, folds.yaml): one simulated tomogram as TS_A (fold 0) and TS_B (fold 1)."""
-    root, folds, picks = twin_dataset(tmp_path_factory.mktemp("twin"), TWIN_SHAPE, seed=0)
-    assert len(picks) >= 6
-    return root, folds
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
