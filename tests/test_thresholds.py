@@ -96,3 +96,20 @@ def test_json_round_trip_and_errors(tmp_path: Path) -> None:
         load_thresholds(bad)
     with pytest.raises(FileNotFoundError, match="nope.json"):
         load_thresholds(tmp_path / "nope.json")
+
+
+def test_count_matched_thresholds_keep_the_oof_pick_rate() -> None:
+    """OOF kept 2 ribosome picks per run over 2 runs; on 1 test run the matched threshold keeps the top 2,
+    whatever the test scores' scale (an ensemble scores lower than its single models)."""
+    from benchmarks.bench_oof_vs_test import count_matched
+
+    thresholds = {n: 0.5 for n in PARTICLE_NAMES}
+    oof = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1.0, 0.6), ("B", RIB, 0.0, 0.7), ("B", RIB, 1.0, 0.55),
+                 ("B", RIB, 2.0, 0.2)])
+    test = table([("T", RIB, 0.0, 0.30), ("T", RIB, 1.0, 0.10), ("T", RIB, 2.0, 0.25), ("T", RIB, 3.0, 0.05)])
+    matched = count_matched(oof, thresholds, n_oof=2, test=test, n_test=1)
+    assert matched[RIB] == 0.25
+    assert len(apply_thresholds(test, matched)) == 2
+    test = pd.concat([test, table([("T", "apo-ferritin", 5.0, 0.8)])], ignore_index=True)
+    kept = apply_thresholds(test, count_matched(oof, thresholds, n_oof=2, test=test, n_test=1))
+    assert "apo-ferritin" not in set(kept["particle_type"])  # none kept out of fold: none kept on test
