@@ -101,7 +101,7 @@ def test_json_round_trip_and_errors(tmp_path: Path) -> None:
 def test_count_matched_thresholds_keep_the_oof_pick_rate() -> None:
     """OOF kept 2 ribosome picks per run over 2 runs; on 1 test run the matched threshold keeps the top 2,
     whatever the test scores' scale (an ensemble scores lower than its single models)."""
-    from benchmarks.bench_oof_vs_test import count_matched
+    from benchmarks.bench_oof_cv import count_matched
 
     thresholds = {n: 0.5 for n in PARTICLE_NAMES}
     oof = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1.0, 0.6), ("B", RIB, 0.0, 0.7), ("B", RIB, 1.0, 0.55),

@@ -1,6 +1,6 @@
 """What the out-of-fold CV predicts: single models or the ensemble, and how precisely a test set can tell.
 
-``python -m benchmarks.bench_oof_vs_test --runs RUNS --data ROOT [--test-data OTHER_ROOT] [--single]``
+``python -m benchmarks.bench_oof_cv --runs RUNS --data ROOT [--test-data OTHER_ROOT] [--single]``
 
 For one experiment's trained folds it prints, each with its per-class F4:
 * the OOF CV (each fold's model on its held-out run, thresholds fitted on them all: what ``ensemble.py``
