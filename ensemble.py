@@ -31,7 +31,7 @@ from postprocess.metric import format_report, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
 from postprocess.sharding import gather_tables, init_from_env, shard_runs
 from postprocess.class_suppression import select_picks
-from postprocess.thresholds import load_thresholds, save_thresholds
+from postprocess.thresholds import THRESHOLD_RULES, load_thresholds, save_thresholds
 from postprocess.tta import TRANSFORM_NAMES
 
 
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-tolerance", type=float,
                    help="fit each threshold at the lowest score within this OOF F4 of the best "
                         "(default: the recipe's validation.threshold_tolerance)")
+    p.add_argument("--threshold-rule", choices=THRESHOLD_RULES,
+                   help="plateau (within the tolerance of the best OOF F4) or one-se (within one standard "
+                        "error of it where larger); default: the recipe's validation.threshold_rule")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
     p.add_argument("--tta", nargs="+", default=["identity"], choices=TRANSFORM_NAMES,
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ensemble_settings(
         cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
         tta=tuple(args.tta), average=args.average, smooth_sigma=args.smooth_sigma,
-        threshold_tolerance=args.threshold_tolerance,
+        threshold_tolerance=args.threshold_tolerance, threshold_rule=args.threshold_rule,
         autocast_dtype=torch.bfloat16 if bf16 else None)
     thresholds, oof = thresholds_for(args, folds, settings, device)
     if oof is not None and rank == 0:

@@ -4,7 +4,7 @@
 
 For one experiment's trained folds it prints, each with its per-class F4:
 * the OOF CV (each fold's model on its held-out run, thresholds fitted on them all: what ``ensemble.py``
-  prints), at tolerance 0 and at the recipe's ``validation.threshold_tolerance``;
+  prints), at tolerance 0, at the recipe's ``validation.threshold_tolerance``, and with the ``one-se`` rule;
 * the ensemble's test score with those thresholds (what ``ensemble.py --score`` prints), and with thresholds
   fitted on the test runs themselves (ranking only, an upper bound);
 * with ``--single``, each fold's model alone on the test runs at the same thresholds (mean, sd, range): the
@@ -75,19 +75,21 @@ def main(argv: list[str] | None = None) -> None:
           f"{test_root}")
     print("| thresholds, predictions | " + " | ".join(PARTICLE_NAMES) + " | F4 |")
     print("|---|" + "---|" * (len(PARTICLE_NAMES) + 1))
-    for tolerance in sorted({0.0, settings.threshold_tolerance}):
-        thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=tolerance)
-        print(row(f"OOF CV (tolerance {tolerance})", score_picks(apply_thresholds(oof.candidates, thresholds),
-                                                                 oof.truth, runs=oof.runs)))
-        print(row(f"ensemble on test, OOF thresholds (tolerance {tolerance})",
-                  score_picks(apply_thresholds(ensemble, thresholds), truth)))
+    tolerance = settings.threshold_tolerance
+    for label, fitting in (("tolerance 0", {"tolerance": 0.0}), (f"tolerance {tolerance}", {"tolerance": tolerance}),
+                           (f"one-se, tolerance {tolerance}", {"tolerance": tolerance, "rule": "one-se"})):
+        thresholds = fit_thresholds(oof.candidates, oof.truth, **fitting)
+        print(row(f"OOF CV ({label})", score_picks(apply_thresholds(oof.candidates, thresholds), oof.truth,
+                                                   runs=oof.runs)))
+        print(row(f"ensemble on test, OOF thresholds ({label})", score_picks(apply_thresholds(ensemble, thresholds),
+                                                                             truth)))
         matched = count_matched(oof.candidates, thresholds, n_oof, ensemble, n_test)
-        print(row(f"ensemble on test, count-matched thresholds (tolerance {tolerance})",
+        print(row(f"ensemble on test, count-matched thresholds ({label})",
                   score_picks(apply_thresholds(ensemble, matched), truth)))
         if args.single:
             singles = [score_picks(apply_thresholds(test_candidates([fold], test_root, settings), thresholds),
                                    truth).score for fold in folds]
-            print(f"| single models on test, OOF thresholds (tolerance {tolerance}) | mean {np.mean(singles):.3f}, "
+            print(f"| single models on test, OOF thresholds ({label}) | mean {np.mean(singles):.3f}, "
                   f"sd {np.std(singles):.3f}, range {min(singles):.3f}–{max(singles):.3f} |")
     print(row("ensemble on test, thresholds fitted on the test runs", score_picks(
         apply_thresholds(ensemble, fit_thresholds(ensemble, truth)), truth)))

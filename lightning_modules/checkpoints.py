@@ -102,7 +102,8 @@ def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSet
             "candidate_threshold": cfg.validation.candidate_threshold,
             "max_per_class": cfg.validation.max_candidates_per_class,
             "class_suppression": cfg.validation.class_suppression, "pad_mode": cfg.validation.pad_mode,
-            "threshold_tolerance": cfg.validation.threshold_tolerance}
+            "threshold_tolerance": cfg.validation.threshold_tolerance,
+            "threshold_rule": cfg.validation.threshold_rule}
     base.update({k: v for k, v in overrides.items() if v is not None})
     return EnsembleSettings(**base)  # type: ignore[arg-type]
 

@@ -10,6 +10,7 @@ from models.registry import ModelConfig
 
 LossKind = Literal["bce", "focal", "ce"]
 CheckpointChoice = Literal["last", "best"]
+ThresholdRule = Literal["plateau", "one-se"]  # postprocess.thresholds.THRESHOLD_RULES
 
 
 @dataclass
@@ -56,6 +57,9 @@ class ValidationConfig:
     kernel_fraction: float = 0.5  # max-pool NMS kernel ≈ this × class radius
     threshold_tolerance: float = 0.02
     """fit each class's threshold at the lowest score whose OOF F4 is within this of the best (0: the best)"""
+    threshold_rule: ThresholdRule = "plateau"
+    """plateau: within threshold_tolerance of the best OOF F4; one-se: within one standard error of it where
+    larger (lower thresholds for classes resting on few particles; measured in BENCHMARKS.md, not the default)"""
     class_suppression: float = 0.0  # drop a pick near a higher-scoring pick of another class (x sum of radii; 0: off)
     pad_mode: str = "mirror"  # padding of a volume up to whole windows (postprocess.sliding_window.PAD_MODES)
     checkpoint: CheckpointChoice = "last"

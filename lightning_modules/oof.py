@@ -85,5 +85,5 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
     oof = predict_oof(runs, settings, device)
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression,
-                                              settings.threshold_tolerance)
+                                              settings.threshold_tolerance, settings.threshold_rule)
     return thresholds, oof

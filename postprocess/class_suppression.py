@@ -80,12 +80,12 @@ def select_picks(candidates: pd.DataFrame, thresholds: Mapping[str, float], frac
 
 
 def fit_thresholds_suppressed(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fraction: float,
-                              tolerance: float = 0.0) -> tuple[dict[str, float], pd.DataFrame]:
+                              tolerance: float = 0.0, rule: str = "plateau") -> tuple[dict[str, float], pd.DataFrame]:
     """Thresholds for picks that compete across classes: fit without competition, let the picks above those
     thresholds suppress their weaker neighbours of other classes, fit again on what remains. Returns the
     thresholds and the suppressed candidates; ``fraction`` 0 is plain ``fit_thresholds``."""
-    first = fit_thresholds(candidates, ground_truth, tolerance=tolerance)
+    first = fit_thresholds(candidates, ground_truth, tolerance=tolerance, rule=rule)
     if fraction == 0:
         return first, candidates
     remaining = suppress_across_classes(candidates, fraction, first)
-    return fit_thresholds(remaining, ground_truth, tolerance=tolerance), remaining
+    return fit_thresholds(remaining, ground_truth, tolerance=tolerance, rule=rule), remaining

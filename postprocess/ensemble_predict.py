@@ -34,6 +34,7 @@ class EnsembleSettings:
     max_per_class: int | None = None  # best candidates kept per class (as in validation)
     class_suppression: float = 0.0  # postprocess.class_suppression fraction (0: off)
     threshold_tolerance: float = 0.0  # OOF thresholds: lowest within this F4 of the best (thresholds.py)
+    threshold_rule: str = "plateau"  # thresholds.THRESHOLD_RULES
     pad_mode: str = "mirror"  # sliding_window.PAD_MODES
     autocast_dtype: torch.dtype | None = None
 

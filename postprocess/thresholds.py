@@ -15,6 +15,10 @@ from dataio.atomic import write_text_atomic
 from postprocess.metric import MetricReport, f_beta, reference_best_scores, score_picks
 
 CURVE_COLUMNS: tuple[str, ...] = ("threshold", "tp", "fp", "fn", "precision", "recall", "f4")
+THRESHOLD_RULES: tuple[str, ...] = ("plateau", "one-se")
+"""How far below its OOF optimum a class's threshold may go: ``plateau``, within ``tolerance`` F4 of the best;
+``one-se``, within one standard error of that best F4, sqrt(F (1 - F) / references) (a class resting on 17
+particles may drop ~0.1, one resting on 100 ~0.02), and never less than ``tolerance``."""
 
 
 def _candidates(table: pd.DataFrame) -> pd.DataFrame:
@@ -58,14 +62,19 @@ def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float = 0.5,
-                   tolerance: float = 0.0) -> dict[str, float]:
+                   tolerance: float = 0.0, rule: str = "plateau") -> dict[str, float]:
     """Class -> threshold maximising that class's F4 over the OOF runs (ties: the lowest, for recall).
 
     With ``tolerance`` > 0, the lowest threshold whose F4 is within ``tolerance`` of the best: F4 is flat
     near its maximum for classes with few false positives, and the low end of that plateau keeps recall
     when new data scores particles lower (another microscope, real rather than simulated proteins).
+    With ``rule`` "one-se" the margin grows to one standard error of the best F4 where that is larger: an
+    optimum resting on few particles is noise, and the threshold it picks can sit above most of a
+    seven-model ensemble's scores for that class (BENCHMARKS.md, "OOF CV vs test").
     A class whose F4 is 0 at every threshold (no references, or no candidate hits one) gets ``fallback``.
     """
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(THRESHOLD_RULES)}")
     cand, truth = _candidates(candidates), validate_picks(ground_truth, "ground truth")
     thresholds = {}
     for name in PARTICLE_NAMES:
@@ -76,7 +85,11 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
         # F-beta = (1 + b^2) TP / (b^2 N + kept): from integers, so equal F4 compare exactly equal
         tp, fn, fp = (curve[c].to_numpy(dtype=np.float64) for c in ("tp", "fn", "fp"))
         exact = (1 + BETA**2) * tp / (BETA**2 * (tp + fn) + tp + fp)
-        best = int(np.flatnonzero(exact >= exact.max() - tolerance - 1e-12)[0])  # lowest on the plateau
+        margin = tolerance
+        if rule == "one-se":
+            top, references = float(exact.max()), float(tp[0] + fn[0])
+            margin = max(tolerance, math.sqrt(top * (1.0 - top) / references))
+        best = int(np.flatnonzero(exact >= exact.max() - margin - 1e-12)[0])  # lowest on the plateau
         thresholds[name] = float(curve["threshold"].iloc[best])
     return thresholds
 

@@ -113,3 +113,24 @@ def test_count_matched_thresholds_keep_the_oof_pick_rate() -> None:
     test = pd.concat([test, table([("T", "apo-ferritin", 5.0, 0.8)])], ignore_index=True)
     kept = apply_thresholds(test, count_matched(oof, thresholds, n_oof=2, test=test, n_test=1))
     assert "apo-ferritin" not in set(kept["particle_type"])  # none kept out of fold: none kept on test
+
+
+def test_one_se_rule_lowers_a_threshold_resting_on_few_particles() -> None:
+    """Four references over two runs: their optimum is noise, and one standard error sqrt(F (1 - F) / 4) lets
+    the threshold drop to the lowest score whose F4 is within it."""
+    plateau = fit_thresholds(CANDS, TRUTH)[RIB]
+    wide = fit_thresholds(CANDS, TRUTH, rule="one-se")[RIB]
+    curve = precision_recall_curve(CANDS, TRUTH, RIB).set_index("threshold")["f4"]
+    best = curve.max()
+    margin = (best * (1 - best) / 4) ** 0.5
+    expected = curve[curve >= best - margin - 1e-12].index.min()
+    assert wide == pytest.approx(expected) and wide < plateau
+    with pytest.raises(ValueError, match="unknown threshold rule 'loose'"):
+        fit_thresholds(CANDS, TRUTH, rule="loose")
+
+
+def test_one_se_rule_keeps_the_tolerance_as_a_floor() -> None:
+    """Where the best F4 is 1 its standard error is 0: the threshold is the plateau one."""
+    exact = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.8), ("A", RIB, 3000.0, 0.3)])
+    truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
+    assert fit_thresholds(exact, truth, rule="one-se")[RIB] == fit_thresholds(exact, truth)[RIB] == 0.8
