@@ -47,15 +47,15 @@ def slim_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return {key: checkpoint[key] for key in INFERENCE_KEYS if key in checkpoint}
 
 
-class SlimBestCheckpoint(ModelCheckpoint):
+class SlimCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose file holds only what inference needs: with EMA the averaged weights (swapped in
     by the EMA callback's save hook, which a ``save_weights_only`` checkpoint would skip) and the config.
-    A resnet34 fold's best.ckpt shrinks from a full training state to its weights."""
+    A resnet34 fold's weights.ckpt / best.ckpt is a quarter of its full training state."""
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         trainer.strategy.save_checkpoint(slim_checkpoint(checkpoint), filepath)
-        trainer.strategy.barrier("SlimBestCheckpoint._save_checkpoint")
+        trainer.strategy.barrier("SlimCheckpoint._save_checkpoint")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
         if trainer.is_global_zero:

@@ -18,8 +18,8 @@ from postprocess.ensemble_predict import EnsembleSettings
 
 @dataclass
 class FoldRun:
-    """One trained fold: its config and the checkpoint to use (``validation.checkpoint``: last, or best by
-    validation when it exists)."""
+    """One trained fold: its config and the checkpoint to use (``validation.checkpoint``: the last epoch's
+    weights.ckpt, or best.ckpt by validation when it exists; last.ckpt for runs older than weights.ckpt)."""
 
     config: ExperimentConfig
     checkpoint: Path
@@ -39,10 +39,13 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[
     for config_path in sorted(runs_dir.glob(f"*/{CONFIG_NAME}")):
         cfg = load_run_config(config_path)
         paths = run_paths(runs_dir, cfg)
-        checkpoint = paths.best if cfg.validation.checkpoint == "best" and paths.best.is_file() else paths.last
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"run {config_path.parent} has no checkpoint "
-                                    f"(looked for {paths.best.name} and {paths.last.name} in {paths.last.parent})")
+        wanted = [paths.best] if cfg.validation.checkpoint == "best" else []
+        found = [p for p in (*wanted, paths.weights, paths.last) if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"run {config_path.parent} has no checkpoint (looked for "
+                                    f"{', '.join(p.name for p in (*wanted, paths.weights, paths.last))} in "
+                                    f"{paths.last.parent})")
+        checkpoint = found[0]
         by_experiment.setdefault(cfg.experiment, []).append(FoldRun(cfg, checkpoint, config_path.parent))
     if not by_experiment:
         raise FileNotFoundError(f"no trained runs (*/{CONFIG_NAME}) under {runs_dir}")

@@ -14,7 +14,7 @@ import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from datamodules.datamodule import CryoETDataModule
-from lightning_modules.checkpoint_files import (AtomicCheckpointIO, SlimBestCheckpoint, read_checkpoint,
+from lightning_modules.checkpoint_files import (AtomicCheckpointIO, SlimCheckpoint, read_checkpoint,
                                                remove_stale_temporaries)
 from lightning_modules.config import ExperimentConfig, TrainerConfig, out_channels_for
 from lightning_modules.config_io import from_dict, load_yaml, merge, to_dict
@@ -35,8 +35,9 @@ CHECKPOINT_DIR = "checkpoints"
 class RunPaths:
     run_dir: Path
     config: Path
-    last: Path
-    best: Path
+    last: Path  # the full training state, every epoch: what --resume reads
+    best: Path  # with validation.checkpoint best: the best epoch's EMA weights and config
+    weights: Path  # every epoch: the last epoch's EMA weights and config, what the ensemble reads by default
 
 
 def resolve_config(preset: str | None, config_file: str | None, overrides: dict[str, Any]) -> ExperimentConfig:
@@ -94,7 +95,7 @@ def fold_label(fold: int | str) -> str:
 def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
     run_dir = Path(runs_dir) / f"{cfg.experiment}_fold{fold_label(cfg.data.fold)}"
     ckpt = run_dir / CHECKPOINT_DIR
-    return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt")
+    return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt", ckpt / "weights.ckpt")
 
 
 def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> None:
@@ -175,16 +176,17 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
     tcfg = cfg.trainer
     on_gpu = _on_gpu(tcfg)
     precision = tcfg.precision if tcfg.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
-    # last.ckpt after every epoch (what --resume continues and, by default, what the ensemble uses);
-    # best.ckpt (weights and config only) when the ensemble is to use the epoch that scored best on the
-    # held-out run; both written to a temporary file beside them, fsynced, then renamed
-    callbacks: list[L.Callback] = [ModelCheckpoint(
-        dirpath=paths.last.parent, filename=paths.last.stem, monitor=None, save_top_k=1,
-        save_on_train_epoch_end=True, enable_version_counter=False)]
+    # after every epoch last.ckpt (the full state --resume continues) and weights.ckpt (its EMA weights and
+    # config: what the ensemble reads by default); best.ckpt (weights and config) when the ensemble is to use
+    # the epoch that scored best on the held-out run; each written beside itself, fsynced, then renamed
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(dirpath=paths.last.parent, filename=paths.last.stem, monitor=None, save_top_k=1,
+                        save_on_train_epoch_end=True, enable_version_counter=False),
+        SlimCheckpoint(dirpath=paths.weights.parent, filename=paths.weights.stem, monitor=None, save_top_k=1,
+                       save_on_train_epoch_end=True, enable_version_counter=False)]
     if has_validation and cfg.validation.checkpoint == "best":
-        callbacks.append(SlimBestCheckpoint(dirpath=paths.best.parent, filename=paths.best.stem,
-                                            monitor="val/score", mode="max", save_top_k=1,
-                                            enable_version_counter=False))
+        callbacks.append(SlimCheckpoint(dirpath=paths.best.parent, filename=paths.best.stem, monitor="val/score",
+                                        mode="max", save_top_k=1, enable_version_counter=False))
     if cfg.ema.enabled:
         callbacks.append(PicklableEMA(decay=cfg.ema.decay, update_starting_at_step=cfg.ema.start_step))
     loggers = build_loggers(cfg.logging, paths.run_dir, paths.run_dir.name, cfg.experiment, to_dict(cfg))

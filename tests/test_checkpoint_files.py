@@ -68,8 +68,11 @@ def best_run(twin, tmp_path_factory: pytest.TempPathFactory) -> training_run.Run
 
 
 def test_best_checkpoint_is_slim_and_holds_the_ema_weights(best_run) -> None:
-    best, last = _load(best_run.best), _load(best_run.last)
-    assert not set(TRAINING_KEYS) & set(best) and "current_model_state" not in best
+    best, last, weights = _load(best_run.best), _load(best_run.last), _load(best_run.weights)
+    for slim in (best, weights):
+        assert not set(TRAINING_KEYS) & set(slim) and "current_model_state" not in slim
+        assert isinstance(slim["hyper_parameters"]["config"], dict)
+    assert _equal_states(weights["state_dict"], last["state_dict"]) and weights["epoch"] == last["epoch"]
     assert set(TRAINING_KEYS) <= set(last)
     assert _equal_states(best["state_dict"], last["state_dict"])  # one epoch: best is last, EMA swapped in
     assert not _equal_states(model_weights(best), model_weights({"state_dict": last["current_model_state"]}))

@@ -164,7 +164,8 @@ def test_checkpoint_choice_decides_weights_and_oof_record(twin, tmp_path, choice
     record = json.loads((paths.run_dir / VAL_METRICS).read_text())
     (found,) = find_fold_runs(tmp_path)
     if choice == "last":
-        assert not paths.best.exists() and found.checkpoint == paths.last and record["epoch"] == 2
+        assert not paths.best.exists() and found.checkpoint == paths.weights and record["epoch"] == 2
+        assert _checkpoint(paths.weights)["epoch"] == 2
     else:
         best = _checkpoint(paths.best)
         assert found.checkpoint == paths.best and record["epoch"] == best["epoch"]
