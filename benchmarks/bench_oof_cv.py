@@ -11,7 +11,8 @@ For one experiment's trained folds it prints, each with its per-class F4:
   score the OOF CV estimates, as it is made of single models;
 * "count-matched" thresholds (per class, keep as many test picks per run as the OOF thresholds kept per
   OOF run): a calibration-free way to carry thresholds to the ensemble, measured and rejected;
-* per-run test scores: their sd and the standard error of the test mean, to read differences against.
+* per-run test scores: their sd and the standard error of the test mean, to read differences against;
+* with ``--suppression F``, OOF and test with cross-class suppression at fraction F (thresholds refitted).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from benchmarks.bench_recipes import test_candidates
 from lightning_modules.checkpoints import ensemble_settings, find_fold_runs
 from lightning_modules.oof import predict_oof
 from particles import PARTICLE_NAMES
+from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-data", help="score the test runs of this root instead (same distribution, "
                                             "more runs)")
     parser.add_argument("--single", action="store_true", help="also score each fold's model alone on the test")
+    parser.add_argument("--suppression", type=float, help="also score with cross-class suppression at this "
+                                                          "fraction (postprocess.class_suppression)")
     args = parser.parse_args(argv)
     folds = find_fold_runs(args.runs)
     settings = ensemble_settings(folds[0].config)
@@ -91,6 +95,14 @@ def main(argv: list[str] | None = None) -> None:
                                    truth).score for fold in folds]
             print(f"| single models on test, OOF thresholds ({label}) | mean {np.mean(singles):.3f}, "
                   f"sd {np.std(singles):.3f}, range {min(singles):.3f}–{max(singles):.3f} |")
+    if args.suppression:
+        fraction = args.suppression
+        suppressed, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, fraction, tolerance)
+        print(row(f"OOF CV (class suppression {fraction})", score_picks(select_picks(oof.candidates, suppressed,
+                                                                                    fraction), oof.truth,
+                                                                       runs=oof.runs)))
+        print(row(f"ensemble on test (class suppression {fraction})",
+                  score_picks(select_picks(ensemble, suppressed, fraction), truth)))
     print(row("ensemble on test, thresholds fitted on the test runs", score_picks(
         apply_thresholds(ensemble, fit_thresholds(ensemble, truth)), truth)))
     thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=settings.threshold_tolerance)
