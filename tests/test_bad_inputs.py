@@ -60,8 +60,8 @@ def _damaged_copy(world: World, tmp_path: Path) -> Path:
 
 
 def _with_data(world: World, data: Path) -> list[str]:
-    argv = [str(data) if a == str(world.data) else a for a in world.argv]
-    return [a.replace(str(world.data), str(data)) for a in argv]
+    """The training argv aimed at another copy of the dataset (``--data`` and the folds file inside it)."""
+    return [a.replace(str(world.data), str(data)) for a in world.argv]
 
 
 def _chunk(data: Path, run: str = "TS_6_4") -> Path:
@@ -147,6 +147,7 @@ def case_folds_file_names_unknown_run(w: World, t: Path):
 
 
 def yaml_folds(folds: dict[int, list[str]]) -> str:
+    """A folds.yaml text (JSON is YAML)."""
     return json.dumps({"folds": folds})
 
 
