@@ -29,6 +29,7 @@ from particles import PARTICLE_NAMES
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
+from postprocess.tta import TRANSFORM_NAMES
 
 
 def row(label: str, report: MetricReport) -> str:
@@ -65,18 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-data", help="score the test runs of this root instead (same distribution, "
                                             "more runs)")
     parser.add_argument("--single", action="store_true", help="also score each fold's model alone on the test")
+    parser.add_argument("--tta", nargs="+", choices=TRANSFORM_NAMES, help="test-time transforms for the OOF and "
+                                                                        "test predictions (default: none)")
     parser.add_argument("--suppression", type=float, help="also score with cross-class suppression at this "
                                                           "fraction (postprocess.class_suppression)")
     args = parser.parse_args(argv)
     folds = find_fold_runs(args.runs)
-    settings = ensemble_settings(folds[0].config)
+    settings = ensemble_settings(folds[0].config, tta=tuple(args.tta) if args.tta else None)
     oof = predict_oof(folds, settings)
     test_root = Path(args.test_data or args.data)
     truth = load_ground_truth(test_root / "test_truth")
     ensemble = test_candidates(folds, test_root, settings)
     n_oof, n_test = len(oof.runs), len(truth.attrs["runs"])
     print(f"{len(folds)} folds of {folds[0].config.experiment}; OOF over {n_oof} runs; test: {n_test} runs of "
-          f"{test_root}")
+          f"{test_root}; TTA {', '.join(settings.tta)}")
     print("| thresholds, predictions | " + " | ".join(PARTICLE_NAMES) + " | F4 |")
     print("|---|" + "---|" * (len(PARTICLE_NAMES) + 1))
     tolerance = settings.threshold_tolerance
