@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "error of it where larger); default: the recipe's validation.threshold_rule")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
-    p.add_argument("--tta", nargs="+", default=["identity"], choices=TRANSFORM_NAMES,
-                   help="test-time transforms whose inverted logits are averaged")
+    p.add_argument("--tta", nargs="+", choices=TRANSFORM_NAMES,
+                   help="test-time transforms whose inverted logits are averaged "
+                        "(default: the recipe's validation.tta)")
     p.add_argument("--average", choices=["logits", "probabilities"], default="logits")
     p.add_argument("--soup", action="store_true", help="average the folds' weights into one model first")
     p.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default: the validation one)")
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     settings = ensemble_settings(
         cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
-        tta=tuple(args.tta), average=args.average, smooth_sigma=args.smooth_sigma,
+        tta=tuple(args.tta) if args.tta else None, average=args.average, smooth_sigma=args.smooth_sigma,
         threshold_tolerance=args.threshold_tolerance, threshold_rule=args.threshold_rule,
         autocast_dtype=torch.bfloat16 if bf16 else None)
     thresholds, oof = thresholds_for(args, folds, settings, device)

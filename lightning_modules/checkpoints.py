@@ -100,7 +100,7 @@ def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSet
     ``overrides`` given as None keep the recipe's value (window and overlap default to validation's)."""
     base = {"activation": activation_kind(cfg.loss), "output_stride": cfg.model.output_stride,
             "normalization": cfg.data.normalization, "window": tuple(cfg.validation.window),
-            "overlap": cfg.validation.overlap,
+            "overlap": cfg.validation.overlap, "tta": tuple(cfg.validation.tta),
             "kernel_fraction": cfg.validation.kernel_fraction,
             "candidate_threshold": cfg.validation.candidate_threshold,
             "max_per_class": cfg.validation.max_candidates_per_class,

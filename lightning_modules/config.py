@@ -51,6 +51,9 @@ class ValidationConfig:
 
     window: tuple[int, int, int] = (64, 128, 128)  # sliding-window size (z y x) for validation and inference
     overlap: float = 0.25  # sliding-window overlap fraction
+    tta: tuple[str, ...] = ("identity",)
+    """test-time transforms the ensemble averages (postprocess.tta names), OOF threshold fit included; fold
+    validation during training always predicts without them"""
     batch_size: int = 2  # windows per forward pass
     candidate_threshold: float = 0.05  # peaks kept for threshold fitting (OOF candidates)
     max_candidates_per_class: int = 1000  # per run; real runs hold <= ~100 particles of a class

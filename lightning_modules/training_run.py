@@ -24,6 +24,7 @@ from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 from lightning_modules.presets import preset_overrides
 from particles import NUM_CLASSES, VOXEL_SPACING
+from postprocess.tta import TRANSFORM_NAMES
 from dataio.atomic import write_text_atomic
 
 CONFIG_NAME = "config.yaml"
@@ -56,6 +57,10 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     if asked is not None and asked != cfg.model.output_stride:
         raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")
     cfg.data.target_stride = cfg.model.output_stride  # target voxel j is patch voxel s*j, as in postprocess
+    unknown = [name for name in cfg.validation.tta if name not in TRANSFORM_NAMES]
+    if unknown or not cfg.validation.tta:
+        raise ValueError(f"validation.tta {list(cfg.validation.tta)}: unknown or no transforms; choose from "
+                         f"{', '.join(TRANSFORM_NAMES)}")
     every = cfg.trainer.check_val_every_n_epoch
     if cfg.validation.checkpoint == "last" and cfg.trainer.max_steps < 0 and cfg.trainer.max_epochs % every:
         raise ValueError(f"trainer.max_epochs {cfg.trainer.max_epochs} must be a multiple of "

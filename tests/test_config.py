@@ -80,3 +80,13 @@ def test_fold_is_required_and_seed_drives_the_patch_sampler(tmp_path) -> None:
     config = tmp_path / "exp.yaml"
     config.write_text("data:\n  fold: 2\n")
     assert train.fold_is_given(train.build_parser().parse_args(["--config", str(config)]))
+
+
+def test_recipe_tta_is_checked_and_reaches_the_ensemble_settings() -> None:
+    from lightning_modules.checkpoints import ensemble_settings
+
+    cfg = resolve_config(None, None, {"validation": {"tta": ["identity", "flip_z"]}})
+    assert ensemble_settings(cfg).tta == ("identity", "flip_z")
+    assert ensemble_settings(cfg, tta=("identity",)).tta == ("identity",)  # --tta overrides the recipe
+    with pytest.raises(ValueError, match="validation.tta .*unknown or no transforms"):
+        resolve_config(None, None, {"validation": {"tta": ["flip_w"]}})
