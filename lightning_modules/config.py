@@ -32,12 +32,16 @@ class OptimConfig:
     warmup_fraction: float = 0.05  # share of all steps spent warming the learning rate up linearly
     min_lr_ratio: float = 0.01  # final learning rate of the cosine decay, as a fraction of lr
     gradient_clip: float = 1.0  # clip the gradient norm to this (0: off)
+
+
 @dataclass
 class MixupConfig:
     """Mix pairs of patches and their targets with lambda ~ Beta(alpha, alpha)."""
 
     prob: float = 0.5  # probability that a batch is mixed up
     alpha: float = 1.0  # Beta(alpha, alpha) of the mixup weight
+
+
 @dataclass
 class EMAConfig:
     """Exponential moving average of the weights: used for validation and stored in checkpoints."""
@@ -45,6 +49,8 @@ class EMAConfig:
     enabled: bool = True  # keep an exponential moving average of the weights; validate and save it
     decay: float = 0.995  # EMA decay per step
     start_step: int = 0  # steps before the average starts (until then it follows the raw weights)
+
+
 @dataclass
 class ValidationConfig:
     """Sliding-window inference over the held-out tomogram and peak picking for the official metric."""
@@ -96,6 +102,8 @@ class LoggingConfig:
     wandb: bool = True  # log to Weights & Biases too (offline without an API key or network)
     project: str = "czii-picker"  # W&B project
     entity: str | None = None  # W&B entity (team); None: the key's default
+
+
 @dataclass
 class ExperimentConfig:
     """Everything a training run depends on. ``experiment`` groups the folds of one recipe."""

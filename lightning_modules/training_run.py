@@ -104,10 +104,9 @@ def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
 
 
 def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> None:
-    """Create the run folder; never clobber an earlier run unless asked to."""
+    """Create the run folder; never clobber an earlier run unless asked to (a resumed one is kept as it is:
+    ``check_resumable`` has checked it)."""
     if resume:
-        if not paths.last.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths.last}")
         return
     if paths.run_dir.exists() and any(paths.run_dir.iterdir()):
         if not overwrite:
@@ -119,8 +118,10 @@ def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwr
 
 
 def check_resumable(paths: RunPaths, cfg: ExperimentConfig) -> None:
-    """Refuse, by name, a last.ckpt that cannot continue this run (truncated, slim, of another model), and
-    clear the temporary files a killed save left beside it."""
+    """Refuse, by name, a last.ckpt that cannot continue this run (missing, truncated, slim, of another model),
+    and clear the temporary files a killed save left beside it."""
+    if not paths.last.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths.last}")
     for stale in remove_stale_temporaries(paths.last.parent):
         print(f"removed {stale}: a checkpoint save that was interrupted")
     state = read_checkpoint(paths.last, "--resume", for_resume=True)
@@ -215,6 +216,8 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
         saved = load_run_config(paths.config)
         saved.trainer = cfg.trainer  # a resumed run may be given more epochs or other devices
         cfg = saved
+    if resume:  # before reading any tomogram: a bad checkpoint is refused at once
+        check_resumable(paths, cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = CryoETDataModule(cfg.data)
     datamodule.setup("fit")
@@ -227,8 +230,6 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
         write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
             {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs,
              "voxel_spacing": float(datamodule.source.voxel_spacing)}))
-    if resume:
-        check_resumable(paths, cfg)
     trainer = build_trainer(cfg, paths, has_validation)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
     return paths
