@@ -60,17 +60,32 @@ def load_folds(path: str | Path, available_runs: Iterable[str]) -> dict[int, lis
     return dict(sorted(folds.items()))
 
 
-def split_runs(folds: dict[int, list[str]], fold: int | str) -> tuple[list[str], list[str]]:
-    """(train runs, validation runs) for ``fold``; -1 / "-1" / "all" trains on every run, validates on none."""
-    all_runs = [run for k in sorted(folds) for run in folds[k]]
-    if str(fold).strip().lower() in ALL_FOLDS:
-        return all_runs, []
+def held_out_folds(folds: dict[int, list[str]], fold: int | str) -> list[int]:
+    """The fold numbers ``fold`` holds out: one (``3``) or several joined by '+' (``2+5``: a nested-CV model
+    that leaves two folds out); [] for -1 / "all"."""
+    text = str(fold).strip().lower()
+    if text in ALL_FOLDS:
+        return []
     valid = ", ".join([str(k) for k in sorted(folds)] + list(ALL_FOLDS))
-    try:
-        k = int(str(fold).strip())
-    except ValueError:
-        raise ValueError(f"unknown fold {fold!r}; valid folds: {valid}") from None
-    if isinstance(fold, bool) or k not in folds:
-        raise ValueError(f"unknown fold {fold!r}; valid folds: {valid}")
-    val = list(folds[k])
+    keys: list[int] = []
+    for part in text.split("+"):
+        try:
+            k = int(part.strip())
+        except ValueError:
+            raise ValueError(f"unknown fold {fold!r}; valid folds: {valid} (or several joined by '+')") from None
+        if isinstance(fold, bool) or k not in folds:
+            raise ValueError(f"unknown fold {fold!r}; valid folds: {valid} (or several joined by '+')")
+        if k in keys:
+            raise ValueError(f"fold {fold!r} lists fold {k} twice")
+        keys.append(k)
+    if len(keys) == len(folds):
+        raise ValueError(f"fold {fold!r} holds out every fold: nothing left to train on")
+    return sorted(keys)
+
+
+def split_runs(folds: dict[int, list[str]], fold: int | str) -> tuple[list[str], list[str]]:
+    """(train runs, validation runs) for ``fold``; -1 / "-1" / "all" trains on every run, validates on none;
+    "2+5" validates on the runs of folds 2 and 5."""
+    all_runs = [run for k in sorted(folds) for run in folds[k]]
+    val = [run for k in held_out_folds(folds, fold) for run in folds[k]]
     return [run for run in all_runs if run not in set(val)], val

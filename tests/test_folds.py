@@ -39,6 +39,16 @@ def test_split_runs(tmp_path: Path) -> None:
             split_runs(folds, unknown)
 
 
+def test_split_runs_leaving_several_folds_out(tmp_path: Path) -> None:
+    folds = load_folds(write(tmp_path, "folds:\n  0: [TS_A]\n  1: [TS_B]\n  2: [TS_C]\n"), RUNS)
+    assert split_runs(folds, "0+2") == (["TS_B"], ["TS_A", "TS_C"])
+    assert split_runs(folds, " 2 + 0 ") == (["TS_B"], ["TS_A", "TS_C"])  # order of the parts does not matter
+    for bad, message in (("0+0", "lists fold 0 twice"), ("0+1+2", "nothing left to train on"),
+                         ("0+9", "unknown fold"), ("0+", "unknown fold")):
+        with pytest.raises(ValueError, match=message):
+            split_runs(folds, bad)
+
+
 @pytest.mark.parametrize("text, message", [
     ("folds: [0: TS_A\n", "malformed YAML"),
     ("splits:\n  0: [TS_A, TS_B, TS_C]\n", "'folds' key"),
