@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-rule", choices=THRESHOLD_RULES,
                    help="plateau (within the tolerance of the best OOF F4) or one-se (within one standard "
                         "error of it where larger); default: the recipe's validation.threshold_rule")
+    p.add_argument("--oof", choices=["folds", "nested"], default="folds",
+                   help="folds: each held-out run predicted by its fold's model (the plain OOF CV, which "
+                        "estimates a single model); nested: by every model that never trained on it, the "
+                        "leave-two-folds-out runs (train.py --fold 0+1, ...) included, an ensemble like the "
+                        "test one: its CV estimates the ensemble and its thresholds fit the ensemble")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
     p.add_argument("--tta", nargs="+", choices=TRANSFORM_NAMES,
@@ -85,15 +90,25 @@ def picks_owner(args: argparse.Namespace, experiment: str) -> tuple[str, str]:
     return args.user_id, session_id
 
 
-def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
+def fold_runs_from(args: argparse.Namespace) -> tuple[list[FoldRun], list[FoldRun]]:
+    """(the models that ensemble the test runs, the models whose out-of-fold predictions fit the thresholds)."""
     if bool(args.runs) == bool(args.checkpoints):
         raise ValueError("give either --runs or --checkpoints")
+    if args.checkpoints and args.oof == "nested":
+        raise ValueError("--oof nested finds its leave-two-folds-out models under --runs, not --checkpoints")
     runs = ([fold_run_from_checkpoint(c) for c in args.checkpoints] if args.checkpoints
-            else find_fold_runs(args.runs, args.experiment))
+            else find_fold_runs(args.runs, args.experiment, nested=args.oof == "nested"))
     check_compatible(runs)
+    folds = [r for r in runs if not r.nested]
+    if not folds:
+        raise ValueError(f"{args.runs} holds only leave-two-folds-out runs ({', '.join(r.fold for r in runs)}): "
+                         "train the single folds (train.py --fold K) that ensemble the test runs")
+    if args.oof == "nested" and len(folds) == len(runs):
+        raise ValueError(f"--oof nested: {args.runs} holds no leave-two-folds-out runs; train them with "
+                         "train.py --fold 0+1, 0+2, ... (every pair of folds)")
     if args.soup:
-        check_soupable(runs)
-    return runs
+        check_soupable(folds)
+    return folds, runs
 
 
 def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
@@ -113,7 +128,7 @@ def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: Ense
                   f"{'no fitting settings' if fitted_with is None else 'other settings or checkpoints'}")
             return thresholds, None
         print(f"{path} was fitted with other settings or checkpoints: fitting again")
-    thresholds, oof = fit_oof_thresholds(runs, settings, device)
+    thresholds, oof = fit_oof_thresholds(runs, settings, device, min_models=2 if args.oof == "nested" else 1)
     if path is not None:
         save_thresholds(thresholds, path, fitted_with=record)
         print(f"thresholds fitted out of fold, saved to {path}")
@@ -130,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    folds = fold_runs_from(args)
+    folds, oof_runs = fold_runs_from(args)
     cfg = folds[0].config
     data = args.data or [cfg.data.data_root]
     user_id, session_id = picks_owner(args, cfg.experiment)
@@ -138,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                           selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session),
                           voxel_spacing=cfg.data.voxel_spacing)
               if len(data) == 1 else open_source([Path(d) for d in data]))
-    for fold in folds:
+    for fold in oof_runs:
         check_voxel_spacing(load_run_spacing(fold.run_dir), source.voxel_spacing, f"--data {data[0]}")
     names = source.run_names()
     if not names:
@@ -157,9 +172,14 @@ def run(args: argparse.Namespace) -> int:
         tta=tuple(args.tta) if args.tta else None, average=args.average, smooth_sigma=args.smooth_sigma,
         threshold_tolerance=args.threshold_tolerance, threshold_rule=args.threshold_rule,
         autocast_dtype=torch.bfloat16 if bf16 else None)
-    thresholds, oof = thresholds_for(args, folds, settings, device)
+    thresholds, oof = thresholds_for(args, oof_runs, settings, device)
     if oof is not None and rank == 0:
-        print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} folds):")
+        if args.oof == "nested":
+            counts = sorted(set(oof.models_per_run.values()))
+            print(f"nested out-of-fold CV over {', '.join(oof.runs)} (each predicted by the "
+                  f"{'–'.join(map(str, counts))} models of {len(oof_runs)} that never trained on it):")
+        else:
+            print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} folds):")
         picks = select_picks(oof.candidates, thresholds, settings.class_suppression)
         print(format_report(score_picks(picks, oof.truth, runs=oof.runs)))
     models = [load_model(r, device) for r in folds]

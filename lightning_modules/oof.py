@@ -1,5 +1,7 @@
-"""Out-of-fold predictions of a recipe's folds (each fold's model on its own held-out runs), and the
-thresholds fitted on them with exactly the settings the ensemble predicts with."""
+"""Out-of-fold predictions of a recipe's folds, and the thresholds fitted on them with exactly the settings
+the ensemble predicts with. Each held-out tomogram is predicted by every given model that never trained on
+it: its fold's model alone (the plain OOF CV), or, with the leave-two-folds-out models of a nested CV
+(``--fold 2+5``), an ensemble of seven like the one that predicts the test runs."""
 from __future__ import annotations
 
 import json
@@ -29,6 +31,7 @@ class OOFPredictions:
     candidates: pd.DataFrame
     truth: pd.DataFrame
     runs: list[str]
+    models_per_run: dict[str, int]
 
 
 def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
@@ -44,29 +47,42 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     return source, val_runs
 
 
-def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
-                device: torch.device | str = "cpu") -> OOFPredictions:
-    """Each fold's model predicting its held-out runs under ``settings`` (TTA, window, NMS as the ensemble).
-    Candidates are not suppressed across classes: that depends on the thresholds still to be fitted."""
-    candidates, truths, names = [], [], []
-    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
-    settings = replace(settings, class_suppression=0.0)
+def models_by_held_out_run(runs: list[FoldRun]) -> dict[str, tuple[TomogramSource, list[FoldRun]]]:
+    """Each held-out tomogram -> its data source and every model of ``runs`` that held it out."""
+    out: dict[str, tuple[TomogramSource, list[FoldRun]]] = {}
     for run in runs:
         source, val_runs = held_out(run)
-        if not val_runs:
-            continue  # fold -1 trains on everything: nothing held out
-        if not source.has_picks:
-            raise ValueError(f"{run.config.data.data_root}: no picks for the held-out runs of fold {run.fold}")
-        model = load_model(run, device)
         for name in val_runs:
-            candidates.append(predict_run([model], source.load_tomogram(name), name, settings, floor,
-                                          torch.device(device)))
-            truths.append(source.picks(name))
-            names.append(name)
-    if not names:
+            out.setdefault(name, (source, []))[1].append(run)
+    return dict(sorted(out.items()))
+
+
+def predict_oof(runs: list[FoldRun], settings: EnsembleSettings, device: torch.device | str = "cpu",
+                min_models: int = 1) -> OOFPredictions:
+    """Each held-out tomogram predicted, under ``settings`` (TTA, window, NMS as the ensemble), by the
+    ensemble of the models that never trained on it; at least ``min_models`` of them (2 for a nested CV).
+    Candidates are not suppressed across classes: that depends on the thresholds still to be fitted."""
+    groups = models_by_held_out_run(runs)
+    if not groups:
         raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
+    short = {name: [r.fold for r in members] for name, (_, members) in groups.items() if len(members) < min_models}
+    if short:
+        listed = "; ".join(f"{name} by fold {', '.join(f)}" for name, f in short.items())
+        raise ValueError(f"a nested CV needs at least {min_models} models that never trained on each held-out run, "
+                         f"but {listed} only; train the leave-two-folds-out models (train.py --fold 0+1, 0+2, ...)")
+    candidates, truths = [], []
+    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
+    settings = replace(settings, class_suppression=0.0)
+    for name, (source, members) in groups.items():
+        if not source.has_picks:
+            raise ValueError(f"{members[0].config.data.data_root}: no picks for held-out run {name} "
+                             f"(fold {members[0].fold})")
+        models = [load_model(run, device) for run in members]
+        candidates.append(predict_run(models, source.load_tomogram(name), name, settings, floor,
+                                      torch.device(device)))
+        truths.append(source.picks(name))
     return OOFPredictions(pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True),
-                          sorted(names))
+                          list(groups), {name: len(members) for name, (_, members) in groups.items()})
 
 
 def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[str, object]:
@@ -80,10 +96,10 @@ def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[st
     return json.loads(json.dumps({"settings": used, "checkpoints": checkpoints}))
 
 
-def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
-                       device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
+def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings, device: torch.device | str = "cpu",
+                       min_models: int = 1) -> tuple[dict[str, float], OOFPredictions]:
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
-    oof = predict_oof(runs, settings, device)
+    oof = predict_oof(runs, settings, device, min_models)
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression,
                                               settings.threshold_tolerance, settings.threshold_rule)
     return thresholds, oof

@@ -14,9 +14,13 @@ import torch
 import ensemble
 from dataio.copick_config import write_copick_configs
 from dataio.copick_source import CopickSource
-from lightning_modules.checkpoints import find_fold_runs, load_model
+from dataio.sources import open_source
+from lightning_modules.checkpoints import ensemble_settings, find_fold_runs, load_model
+from lightning_modules.oof import predict_oof
 from lightning_modules.training_run import fit, resolve_config
 from models.logit_average import LogitAverage
+from particles import PARTICLE_NAMES
+from postprocess.ensemble_predict import predict_run
 from postprocess.metric import read_submission
 from postprocess.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
@@ -96,6 +100,51 @@ def test_two_identical_checkpoints_equal_one(trained_runs, tiny_dataset, tmp_pat
     one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
     assert len(one) > 0
     pd.testing.assert_frame_equal(one, two)
+
+
+@pytest.fixture(scope="module")
+def nested_runs(trained_runs: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two folds plus the leave-two-folds-out model 0+1 of the same recipe (a nested CV in miniature)."""
+    runs = tmp_path_factory.mktemp("nested_runs")
+    shutil.copytree(trained_runs, runs, dirs_exist_ok=True)
+    for stale in runs.glob("*.thresholds.json"):
+        stale.unlink()
+    fit(resolve_config(None, None, tiny_overrides(tiny_dataset, fold="0+1", steps=3,
+                                                  validation={"window": [48, 96, 96]})), runs)
+    return runs
+
+
+def test_nested_oof_predicts_each_run_by_every_model_that_never_trained_on_it(nested_runs, tiny_dataset) -> None:
+    every = find_fold_runs(nested_runs, nested=True)
+    folds = find_fold_runs(nested_runs)
+    assert [r.fold for r in every] == ["0", "0+1", "1"] and [r.fold for r in folds] == ["0", "1"]
+    settings = ensemble_settings(every[0].config)
+    oof = predict_oof(every, settings, min_models=2)
+    assert oof.models_per_run == {"TS_5_4": 2, "TS_6_4": 2}
+    source = open_source(str(tiny_dataset), "train")
+    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
+    expected = predict_run([load_model(every[0]), load_model(every[1])], source.load_tomogram("TS_5_4"), "TS_5_4",
+                           settings, floor, torch.device("cpu"))  # fold 0 and fold 0+1 held TS_5_4 out
+    got = oof.candidates[oof.candidates["experiment"] == "TS_5_4"].reset_index(drop=True)
+    assert len(expected) > 0
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"at least 2 models .*TS_5_4 by fold 0; TS_6_4 by fold 1 only"):
+        predict_oof(folds, settings, min_models=2)
+
+
+def test_ensemble_oof_nested_fits_thresholds_on_it_and_ensembles_the_single_folds(nested_runs, tiny_dataset,
+                                                                                 tmp_path, capsys) -> None:
+    common = ["--runs", str(nested_runs), "--data", str(tiny_dataset), "--split", "test"]
+    assert _ensemble(*common, "--out", str(tmp_path / "nested.csv"), "--oof", "nested") == 0
+    assert ("nested out-of-fold CV over TS_5_4, TS_6_4 (each predicted by the 2 models of 3 that never trained "
+            "on it)") in capsys.readouterr().out
+    (saved,) = nested_runs.glob("*.thresholds.json")
+    assert len(json.loads(saved.read_text())["fitted_with"]["checkpoints"]) == 3
+    kept = tmp_path / "nested.thresholds.json"
+    shutil.copy(saved, kept)
+    # the same thresholds with the plain folds: the very same picks, so the test ensemble is folds 0 and 1 only
+    assert _ensemble(*common, "--out", str(tmp_path / "plain.csv"), "--thresholds", str(kept)) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "nested.csv"), pd.read_csv(tmp_path / "plain.csv"))
 
 
 def test_bad_inputs_are_clear_errors_and_overwrite_nothing(trained_runs, tiny_dataset, tmp_path, capsys) -> None:
