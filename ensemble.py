@@ -105,7 +105,7 @@ def fold_runs_from(args: argparse.Namespace) -> tuple[list[FoldRun], list[FoldRu
                          "train the single folds (train.py --fold K) that ensemble the test runs")
     if args.oof == "nested" and len(folds) == len(runs):
         raise ValueError(f"--oof nested: {args.runs} holds no leave-two-folds-out runs; train them with "
-                         "train.py --fold 0+1, 0+2, ... (every pair of folds)")
+                         "train.py --fold 0+1, 1+2, ..., 6+0 (each fold with the next)")
     if args.soup:
         check_soupable(folds)
     return folds, runs

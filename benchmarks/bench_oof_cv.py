@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"sd {np.std(singles):.3f}, range {min(singles):.3f}–{max(singles):.3f} |")
     if nested is not None:
         print(f"nested OOF: models per held-out run {sorted(set(nested.models_per_run.values()))}")
-        for label, fitting in (("tolerance 0", {"tolerance": 0.0}), (f"tolerance {tolerance}", {"tolerance": tolerance})):
+        for label, fitting in (("tolerance 0", {"tolerance": 0.0}),
+                               (f"tolerance {tolerance}", {"tolerance": tolerance})):
             thresholds = fit_thresholds(nested.candidates, nested.truth, **fitting)
             print(row(f"nested OOF CV ({label})", score_picks(apply_thresholds(nested.candidates, thresholds),
                                                               nested.truth, runs=nested.runs)))

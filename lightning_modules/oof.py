@@ -68,8 +68,9 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings, device: torch.d
     short = {name: [r.fold for r in members] for name, (_, members) in groups.items() if len(members) < min_models}
     if short:
         listed = "; ".join(f"{name} by fold {', '.join(f)}" for name, f in short.items())
-        raise ValueError(f"a nested CV needs at least {min_models} models that never trained on each held-out run, "
-                         f"but {listed} only; train the leave-two-folds-out models (train.py --fold 0+1, 0+2, ...)")
+        raise ValueError(f"a nested CV needs at least {min_models} models that never trained on each held-out "
+                         f"run, but {listed} only; train the leave-two-folds-out models "
+                         "(train.py --fold 0+1, 1+2, ..., 6+0)")
     candidates, truths = [], []
     floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
     settings = replace(settings, class_suppression=0.0)
