@@ -1,8 +1,9 @@
 """Fold checkpoints -> OOF thresholds -> submission: ``python ensemble.py --runs RUNS --data ROOT --out sub.csv``.
 
-Finds the folds of one experiment by their saved config, fits per-class thresholds on their out-of-fold
-predictions made with the very settings given here (TTA, window, smoothing; or reuses thresholds saved for the
-same settings and checkpoints), averages the folds' logits (with optional TTA) over every tomogram
+Finds the folds of one experiment by their saved config (those leaving two folds out, ``--fold 0+1``,
+included), fits per-class thresholds on their out-of-fold predictions (each held-out run predicted by every
+model that never trained on it) made with the very settings given here (TTA, window, smoothing; or reuses
+thresholds saved for the same settings and checkpoints), averages the folds' logits (with optional TTA) over every tomogram
 of the split, picks peaks, and writes the submission CSV and copick pick files atomically. Under torchrun
 each process predicts a share of the tomograms. ``--score`` prints the official metric.
 """
@@ -56,11 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold-rule", choices=THRESHOLD_RULES,
                    help="plateau (within the tolerance of the best OOF F4) or one-se (within one standard "
                         "error of it where larger); default: the recipe's validation.threshold_rule")
-    p.add_argument("--oof", choices=["folds", "nested"], default="folds",
-                   help="folds: each held-out run predicted by its fold's model (the plain OOF CV, which "
-                        "estimates a single model); nested: by every model that never trained on it, the "
-                        "leave-two-folds-out runs (train.py --fold 0+1, ...) included, an ensemble like the "
-                        "test one: its CV estimates the ensemble and its thresholds fit the ensemble")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
     p.add_argument("--tta", nargs="+", choices=TRANSFORM_NAMES,
@@ -90,25 +86,15 @@ def picks_owner(args: argparse.Namespace, experiment: str) -> tuple[str, str]:
     return args.user_id, session_id
 
 
-def fold_runs_from(args: argparse.Namespace) -> tuple[list[FoldRun], list[FoldRun]]:
-    """(the models that ensemble the test runs, the models whose out-of-fold predictions fit the thresholds)."""
+def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
     if bool(args.runs) == bool(args.checkpoints):
         raise ValueError("give either --runs or --checkpoints")
-    if args.checkpoints and args.oof == "nested":
-        raise ValueError("--oof nested finds its leave-two-folds-out models under --runs, not --checkpoints")
     runs = ([fold_run_from_checkpoint(c) for c in args.checkpoints] if args.checkpoints
-            else find_fold_runs(args.runs, args.experiment, nested=args.oof == "nested"))
+            else find_fold_runs(args.runs, args.experiment))
     check_compatible(runs)
-    folds = [r for r in runs if not r.nested]
-    if not folds:
-        raise ValueError(f"{args.runs} holds only leave-two-folds-out runs ({', '.join(r.fold for r in runs)}): "
-                         "train the single folds (train.py --fold K) that ensemble the test runs")
-    if args.oof == "nested" and len(folds) == len(runs):
-        raise ValueError(f"--oof nested: {args.runs} holds no leave-two-folds-out runs; train them with "
-                         "train.py --fold 0+1, 1+2, ..., 6+0 (each fold with the next)")
     if args.soup:
-        check_soupable(folds)
-    return folds, runs
+        check_soupable(runs)
+    return runs
 
 
 def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
@@ -128,7 +114,7 @@ def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: Ense
                   f"{'no fitting settings' if fitted_with is None else 'other settings or checkpoints'}")
             return thresholds, None
         print(f"{path} was fitted with other settings or checkpoints: fitting again")
-    thresholds, oof = fit_oof_thresholds(runs, settings, device, min_models=2 if args.oof == "nested" else 1)
+    thresholds, oof = fit_oof_thresholds(runs, settings, device)
     if path is not None:
         save_thresholds(thresholds, path, fitted_with=record)
         print(f"thresholds fitted out of fold, saved to {path}")
@@ -145,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    folds, oof_runs = fold_runs_from(args)
+    folds = fold_runs_from(args)
     cfg = folds[0].config
     data = args.data or [cfg.data.data_root]
     user_id, session_id = picks_owner(args, cfg.experiment)
@@ -153,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
                           selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session),
                           voxel_spacing=cfg.data.voxel_spacing)
               if len(data) == 1 else open_source([Path(d) for d in data]))
-    for fold in oof_runs:
+    for fold in folds:
         check_voxel_spacing(load_run_spacing(fold.run_dir), source.voxel_spacing, f"--data {data[0]}")
     names = source.run_names()
     if not names:
@@ -172,14 +158,11 @@ def run(args: argparse.Namespace) -> int:
         tta=tuple(args.tta) if args.tta else None, average=args.average, smooth_sigma=args.smooth_sigma,
         threshold_tolerance=args.threshold_tolerance, threshold_rule=args.threshold_rule,
         autocast_dtype=torch.bfloat16 if bf16 else None)
-    thresholds, oof = thresholds_for(args, oof_runs, settings, device)
+    thresholds, oof = thresholds_for(args, folds, settings, device)
     if oof is not None and rank == 0:
-        if args.oof == "nested":
-            counts = sorted(set(oof.models_per_run.values()))
-            print(f"nested out-of-fold CV over {', '.join(oof.runs)} (each predicted by the "
-                  f"{'–'.join(map(str, counts))} models of {len(oof_runs)} that never trained on it):")
-        else:
-            print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} folds):")
+        counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
+        print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
+              f"the {'–'.join(map(str, counts))} of them that never trained on it):")
         picks = select_picks(oof.candidates, thresholds, settings.class_suppression)
         print(format_report(score_picks(picks, oof.truth, runs=oof.runs)))
     models = [load_model(r, device) for r in folds]

@@ -1,6 +1,6 @@
 """What the out-of-fold CV predicts: single models or the ensemble, and how precisely a test set can tell.
 
-``python -m benchmarks.bench_oof_cv --runs RUNS --data ROOT [--test-data OTHER_ROOT] [--single] [--nested]``
+``python -m benchmarks.bench_oof_cv --runs RUNS --data ROOT [--test-data OTHER_ROOT] [--single]``
 
 For one experiment's trained folds it prints, each with its per-class F4:
 * the OOF CV (each fold's model on its held-out run, thresholds fitted on them all: what ``ensemble.py``
@@ -11,8 +11,6 @@ For one experiment's trained folds it prints, each with its per-class F4:
   score the OOF CV estimates, as it is made of single models;
 * "count-matched" thresholds (per class, keep as many test picks per run as the OOF thresholds kept per
   OOF run): a calibration-free way to carry thresholds to the ensemble, measured and rejected;
-* with ``--nested``, the same rows for the nested OOF CV (each held-out run predicted by every model that
-  never trained on it, the leave-two-folds-out runs ``--fold 0+1``... included: ``ensemble.py --oof nested``);
 * per-run test scores: their sd and the standard error of the test mean, to read differences against;
 * with ``--suppression F``, OOF and test with cross-class suppression at fraction F (thresholds refitted).
 """
@@ -70,15 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single", action="store_true", help="also score each fold's model alone on the test")
     parser.add_argument("--tta", nargs="+", choices=TRANSFORM_NAMES, help="test-time transforms for the OOF and "
                                                                         "test predictions (default: none)")
-    parser.add_argument("--nested", action="store_true", help="also the nested OOF CV (needs the "
-                                                                  "leave-two-folds-out runs under --runs)")
     parser.add_argument("--suppression", type=float, help="also score with cross-class suppression at this "
                                                           "fraction (postprocess.class_suppression)")
     args = parser.parse_args(argv)
     folds = find_fold_runs(args.runs)
     settings = ensemble_settings(folds[0].config, tta=tuple(args.tta) if args.tta else None)
     oof = predict_oof(folds, settings)
-    nested = predict_oof(find_fold_runs(args.runs, nested=True), settings, min_models=2) if args.nested else None
     test_root = Path(args.test_data or args.data)
     truth = load_ground_truth(test_root / "test_truth")
     ensemble = test_candidates(folds, test_root, settings)
@@ -103,15 +98,6 @@ def main(argv: list[str] | None = None) -> None:
                                    truth).score for fold in folds]
             print(f"| single models on test, OOF thresholds ({label}) | mean {np.mean(singles):.3f}, "
                   f"sd {np.std(singles):.3f}, range {min(singles):.3f}–{max(singles):.3f} |")
-    if nested is not None:
-        print(f"nested OOF: models per held-out run {sorted(set(nested.models_per_run.values()))}")
-        for label, fitting in (("tolerance 0", {"tolerance": 0.0}),
-                               (f"tolerance {tolerance}", {"tolerance": tolerance})):
-            thresholds = fit_thresholds(nested.candidates, nested.truth, **fitting)
-            print(row(f"nested OOF CV ({label})", score_picks(apply_thresholds(nested.candidates, thresholds),
-                                                              nested.truth, runs=nested.runs)))
-            print(row(f"ensemble on test, nested OOF thresholds ({label})",
-                      score_picks(apply_thresholds(ensemble, thresholds), truth)))
     if args.suppression:
         fraction = args.suppression
         suppressed, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, fraction, tolerance)

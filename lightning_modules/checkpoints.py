@@ -29,15 +29,10 @@ class FoldRun:
     def fold(self) -> str:
         return str(self.config.data.fold)
 
-    @property
-    def nested(self) -> bool:
-        """A model that left several folds out ("2+5"): it serves the nested CV, not the ensemble."""
-        return "+" in self.fold
 
-
-def find_fold_runs(runs_dir: str | Path, experiment: str | None = None, nested: bool = False) -> list[FoldRun]:
-    """Every fold run of one experiment under ``runs_dir``, read from each folder's ``config.yaml``; the
-    models that left several folds out (``--fold 2+5``, for the nested CV) only when ``nested``."""
+def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[FoldRun]:
+    """Every fold run of one experiment under ``runs_dir`` (those leaving several folds out, ``--fold 2+5``,
+    included), read from each folder's ``config.yaml``."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist")
@@ -62,7 +57,7 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None, nested: 
         experiment = next(iter(by_experiment))
     if experiment not in by_experiment:
         raise ValueError(f"no runs of experiment {experiment!r} under {runs_dir}; found {sorted(by_experiment)}")
-    return sorted([r for r in by_experiment[experiment] if nested or not r.nested], key=lambda r: r.fold)
+    return sorted(by_experiment[experiment], key=lambda r: r.fold)
 
 
 def fold_run_from_checkpoint(path: str | Path) -> FoldRun:

@@ -1,7 +1,7 @@
 """Out-of-fold predictions of a recipe's folds, and the thresholds fitted on them with exactly the settings
-the ensemble predicts with. Each held-out tomogram is predicted by every given model that never trained on
-it: its fold's model alone (the plain OOF CV), or, with the leave-two-folds-out models of a nested CV
-(``--fold 2+5``), an ensemble of seven like the one that predicts the test runs."""
+the ensemble predicts with. Each held-out tomogram is predicted by the ensemble of every model that never
+trained on it: its fold's model alone when each fold holds out one run, two or three models when the models
+leave two folds out (``--fold 0+1``), so the OOF CV and its thresholds describe an ensemble, not one model."""
 from __future__ import annotations
 
 import json
@@ -57,20 +57,14 @@ def models_by_held_out_run(runs: list[FoldRun]) -> dict[str, tuple[TomogramSourc
     return dict(sorted(out.items()))
 
 
-def predict_oof(runs: list[FoldRun], settings: EnsembleSettings, device: torch.device | str = "cpu",
-                min_models: int = 1) -> OOFPredictions:
+def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
+                device: torch.device | str = "cpu") -> OOFPredictions:
     """Each held-out tomogram predicted, under ``settings`` (TTA, window, NMS as the ensemble), by the
-    ensemble of the models that never trained on it; at least ``min_models`` of them (2 for a nested CV).
-    Candidates are not suppressed across classes: that depends on the thresholds still to be fitted."""
+    ensemble of the models that never trained on it. Candidates are not suppressed across classes: that
+    depends on the thresholds still to be fitted."""
     groups = models_by_held_out_run(runs)
     if not groups:
         raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
-    short = {name: [r.fold for r in members] for name, (_, members) in groups.items() if len(members) < min_models}
-    if short:
-        listed = "; ".join(f"{name} by fold {', '.join(f)}" for name, f in short.items())
-        raise ValueError(f"a nested CV needs at least {min_models} models that never trained on each held-out "
-                         f"run, but {listed} only; train the leave-two-folds-out models "
-                         "(train.py --fold 0+1, 1+2, ..., 6+0)")
     candidates, truths = [], []
     floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
     settings = replace(settings, class_suppression=0.0)
@@ -97,10 +91,10 @@ def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[st
     return json.loads(json.dumps({"settings": used, "checkpoints": checkpoints}))
 
 
-def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings, device: torch.device | str = "cpu",
-                       min_models: int = 1) -> tuple[dict[str, float], OOFPredictions]:
+def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
+                       device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
-    oof = predict_oof(runs, settings, device, min_models)
+    oof = predict_oof(runs, settings, device)
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression,
                                               settings.threshold_tolerance, settings.threshold_rule)
     return thresholds, oof

@@ -266,10 +266,6 @@ def case_ensemble_over_foreign_picks(w: World, t: Path):
     return _ensemble(w, t, "--runs", str(w.runs), "--data", str(w.data), "--overlay", str(overlay))
 
 
-def case_ensemble_nested_without_pair_models(w: World, t: Path):
-    return _ensemble(w, t, "--runs", str(w.runs), "--oof", "nested")
-
-
 def case_metric_submission_missing_columns(w: World, t: Path):
     csv = _written(t / "sub.csv", "id,experiment,particle_type\n0,TS_sim_test_0,apo-ferritin\n")
     return metric.main, [str(csv), "--gt", str(w.data / "test_truth")]
@@ -329,7 +325,6 @@ CASES: list[tuple[Callable, str]] = [
     (case_ensemble_curation_user_id, "is the curated truth's user id"),
     (case_ensemble_binned_mrc, "Å/voxel but the models were trained at"),
     (case_ensemble_over_foreign_picks, "was not written by"),
-    (case_ensemble_nested_without_pair_models, "holds no leave-two-folds-out runs"),
     (case_metric_submission_missing_columns, "missing columns"),
     (case_metric_missing_ground_truth, "ground truth not found"),
     (case_metric_unknown_experiment, "not in the ground truth"),

@@ -50,7 +50,8 @@ def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_datase
                      "--out", str(out), "--score", "--pictures", str(tmp_path / "pics"), "--tta", "identity", "flip_x")
     printed = capsys.readouterr().out
     assert code == 0
-    assert "out-of-fold CV over TS_5_4, TS_6_4" in printed and "score " in printed
+    assert "out-of-fold CV over TS_5_4, TS_6_4 (2 models; each run predicted by the 1 of them" in printed
+    assert "score " in printed
     table = read_submission(out)
     assert list(table.columns)[:6] == ["id", "experiment", "particle_type", "x", "y", "z"]
     assert set(table["experiment"]) <= {"TS_sim_test_0", "TS_sim_test_1"}
@@ -114,12 +115,11 @@ def nested_runs(trained_runs: Path, tiny_dataset: Path, tmp_path_factory: pytest
     return runs
 
 
-def test_nested_oof_predicts_each_run_by_every_model_that_never_trained_on_it(nested_runs, tiny_dataset) -> None:
-    every = find_fold_runs(nested_runs, nested=True)
-    folds = find_fold_runs(nested_runs)
-    assert [r.fold for r in every] == ["0", "0+1", "1"] and [r.fold for r in folds] == ["0", "1"]
+def test_oof_predicts_each_run_by_every_model_that_never_trained_on_it(nested_runs, tiny_dataset) -> None:
+    every = find_fold_runs(nested_runs)
+    assert [r.fold for r in every] == ["0", "0+1", "1"]
     settings = ensemble_settings(every[0].config)
-    oof = predict_oof(every, settings, min_models=2)
+    oof = predict_oof(every, settings)
     assert oof.models_per_run == {"TS_5_4": 2, "TS_6_4": 2}
     source = open_source(str(tiny_dataset), "train")
     floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
@@ -128,23 +128,36 @@ def test_nested_oof_predicts_each_run_by_every_model_that_never_trained_on_it(ne
     got = oof.candidates[oof.candidates["experiment"] == "TS_5_4"].reset_index(drop=True)
     assert len(expected) > 0
     pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))
-    with pytest.raises(ValueError, match=r"at least 2 models .*TS_5_4 by fold 0; TS_6_4 by fold 1 only"):
-        predict_oof(folds, settings, min_models=2)
 
 
-def test_ensemble_oof_nested_fits_thresholds_on_it_and_ensembles_the_single_folds(nested_runs, tiny_dataset,
-                                                                                 tmp_path, capsys) -> None:
-    common = ["--runs", str(nested_runs), "--data", str(tiny_dataset), "--split", "test"]
-    assert _ensemble(*common, "--out", str(tmp_path / "nested.csv"), "--oof", "nested") == 0
-    assert ("nested out-of-fold CV over TS_5_4, TS_6_4 (each predicted by the 2 models of 3 that never trained "
+def test_ensemble_of_folds_and_pair_models(nested_runs, tiny_dataset, tmp_path, capsys) -> None:
+    """A runs folder with a leave-two-folds-out model: the OOF CV counts it, the test ensemble holds all
+    three models (the same picks as the three checkpoints given by hand with the same thresholds)."""
+    common = ["--data", str(tiny_dataset), "--split", "test"]
+    assert _ensemble("--runs", str(nested_runs), *common, "--out", str(tmp_path / "runs.csv")) == 0
+    assert ("out-of-fold CV over TS_5_4, TS_6_4 (3 models; each run predicted by the 2 of them that never trained "
             "on it)") in capsys.readouterr().out
     (saved,) = nested_runs.glob("*.thresholds.json")
     assert len(json.loads(saved.read_text())["fitted_with"]["checkpoints"]) == 3
-    kept = tmp_path / "nested.thresholds.json"
-    shutil.copy(saved, kept)
-    # the same thresholds with the plain folds: the very same picks, so the test ensemble is folds 0 and 1 only
-    assert _ensemble(*common, "--out", str(tmp_path / "plain.csv"), "--thresholds", str(kept)) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "nested.csv"), pd.read_csv(tmp_path / "plain.csv"))
+    checkpoints = [str(r.checkpoint) for r in find_fold_runs(nested_runs)]
+    assert _ensemble("--checkpoints", *checkpoints, *common, "--out", str(tmp_path / "given.csv"),
+                     "--thresholds", str(saved)) == 0
+    by_runs, given = pd.read_csv(tmp_path / "runs.csv"), pd.read_csv(tmp_path / "given.csv")
+    assert len(by_runs) > 0
+    pd.testing.assert_frame_equal(by_runs, given)
+    assert _ensemble("--checkpoints", *checkpoints[::2], *common, "--out", str(tmp_path / "two.csv"),
+                     "--thresholds", str(saved)) == 0  # folds 0 and 1 only: other picks
+    assert not pd.read_csv(tmp_path / "two.csv").equals(by_runs)
+
+
+def test_pair_models_alone_are_an_ensemble(nested_runs, tiny_dataset, tmp_path, capsys) -> None:
+    only_pairs = tmp_path / "pairs"
+    (pair,) = [p for p in nested_runs.iterdir() if p.name.endswith("_fold0+1")]
+    shutil.copytree(pair, only_pairs / pair.name)
+    assert _ensemble("--runs", str(only_pairs), "--data", str(tiny_dataset), "--split", "test",
+                     "--out", str(tmp_path / "s.csv")) == 0
+    assert "out-of-fold CV over TS_5_4, TS_6_4 (1 model; each run predicted by the 1 of them" in capsys.readouterr().out
+    assert (tmp_path / "s.csv").is_file()
 
 
 def test_bad_inputs_are_clear_errors_and_overwrite_nothing(trained_runs, tiny_dataset, tmp_path, capsys) -> None:
