@@ -3,8 +3,8 @@
 Finds the folds of one experiment by their saved config (those leaving two folds out, ``--fold 0+1``,
 included), fits per-class thresholds on their out-of-fold predictions (each held-out run predicted by every
 model that never trained on it) made with the very settings given here (TTA, window, smoothing; or reuses
-thresholds saved for the same settings and checkpoints), averages the folds' logits (with optional TTA) over every tomogram
-of the split, picks peaks, and writes the submission CSV and copick pick files atomically. Under torchrun
+thresholds saved for the same settings and checkpoints), averages the folds' logits (with optional TTA) over
+every tomogram of the split, picks peaks, and writes the submission CSV and copick pick files atomically. Under torchrun
 each process predicts a share of the tomograms. ``--score`` prints the official metric.
 """
 from __future__ import annotations

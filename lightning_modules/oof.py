@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -68,11 +69,15 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
     candidates, truths = [], []
     floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
     settings = replace(settings, class_suppression=0.0)
+    loaded: dict[Path, torch.nn.Module] = {}  # a pair model holds out two runs: read its checkpoint once
     for name, (source, members) in groups.items():
         if not source.has_picks:
             raise ValueError(f"{members[0].config.data.data_root}: no picks for held-out run {name} "
                              f"(fold {members[0].fold})")
-        models = [load_model(run, device) for run in members]
+        for run in members:
+            if run.checkpoint not in loaded:
+                loaded[run.checkpoint] = load_model(run, device)
+        models = [loaded[run.checkpoint] for run in members]
         candidates.append(predict_run(models, source.load_tomogram(name), name, settings, floor,
                                       torch.device(device)))
         truths.append(source.picks(name))
