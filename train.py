@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      usage="python train.py --fold K --data ROOT [--preset gpu|cpu] "
                                            "[--section.key VALUE ...]",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fold", help="fold of folds.yaml to hold out; -1 or 'all' trains on every run")
+    parser.add_argument("--fold", help="fold(s) of folds.yaml to hold out: K, or K+L (the CPU design: seven models 0+1, 1+2, ..., "
+                        "6+0, each held-out run then predicted by two); -1 or 'all' trains on every run")
     parser.add_argument("--data", help="dataset root (copick layout), e.g. one written by simulate.py")
     parser.add_argument("--out", default="runs", help="runs folder; each run gets <out>/<experiment>_fold<k>/")
     parser.add_argument("--preset", choices=sorted(PRESETS),
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve_config(preset, args.config, overrides_from(args))
         if not fold_is_given(args):
             raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
-                             "or -1 / all to train on every run")
+                             "two joined by '+' (0+1: the CPU design), or -1 / all to train on every run")
         paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
