@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= outputs/demo
-# Models the CPU demo trains, each leaving two folds out (see folds.yaml): a cycle of three, so each of the three
-# held-out runs is predicted by the two models that never saw it and the thresholds fit a small ensemble (README
-# "Nested CV"); it keeps `make demo` within 20 minutes on 2 cores. The BENCHMARKS.md figures use seven such models:
-# DEMO_FOLDS="0+1 1+2 2+3 3+4 4+5 5+6 6+0".
+# Models the CPU demo trains, each leaving two folds out (see folds.yaml): a cycle of three, so each of the
+# three held-out runs is predicted by the two models that never saw it and the thresholds fit a small ensemble
+# (README "Nested CV"); it keeps `make demo` within 20 minutes on 2 cores. The BENCHMARKS.md figures use seven
+# such models: DEMO_FOLDS="0+1 1+2 2+3 3+4 4+5 5+6 6+0".
 DEMO_FOLDS ?= 0+1 1+2 2+0
 export WANDB_MODE ?= offline
 

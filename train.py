@@ -1,4 +1,4 @@
-"""Train one fold: ``python train.py --fold K --data ROOT [--preset gpu|cpu] [--section.key value ...]``.
+"""Train one model: ``python train.py --fold K[+L] --data ROOT [--preset gpu|cpu] [--section.key value ...]``.
 
 Every hyperparameter of ``lightning_modules.config.ExperimentConfig`` is a flag (``--optim.lr 3e-4``,
 ``--data.patch_size 96 96 96``, ``--trainer.devices 4 --trainer.strategy ddp``); ``--help`` lists them
@@ -29,11 +29,12 @@ def metavar(hint: object) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
-                                     usage="python train.py --fold K --data ROOT [--preset gpu|cpu] "
+                                     usage="python train.py --fold K[+L] --data ROOT [--preset gpu|cpu] "
                                            "[--section.key VALUE ...]",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fold", help="fold(s) of folds.yaml to hold out: K, or K+L (the CPU design: seven models 0+1, 1+2, ..., "
-                        "6+0, each held-out run then predicted by two); -1 or 'all' trains on every run")
+    parser.add_argument("--fold", help="fold(s) of folds.yaml to hold out: K, or K+L (the CPU design: seven "
+                        "models 0+1, 1+2, ..., 6+0, each held-out run then predicted by two); -1 or 'all' "
+                        "trains on every run")
     parser.add_argument("--data", help="dataset root (copick layout), e.g. one written by simulate.py")
     parser.add_argument("--out", default="runs", help="runs folder; each run gets <out>/<experiment>_fold<k>/")
     parser.add_argument("--preset", choices=sorted(PRESETS),
