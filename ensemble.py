@@ -4,7 +4,8 @@ Finds the folds of one experiment by their saved config (those leaving two folds
 included), fits per-class thresholds on their out-of-fold predictions (each held-out run predicted by every
 model that never trained on it) made with the very settings given here (TTA, window, smoothing; or reuses
 thresholds saved for the same settings and checkpoints), averages the folds' logits (with optional TTA) over
-every tomogram of the split, picks peaks, and writes the submission CSV and copick pick files atomically. Under torchrun
+every tomogram of the split, picks peaks, and writes the submission CSV, copick pick files, pictures and
+thresholds together or not at all (every target is checked writable before inference starts). Under torchrun
 each process predicts a share of the tomograms. ``--score`` prints the official metric.
 """
 from __future__ import annotations
@@ -17,14 +18,16 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from dataio.atomic import atomic_path
-from dataio.layout import TRUTH_USER, check_pick_owner
+from dataio.atomic import OutputBatch, atomic_path, check_writable
+from dataio.cli_errors import run_tool
+from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
 from dataio.pick_readers import PickSelection, empty_picks_table
 from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission
 from dataio.sources import open_source
-from lightning_modules.checkpoints import (FoldRun, check_compatible, check_soupable, ensemble_settings, find_fold_runs,
-                                           fold_run_from_checkpoint, load_model, weight_soup)
-from lightning_modules.training_run import check_voxel_spacing, load_run_spacing
+from lightning_modules.checkpoints import (FoldRun, check_compatible, check_distinct, check_soupable,
+                                           ensemble_settings, find_fold_runs, fold_run_from_checkpoint, load_model,
+                                           weight_soup)
+from lightning_modules.training_run import check_voxel_spacing, load_run_spacing, load_run_split
 from lightning_modules.oof import OOFPredictions, fit_oof_thresholds, threshold_record
 from models.logit_average import LogitAverage
 from postprocess.ensemble_predict import EnsembleSettings, predict_run
@@ -42,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", help="runs folder written by train.py (folds found by their config.yaml)")
     p.add_argument("--experiment", help="which experiment under --runs (needed when there are several)")
     p.add_argument("--checkpoints", nargs="+", help="explicit checkpoints instead of --runs")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="use runs whose training did not finish (interrupted, failed, still running) with their "
+                        "last weights; by default they are refused by name")
     p.add_argument("--data", nargs="+", help="copick root (default: the folds' training root), or MRC files")
     p.add_argument("--split", default="test", help="split of a copick root to predict (default: test)")
     p.add_argument("--out", required=True, help="submission CSV to write")
@@ -89,45 +95,87 @@ def picks_owner(args: argparse.Namespace, experiment: str) -> tuple[str, str]:
 def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
     if bool(args.runs) == bool(args.checkpoints):
         raise ValueError("give either --runs or --checkpoints")
+    if args.checkpoints:
+        check_distinct([Path(c) for c in args.checkpoints])
     runs = ([fold_run_from_checkpoint(c) for c in args.checkpoints] if args.checkpoints
-            else find_fold_runs(args.runs, args.experiment))
+            else find_fold_runs(args.runs, args.experiment, args.allow_unfinished))
     check_compatible(runs)
     if args.soup:
         check_soupable(runs)
     return runs
 
 
-def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
-                   device: torch.device) -> tuple[dict[str, float], OOFPredictions | None]:
-    """Saved thresholds fitted with these very settings and checkpoints, else thresholds fitted now on the
-    folds' out-of-fold predictions made with them (and saved, with that record, beside the checkpoints)."""
+def thresholds_path(args: argparse.Namespace, runs: list[FoldRun]) -> Path | None:
+    """The thresholds file read (and, when fitted now, written): ``--thresholds`` or the runs folder's."""
     default = Path(args.runs) / f"{runs[0].config.experiment}.thresholds.json" if args.runs else None
-    path = Path(args.thresholds) if args.thresholds else default
+    return Path(args.thresholds) if args.thresholds else default
+
+
+def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
+                   device: torch.device) -> tuple[dict[str, float], OOFPredictions | None, dict | None]:
+    """Saved thresholds fitted with these very settings and checkpoints, else thresholds fitted now on the
+    folds' out-of-fold predictions made with them; the record to save them with when fitted now, else None."""
+    path = thresholds_path(args, runs)
     record = threshold_record(settings, runs)
     if path is not None and path.is_file() and not args.refit_thresholds:
         thresholds, fitted_with = load_thresholds(path)
         if fitted_with == record:
             print(f"thresholds from {path} (fitted out of fold with these settings and checkpoints)")
-            return thresholds, None
+            return thresholds, None, None
         if args.thresholds:  # the user's own file: used as given, with a word when it was fitted otherwise
             print(f"thresholds from {path}, which records "
                   f"{'no fitting settings' if fitted_with is None else 'other settings or checkpoints'}")
-            return thresholds, None
+            return thresholds, None, None
         print(f"{path} was fitted with other settings or checkpoints: fitting again")
     thresholds, oof = fit_oof_thresholds(runs, settings, device)
-    if path is not None:
-        save_thresholds(thresholds, path, fitted_with=record)
-        print(f"thresholds fitted out of fold, saved to {path}")
-    return thresholds, oof
+    return thresholds, oof, record
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_tool("ensemble.py", lambda: run(args))
+
+
+def check_outputs(args: argparse.Namespace, runs: list[FoldRun], names: list[str], overlay: Path, user_id: str,
+                  session_id: str) -> None:
+    """Every output target, checked before any inference: a refusal after an hour of inference helps no one."""
+    check_writable(Path(args.out), "--out")
+    check_copick_targets(overlay, names, user_id, session_id)
+    if args.pictures:
+        for name in names:
+            check_path_name(name, "run name")
+        check_writable(Path(args.pictures) / "oof_pr_curves.png", "--pictures")
+    if args.export_torchscript:
+        check_writable(Path(args.export_torchscript), "--export-torchscript")
+    path = thresholds_path(args, runs)
+    if path is not None:
+        check_writable(path, "thresholds file")
+
+
+def resolve_device(args: argparse.Namespace, default: torch.device) -> torch.device:
+    """``--device`` as given, refused by name when it names a GPU this machine does not have."""
+    if not args.device:
+        return default
     try:
-        return run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"ensemble.py: error: {err}", file=sys.stderr)
-        return 2
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {args.device}: no such CUDA GPU is visible here "
+                         f"({torch.cuda.device_count()} GPUs); use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {args.device!r}: expected cpu, cuda or cuda:N")
+    return device
+
+
+def warn_training_runs(runs: list[FoldRun], names: list[str]) -> None:
+    """Scoring runs that models trained on measures memory, not skill: say so, naming them."""
+    seen = sorted({name for run in runs if run.run_dir is not None
+                   for name in ((load_run_split(run.run_dir) or ([], []))[0]) if name in names})
+    if seen:
+        print(f"warning: --score includes runs some models trained on ({', '.join(seen)}): that part of the "
+              "score is a training score, not a test of unseen data")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,18 +195,20 @@ def run(args: argparse.Namespace) -> int:
     if args.score and not source.has_picks:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
     overlay = Path(args.overlay) if args.overlay else Path(args.out).with_name(f"{Path(args.out).stem}_copick")
-    check_copick_targets(overlay, names, user_id, session_id)  # a refusal after an hour of inference helps no one
+    check_outputs(args, folds, names, overlay, user_id, session_id)
     truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
+    if args.score:
+        warn_training_runs(folds, names)
 
     rank, world, device = init_from_env()
-    device = torch.device(args.device) if args.device else device
+    device = resolve_device(args, device)
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     settings = ensemble_settings(
         cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
         tta=tuple(args.tta) if args.tta else None, average=args.average, smooth_sigma=args.smooth_sigma,
         threshold_tolerance=args.threshold_tolerance, threshold_rule=args.threshold_rule,
         autocast_dtype=torch.bfloat16 if bf16 else None)
-    thresholds, oof = thresholds_for(args, folds, settings, device)
+    thresholds, oof, record = thresholds_for(args, folds, settings, device)
     if oof is not None and rank == 0:
         counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
         print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
@@ -168,25 +218,33 @@ def run(args: argparse.Namespace) -> int:
     models = [load_model(r, device) for r in folds]
     models = [weight_soup(models)] if args.soup else models
 
-    tables = []
-    for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
-        volume = source.load_tomogram(name)
-        picks = predict_run(models, volume, name, settings, thresholds, device)
-        tables.append(picks)
-        if args.pictures:
-            slice_figure(volume, truth.get(name, picks.iloc[:0]), picks, Path(args.pictures) / f"{name}_slices.png")
-    table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
-    if rank != 0:
-        return 0
-    out = write_submission(table, args.out)
-    write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
-                       voxel_spacing=source.voxel_spacing)
+    with OutputBatch() as batch:  # pictures, thresholds, pick files, then the CSV: all renamed at the end
+        tables = []
+        for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
+            volume = source.load_tomogram(name)
+            picks = predict_run(models, volume, name, settings, thresholds, device)
+            tables.append(picks)
+            if args.pictures:
+                slice_figure(volume, truth.get(name, picks.iloc[:0]), picks,
+                             Path(args.pictures) / f"{name}_slices.png", batch=batch)
+        table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
+        if rank != 0:
+            return 0
+        if args.pictures and oof is not None:
+            pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png",
+                             batch=batch)
+        if args.export_torchscript:
+            export_torchscript(models, settings.window, Path(args.export_torchscript), batch)
+        saved_thresholds = thresholds_path(args, folds) if record is not None else None
+        if saved_thresholds is not None:
+            save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch)
+        write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
+                           voxel_spacing=source.voxel_spacing, batch=batch)
+        out = write_submission(table, args.out, batch=batch)
+    if saved_thresholds is not None:
+        print(f"thresholds fitted out of fold, saved to {saved_thresholds}")
     print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "
           f"session {session_id!r} under {overlay})")
-    if args.pictures and oof is not None:
-        pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png")
-    if args.export_torchscript:
-        export_torchscript(models, settings.window, Path(args.export_torchscript))
     if args.score:
         report = score_picks(table, pd.concat(truth.values(), ignore_index=True), runs=names)
         print(f"{args.split} score against the ground truth:")
@@ -194,13 +252,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_torchscript(models: list[torch.nn.Module], window: tuple[int, int, int], path: Path) -> None:
+def export_torchscript(models: list[torch.nn.Module], window: tuple[int, int, int], path: Path,
+                       batch: OutputBatch | None = None) -> None:
     """Trace the logit-averaging ensemble on one window and save it (atomically)."""
     ensemble = LogitAverage(models).eval()
     example = torch.zeros((1, 1, *window), device=next(ensemble.parameters()).device)
     with torch.inference_mode():
         traced = torch.jit.trace(ensemble, example)
-    with atomic_path(path, suffix=".pt") as tmp:
+    with atomic_path(path, suffix=".pt", batch=batch) as tmp:
         traced.save(str(tmp))
     print(f"exported the {len(models)}-model ensemble to {path} (TorchScript, input [B, 1, {window}])")
 

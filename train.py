@@ -14,7 +14,8 @@ import torch
 from lightning_modules.config import ExperimentConfig
 from lightning_modules.config_io import dotted_to_nested, leaf_descriptions, leaf_fields, load_yaml, parse_cli_value
 from lightning_modules.presets import PRESETS
-from lightning_modules.training_run import best_metrics, fit, resolve_config
+from dataio.cli_errors import run_tool
+from lightning_modules.training_run import TrainingInterrupted, best_metrics, fit, resolve_config
 
 SHORTCUTS = {"fold": "data.fold", "data": "data.data_root", "seed": "seed", "experiment": "experiment"}
 
@@ -65,7 +66,9 @@ def overrides_from(args: argparse.Namespace) -> dict:
     for short, dotted in SHORTCUTS.items():
         value = getattr(args, short)
         if value is not None:
-            given[dotted] = "all" if value == "all" else parse_cli_value(value)
+            given[dotted] = value if short in ("fold", "experiment") else parse_cli_value(value)
+    if isinstance(given.get("data.fold"), str) and given["data.fold"].strip().lstrip("-").isdigit():
+        given["data.fold"] = int(given["data.fold"])
     if "seed" in given and "data.seed" not in given:  # a seed ensemble must see different patches too
         given["data.seed"] = given["seed"]
     return dotted_to_nested(given)
@@ -78,18 +81,34 @@ def fold_is_given(args: argparse.Namespace) -> bool:
     return bool(args.config) and "fold" in ((load_yaml(args.config) or {}).get("data") or {})
 
 
+def joined_negative_values(argv: list[str]) -> list[str]:
+    """``--fold -1+2`` as ``--fold=-1+2``: argparse takes a value starting with '-' for a flag, and would
+    answer "expected one argument" instead of saying what is wrong with the fold."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--fold", "--data.fold") and arg.startswith("-") and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
+    args = build_parser().parse_args(joined_negative_values(sys.argv[1:] if argv is None else list(argv)))
     try:
-        cfg = resolve_config(preset, args.config, overrides_from(args))
-        if not fold_is_given(args):
-            raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
-                             "two joined by '+' (0+1: the CPU design), or -1 / all to train on every run")
-        paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return 2
+        return run_tool("train.py", lambda: train(args))
+    except TrainingInterrupted as stop:
+        print(f"train.py: {stop}; continue it with the same command and --resume", file=sys.stderr)
+        return 130
+
+
+def train(args: argparse.Namespace) -> int:
+    preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
+    if not fold_is_given(args):
+        raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
+                         "two joined by '+' (0+1: the CPU design), or -1 / all to train on every run")
+    cfg = resolve_config(preset, args.config, overrides_from(args))
+    paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
     metrics = best_metrics(paths)
     print(f"run folder: {paths.run_dir}")
     if metrics is not None:

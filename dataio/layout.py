@@ -45,18 +45,32 @@ def picks_dir(overlay_root: Path, run: str) -> Path:
     return overlay_runs_dir(overlay_root) / run / "Picks"
 
 
+def check_path_name(name: object, what: str) -> str:
+    """A name that becomes one component of a path (experiment, run, user, session, object): non-empty, no
+    path separator, not ``.`` / ``..`` nor hidden, so it can never point outside the folder it is joined to."""
+    text = str(name)
+    if (not text or text != text.strip() or "/" in text or "\\" in text or "\0" in text or text.startswith(".")
+            or len(text) > 200):
+        raise ValueError(f"{what} {text!r} cannot name a file or folder: it must be non-empty, at most 200 "
+                         "characters, without '/', '\\' or surrounding spaces, and not start with '.'")
+    return text
+
+
 def check_pick_owner(user_id: str, session_id: str) -> None:
     """copick splits a pick file name on ``_`` into user, session and object: neither may contain one."""
     for what, value in (("user_id", user_id), ("session_id", session_id)):
-        if not value or "_" in value or "/" in value or value.startswith("."):
-            raise ValueError(f"copick {what} {value!r} must be non-empty, without '_' or '/' and not start "
-                             f"with '.' (copick names pick files <user>_<session>_<object>.json)")
+        check_path_name(value, f"copick {what}")
+        if "_" in value:
+            raise ValueError(f"copick {what} {value!r} must not contain '_' (copick names pick files "
+                             f"<user>_<session>_<object>.json and splits the name on '_')")
 
 
 def pick_file(overlay_root: Path, run: str, particle_name: str, user_id: str = TRUTH_USER,
               session_id: str = TRUTH_SESSION) -> Path:
     """``<overlay_root>/ExperimentRuns/<run>/Picks/<user>_<session>_<particle>.json``, copick's name."""
     check_pick_owner(user_id, session_id)
+    check_path_name(run, "run name")
+    check_path_name(particle_name, "object name")
     return picks_dir(overlay_root, run) / f"{user_id}_{session_id}_{particle_name}.json"
 
 

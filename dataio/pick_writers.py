@@ -10,7 +10,7 @@ import pandas as pd
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, pick_file
 from dataio.pick_readers import PICK_COLUMNS
 from particles import PARTICLE_NAMES, particle
-from dataio.atomic import atomic_path, write_text_atomic
+from dataio.atomic import OutputBatch, atomic_path, check_writable, write_text_atomic
 
 SUBMISSION_COLUMNS: tuple[str, ...] = ("id", *PICK_COLUMNS)
 WRITER_TAG = "czii-picker"
@@ -20,7 +20,7 @@ DEFAULT_PICKS_USER = "czii-picker"
 _IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
-def write_submission(picks: pd.DataFrame, path: str | Path) -> Path:
+def write_submission(picks: pd.DataFrame, path: str | Path, batch: OutputBatch | None = None) -> Path:
     """Write ``id,experiment,particle_type,x,y,z`` (Å), ids 0..n-1, sorted by run and class."""
     missing = [c for c in PICK_COLUMNS if c not in picks.columns]
     if missing:
@@ -30,7 +30,7 @@ def write_submission(picks: pd.DataFrame, path: str | Path) -> Path:
     table = picks.loc[:, list(PICK_COLUMNS)].sort_values(["experiment", "particle_type", "z", "y", "x"],
                                                          kind="stable").reset_index(drop=True)
     table.insert(0, "id", np.arange(len(table)))
-    with atomic_path(path, suffix=".csv") as tmp:
+    with atomic_path(path, suffix=".csv", batch=batch) as tmp:
         table.to_csv(tmp, index=False, float_format="%.3f")
     return Path(path)
 
@@ -47,8 +47,16 @@ def pick_json(run: str, particle_name: str, xyz_angstrom: np.ndarray, user_id: s
             "trust_orientation": True, "written_by": WRITER_TAG}
 
 
-def check_replaceable(target: Path) -> None:
-    """Refuse to replace a file this project did not write: curated truth and others' picks are sacred."""
+def check_replaceable(target: Path, overlay_root: Path | None = None) -> None:
+    """Refuse to replace a file this project did not write: curated truth and others' picks are sacred; and
+    refuse a symbolic link anywhere below ``overlay_root`` on the way to it, which would write elsewhere."""
+    if overlay_root is not None:
+        inside = target.relative_to(overlay_root)
+        for depth in range(1, len(inside.parts) + 1):
+            step = overlay_root.joinpath(*inside.parts[:depth])
+            if step.is_symlink():
+                raise FileExistsError(f"{step} is a symbolic link inside the overlay {overlay_root}; refusing to "
+                                      f"write {target} through it")
     if not target.exists():
         return
     try:
@@ -62,26 +70,33 @@ def check_replaceable(target: Path) -> None:
 
 
 def write_pick_json(overlay_root: str | Path, run: str, particle_name: str, xyz_angstrom: np.ndarray,
-                    user_id: str, session_id: str, voxel_spacing: float | None = None) -> Path:
+                    user_id: str, session_id: str, voxel_spacing: float | None = None,
+                    batch: OutputBatch | None = None) -> Path:
     """Write ``<overlay_root>/ExperimentRuns/<run>/Picks/<user>_<session>_<particle>.json`` atomically."""
     target = pick_file(Path(overlay_root), run, particle_name, user_id, session_id)
-    check_replaceable(target)
+    check_replaceable(target, Path(overlay_root))
     doc = pick_json(run, particle_name, xyz_angstrom, user_id, session_id, voxel_spacing)
-    return write_text_atomic(target, json.dumps(doc))
+    return write_text_atomic(target, json.dumps(doc), batch=batch)
 
 
 def check_copick_targets(overlay_root: str | Path, runs: list[str], user_id: str, session_id: str) -> None:
     """Every pick file ``write_copick_picks`` would write may be replaced (callers check before long work)."""
+    overlay_root = Path(overlay_root)
+    if overlay_root.exists() and not overlay_root.is_dir():
+        raise FileExistsError(f"copick overlay {overlay_root} is a file, not a folder")
     for run in runs:
         for name in PARTICLE_NAMES:
-            check_replaceable(pick_file(Path(overlay_root), run, name, user_id, session_id))
+            check_replaceable(pick_file(overlay_root, run, name, user_id, session_id), overlay_root)
+    check_writable(pick_file(overlay_root, runs[0], PARTICLE_NAMES[0], user_id, session_id) if runs else
+                   overlay_root / "probe", "copick overlay")
 
 
 def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list[str] | None = None,
                        user_id: str = DEFAULT_PICKS_USER, session_id: str = "0",
-                       voxel_spacing: float | None = None) -> list[Path]:
+                       voxel_spacing: float | None = None, batch: OutputBatch | None = None) -> list[Path]:
     """Write one pick JSON per run and class (empty classes too, so viewers see zero picks). Every target is
-    checked before the first is written, so a refusal leaves the overlay as it was."""
+    checked before the first is written, so a refusal leaves the overlay as it was; with ``batch`` they
+    appear only when the batch commits."""
     runs = sorted(picks["experiment"].unique()) if runs is None else runs
     check_copick_targets(overlay_root, runs, user_id, session_id)
     written = []
@@ -89,7 +104,8 @@ def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list
         in_run = picks[picks["experiment"] == run]
         for name in PARTICLE_NAMES:
             xyz = in_run.loc[in_run["particle_type"] == name, ["x", "y", "z"]].to_numpy()
-            written.append(write_pick_json(overlay_root, run, name, xyz, user_id, session_id, voxel_spacing))
+            written.append(write_pick_json(overlay_root, run, name, xyz, user_id, session_id, voxel_spacing,
+                                           batch))
     return written
 
 

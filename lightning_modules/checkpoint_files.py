@@ -66,7 +66,8 @@ class SlimCheckpoint(ModelCheckpoint):
 def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> dict[str, Any]:
     """A checkpoint written by train.py, or a ValueError naming ``path`` and what is wrong with it.
 
-    ``role`` says what it was given as (``--init-from``, ``--resume``, ``fold 3``); ``for_resume`` also
+    Never unpickles anything but tensors and plain containers (``weights_only=True``): a checkpoint from
+    someone else cannot run code when it is opened. ``role`` says what it was given as (``--init-from``, ``--resume``, ``fold 3``); ``for_resume`` also
     requires the training state (a slim best.ckpt has none). ``mmap`` keeps the check of a large resume
     checkpoint cheap: Lightning reads it again to restore.
     """
@@ -74,11 +75,18 @@ def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> di
     if not path.is_file():
         raise FileNotFoundError(f"{role} checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=for_resume)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=for_resume)
+    except pickle.UnpicklingError as err:
+        if "weights_only" not in str(err).lower().replace(" ", "_"):
+            raise ValueError(f"{role} checkpoint {path} cannot be read ({_first_line(err)}): it is truncated, "
+                             "corrupt or not a PyTorch checkpoint") from None
+        raise ValueError(f"{role} checkpoint {path} holds Python objects other than tensors, numbers, strings "
+                         "and containers (another tool's file, or one crafted to run code when unpickled); "
+                         "refusing to load it: checkpoints are only ever read with torch.load(weights_only=True)") \
+            from None
     except _UNREADABLE as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]  # torch's run on for lines
-        raise ValueError(f"{role} checkpoint {path} cannot be read ({reason}): it is truncated, corrupt or not "
-                         "a PyTorch checkpoint") from None
+        raise ValueError(f"{role} checkpoint {path} cannot be read ({_first_line(err)}): it is truncated, "
+                         "corrupt or not a PyTorch checkpoint") from None
     weights = state.get("state_dict") if isinstance(state, dict) else None
     if not isinstance(weights, dict) or not any(str(k).startswith("model.") for k in weights):
         raise ValueError(f"{role} checkpoint {path} is not one written by train.py: it holds no model weights "
@@ -91,6 +99,11 @@ def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> di
                          "training cannot continue from it; start the run again with --overwrite, or fine-tune "
                          "from it with --init-from")
     return state
+
+
+def _first_line(err: BaseException) -> str:
+    """torch's messages run on for lines: the first sentence names the problem."""
+    return (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
 
 
 def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:

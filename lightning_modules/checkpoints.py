@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from dataio.run_status import run_state
 from lightning_modules.checkpoint_files import model_weights, read_checkpoint
 from lightning_modules.config import ExperimentConfig, activation_kind
 from lightning_modules.config_io import from_dict, to_dict
@@ -30,24 +32,28 @@ class FoldRun:
         return str(self.config.data.fold)
 
 
-def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[FoldRun]:
+def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
+                   allow_unfinished: bool = False) -> list[FoldRun]:
     """Every fold run of one experiment under ``runs_dir`` (those leaving several folds out, ``--fold 2+5``,
-    included), read from each folder's ``config.yaml``."""
+    included), read from each folder's ``config.yaml``. A run whose ``run.json`` does not say it finished
+    (interrupted, failed, still training, or older than run.json) is refused by name unless
+    ``allow_unfinished``, when it is used with its last weights (and skipped, with a word, if it has none)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist")
-    by_experiment: dict[str, list[FoldRun]] = {}
+    by_experiment: dict[str, list[tuple[FoldRun | None, str]]] = {}
     for config_path in sorted(runs_dir.glob(f"*/{CONFIG_NAME}")):
         cfg = load_run_config(config_path)
         paths = run_paths(runs_dir, cfg)
         wanted = [paths.best] if cfg.validation.checkpoint == "best" else []
         found = [p for p in (*wanted, paths.weights, paths.last) if p.is_file()]
-        if not found:
+        state = run_state(config_path.parent)
+        if not found and state == "finished":
             raise FileNotFoundError(f"run {config_path.parent} has no checkpoint (looked for "
                                     f"{', '.join(p.name for p in (*wanted, paths.weights, paths.last))} in "
                                     f"{paths.last.parent})")
-        checkpoint = found[0]
-        by_experiment.setdefault(cfg.experiment, []).append(FoldRun(cfg, checkpoint, config_path.parent))
+        run = FoldRun(cfg, found[0], config_path.parent) if found else None
+        by_experiment.setdefault(cfg.experiment, []).append((run, f"{config_path.parent} ({state})"))
     if not by_experiment:
         raise FileNotFoundError(f"no trained runs (*/{CONFIG_NAME}) under {runs_dir}")
     if experiment is None:
@@ -57,7 +63,33 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None) -> list[
         experiment = next(iter(by_experiment))
     if experiment not in by_experiment:
         raise ValueError(f"no runs of experiment {experiment!r} under {runs_dir}; found {sorted(by_experiment)}")
-    return sorted(by_experiment[experiment], key=lambda r: r.fold)
+    found_runs = by_experiment[experiment]
+    unfinished = [label for run, label in found_runs if not label.endswith("(finished)")]
+    if unfinished and not allow_unfinished:
+        raise ValueError(f"runs of experiment {experiment!r} that did not finish: {'; '.join(unfinished)}. "
+                         "Resume them (train.py ... --resume), or pass --allow-unfinished to use their last "
+                         "weights as they are")
+    for run, label in found_runs:
+        if run is None:
+            print(f"--allow-unfinished: skipping {label}: it wrote no checkpoint")
+        elif not label.endswith("(finished)"):
+            print(f"--allow-unfinished: using {run.checkpoint} of {label} as it is")
+    usable = [run for run, _ in found_runs if run is not None]
+    if not usable:
+        raise ValueError(f"no run of experiment {experiment!r} under {runs_dir} wrote a checkpoint")
+    return sorted(usable, key=lambda r: r.fold)
+
+
+def check_distinct(paths: list[Path]) -> None:
+    """The same weights given twice would count twice in the average: refuse repeats (the same file, or
+    files of identical content)."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else str(path)
+        if digest in seen:
+            raise ValueError(f"--checkpoints {path} repeats {seen[digest]} (the same weights): each model "
+                             "would be averaged in twice")
+        seen[digest] = Path(path)
 
 
 def fold_run_from_checkpoint(path: str | Path) -> FoldRun:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import types
 import typing
@@ -77,13 +78,17 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ValueError(f"config key {where!r} must be a mapping, got {value!r}")
         key_t, val_t = args if args else (Any, Any)
         return {_coerce(k, key_t, where): _coerce(v, val_t, where) for k, v in value.items()}
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if hint is float and not isinstance(value, bool):
+        number = value
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        if isinstance(number, (int, float)):
+            if not math.isfinite(number):  # 1e400 parses as inf
+                raise ValueError(f"config key {where!r} must be a finite number, got {value!r}")
+            return float(number)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is bool and isinstance(value, bool):

@@ -26,6 +26,8 @@ from lightning_modules.presets import preset_overrides
 from particles import NUM_CLASSES, VOXEL_SPACING
 from postprocess.tta import TRANSFORM_NAMES
 from dataio.atomic import write_text_atomic
+from dataio.run_status import RUN_STATUS_NAME, is_run_folder, write_run_status
+from lightning_modules.config_checks import check_config_values
 
 CONFIG_NAME = "config.yaml"
 SPLIT_NAME = "split.yaml"
@@ -68,6 +70,7 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
                          "epoch must validate (its candidates are the fold's out-of-fold record)")
     if not cfg.experiment:
         cfg.experiment = experiment_name(cfg)
+    check_config_values(cfg)
     return cfg
 
 
@@ -103,18 +106,28 @@ def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
     return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt", ckpt / "weights.ckpt")
 
 
-def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> None:
-    """Create the run folder; never clobber an earlier run unless asked to (a resumed one is kept as it is:
-    ``check_resumable`` has checked it)."""
+def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> bool:
+    """Create the run folder and mark it as train.py's (``run.json``); never clobber an earlier run unless asked
+    to, and then only a folder that marker proves train.py created (a resumed one is kept as it is:
+    ``check_resumable`` has checked it). Returns whether the folder is new, i.e. this run may remove it."""
     if resume:
-        return
+        write_run_status(paths.run_dir, "running", resumed=True)
+        return False
+    if paths.run_dir.is_symlink() or (paths.run_dir.exists() and not paths.run_dir.is_dir()):
+        raise FileExistsError(f"run folder {paths.run_dir} is a file or a symbolic link; refusing to use it")
     if paths.run_dir.exists() and any(paths.run_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"run folder {paths.run_dir} already exists; pass --resume to continue it, "
                                   "--overwrite to start it again, or change --seed / --experiment")
+        if not is_run_folder(paths.run_dir):
+            raise FileExistsError(f"--overwrite: {paths.run_dir} has no {RUN_STATUS_NAME} marking it as a run "
+                                  "folder train.py created (an older run, or someone else's folder); refusing "
+                                  "to delete it: remove it yourself or choose another --experiment / --out")
         shutil.rmtree(paths.run_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_status(paths.run_dir, "running")
     write_text_atomic(paths.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return True
 
 
 def check_resumable(paths: RunPaths, cfg: ExperimentConfig) -> None:
@@ -225,14 +238,57 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
     module = ParticlePicker.from_config(cfg)
     if init_from:
         module.load_weights_from(init_from)
-    prepare_run_dir(paths, cfg, resume, overwrite)  # only once the config has built a model: no stray folders
-    if not resume:  # the split as trained: the OOF record stays right whatever folds.yaml says later
-        write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
-            {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs,
-             "voxel_spacing": float(datamodule.source.voxel_spacing)}))
-    trainer = build_trainer(cfg, paths, has_validation)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None)
+    created = prepare_run_dir(paths, cfg, resume, overwrite)  # once the config has built a model: no stray folders
+    try:
+        if not resume:  # the split as trained: the OOF record stays right whatever folds.yaml says later
+            write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
+                {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs,
+                 "voxel_spacing": float(datamodule.source.voxel_spacing)}))
+        trainer = build_trainer(cfg, paths, has_validation)
+        run_trainer(trainer, module, datamodule, paths, resume)
+    except BaseException as err:
+        record_failure(paths, created, err)
+        raise
     return paths
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C (or SIGTERM from a scheduler) stopped the run; its last checkpoint can be resumed."""
+
+
+def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDataModule, paths: RunPaths,
+                resume: bool) -> None:
+    """``trainer.fit`` (a resume reads last.ckpt with ``weights_only=True`` too), then the run's status: finished
+    only when training reached its end, took steps and left weights an ensemble can read."""
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(paths.last) if resume else None,
+                    weights_only=True)
+    except SystemExit:  # Lightning answers Ctrl-C with a graceful shutdown and sys.exit(1)
+        if not trainer.interrupted:
+            raise
+        raise TrainingInterrupted(f"training of {paths.run_dir} was interrupted at epoch {trainer.current_epoch}, "
+                                  f"step {trainer.global_step}") from None
+    if trainer.interrupted:
+        raise TrainingInterrupted(f"training of {paths.run_dir} was interrupted at epoch {trainer.current_epoch}, "
+                                  f"step {trainer.global_step}")
+    if trainer.global_step == 0 or not paths.weights.is_file():
+        raise ValueError(f"training of {paths.run_dir} took no optimiser step and wrote no weights (epochs "
+                         f"{trainer.current_epoch}, steps {trainer.global_step}): check data.patches_per_epoch, "
+                         "data.batch_size and trainer.max_epochs / max_steps")
+    if trainer.is_global_zero:
+        write_run_status(paths.run_dir, "finished", epoch=trainer.current_epoch, global_step=trainer.global_step)
+
+
+def record_failure(paths: RunPaths, created: bool, err: BaseException) -> None:
+    """A run that stopped before writing any checkpoint leaves nothing behind when this call created its folder
+    (so it blocks no ensemble and no later start); otherwise its status says how it ended."""
+    if created and not any(p.is_file() for p in (paths.last, paths.weights, paths.best)):
+        shutil.rmtree(paths.run_dir, ignore_errors=True)
+        return
+    if paths.run_dir.is_dir():
+        interrupted = isinstance(err, (TrainingInterrupted, KeyboardInterrupt))
+        write_run_status(paths.run_dir, "interrupted" if interrupted else "failed",
+                         reason=" ".join(str(err).split())[:500] or type(err).__name__)
 
 
 def best_metrics(paths: RunPaths) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle  # noqa: E402
-from dataio.atomic import atomic_path  # noqa: E402
+from dataio.atomic import OutputBatch, atomic_path  # noqa: E402
 from postprocess.thresholds import precision_recall_curve  # noqa: E402
 
 COLOURS: dict[str, str] = {p.name: plt.get_cmap("tab10")(i) for i, p in enumerate(PARTICLES)}
@@ -36,10 +36,10 @@ def _check_picks(table: pd.DataFrame, where: str) -> pd.DataFrame:
     return table
 
 
-def _save(fig: plt.Figure, out_png: Path) -> Path:
-    """Write the figure atomically and free it."""
+def _save(fig: plt.Figure, out_png: Path, batch: OutputBatch | None = None) -> Path:
+    """Write the figure atomically (or as part of ``batch``) and free it."""
     try:
-        with atomic_path(out_png, suffix=".png") as tmp:
+        with atomic_path(out_png, suffix=".png", batch=batch) as tmp:
             fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight", pad_inches=0.15)
     finally:
         plt.close(fig)
@@ -47,7 +47,7 @@ def _save(fig: plt.Figure, out_png: Path) -> Path:
 
 
 def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.DataFrame, out_png: str | Path,
-                 n_slices: int = 4, spacing: float = VOXEL_SPACING) -> Path:
+                 n_slices: int = 4, spacing: float = VOXEL_SPACING, batch: OutputBatch | None = None) -> Path:
     """``n_slices`` evenly spaced z slices of ``volume [D, H, W]`` with true picks (circles of the particle's
     cross-section) and predicted picks (crosses) lying within one radius of each slice."""
     out_png = _check_png(out_png)
@@ -84,11 +84,11 @@ def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.Da
                 Line2D([], [], marker="x", ls="", color="k", label="predicted")]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    return _save(fig, out_png)
+    return _save(fig, out_png, batch)
 
 
 def pr_curves_figure(candidates: pd.DataFrame, gt: pd.DataFrame, thresholds: Mapping[str, float],
-                     out_png: str | Path) -> Path:
+                     out_png: str | Path, batch: OutputBatch | None = None) -> Path:
     """Precision-recall curve per class over the candidate scores, the chosen threshold marked."""
     out_png = _check_png(out_png)
     fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
@@ -111,4 +111,4 @@ def pr_curves_figure(candidates: pd.DataFrame, gt: pd.DataFrame, thresholds: Map
             ax.text(0.03, 0.95, f"threshold {t:.3g}\nP {row['precision']:.2f}  R {row['recall']:.2f}  "
                     f"F4 {row['f4']:.3f}", transform=ax.transAxes, va="top", fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_png)
+    return _save(fig, out_png, batch)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dataio.pick_readers import validate_picks
 from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, particle
-from dataio.atomic import write_text_atomic
+from dataio.atomic import OutputBatch, write_text_atomic
 from postprocess.metric import MetricReport, f_beta, reference_best_scores, score_picks
 
 CURVE_COLUMNS: tuple[str, ...] = ("threshold", "tp", "fp", "fn", "precision", "recall", "f4")
@@ -107,8 +107,9 @@ def _check_thresholds(thresholds: Mapping[str, float], where: str) -> dict[str, 
     out = {}
     for name in PARTICLE_NAMES:
         value = thresholds[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{where}: threshold of {name} must be a finite number; got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{where}: threshold of {name} must be a number in [0, 1] (scores are "
+                             f"probabilities); got {value!r}")
         out[name] = float(value)
     return out
 
@@ -128,12 +129,12 @@ def oof_table(candidates: pd.DataFrame, ground_truth: pd.DataFrame, thresholds: 
 
 
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
-                    fitted_with: Mapping[str, object] | None = None) -> Path:
+                    fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None) -> Path:
     """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}}`` as JSON atomically; ``fitted_with``
     records what the thresholds depend on (the prediction settings and checkpoints they were fitted for)."""
     clean = _check_thresholds(thresholds, str(path))
     doc = {"thresholds": clean, "fitted_with": dict(fitted_with or {})}
-    return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n")
+    return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n", batch=batch)
 
 
 def load_thresholds(path: str | Path) -> tuple[dict[str, float], dict[str, object] | None]:
