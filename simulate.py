@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from dataio.cli_errors import run_tool
 from dataio.layout import TEST_TRUTH_DIR
 from simulation import simulate_dataset
 from simulation.dataset import DIFFICULTY_REPORT, particle_models
@@ -68,23 +69,27 @@ def clear_previous(out: Path, overwrite: bool) -> None:
             shutil.rmtree(out / part)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Simulate the dataset with a progress bar over runs and print where it went."""
+def main(argv: list[str] | None = None) -> int:
+    """Simulate the dataset with a progress bar over runs and print where it went (bad input: exit code 2)."""
     args = parse_args(argv)
-    try:
-        imaging = imaging_from(args)
-        templates = load_templates(args.templates) if args.templates else None
-        if templates is not None:
-            print("particle models: " + "; ".join(f"{k}: {v}" for k, v in particle_models(templates).items()))
-        clear_previous(args.out, args.overwrite)
-        out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
-                               n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
-                               difficulty=args.difficulty)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:  # bad size / level / templates: a message
-        sys.exit(f"simulate.py: error: {err}")
+    return run_tool("simulate.py", lambda: simulate(args))
+
+
+def simulate(args: argparse.Namespace) -> int:
+    imaging = imaging_from(args)
+    templates = load_templates(args.templates) if args.templates else None
+    if templates is not None:
+        print("particle models: " + "; ".join(f"{k}: {v}" for k, v in particle_models(templates).items()))
+    if args.out.exists() and not args.out.is_dir():
+        raise FileExistsError(f"--out {args.out} is a file, not a folder")
+    clear_previous(args.out, args.overwrite)
+    out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
+                           n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
+                           difficulty=args.difficulty)
     print(f"wrote synthetic dataset to {out} (difficulty {args.difficulty}, SNR {imaging.snr}; per-run physics "
           f"and per-class SNR in {out / DIFFICULTY_REPORT})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

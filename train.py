@@ -82,11 +82,13 @@ def fold_is_given(args: argparse.Namespace) -> bool:
 
 
 def joined_negative_values(argv: list[str]) -> list[str]:
-    """``--fold -1+2`` as ``--fold=-1+2``: argparse takes a value starting with '-' for a flag, and would
-    answer "expected one argument" instead of saying what is wrong with the fold."""
+    """``--fold -1+2`` as ``--fold=-1+2``, ``--optim.lr -1e-3`` as ``--optim.lr=-1e-3``: argparse takes a value
+    starting with '-' (other than a plain -1 or -0.5) for a flag, and would answer "expected one argument"
+    instead of saying what is wrong with the value."""
     out: list[str] = []
     for arg in argv:
-        if out and out[-1] in ("--fold", "--data.fold") and arg.startswith("-") and arg[1:2].isdigit():
+        follows_flag = bool(out) and out[-1].startswith("--") and "=" not in out[-1]
+        if follows_flag and arg.startswith("-") and (arg[1:2].isdigit() or arg[1:2] == "."):
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)
@@ -104,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace) -> int:
     preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
+    cfg = resolve_config(preset, args.config, overrides_from(args))
     if not fold_is_given(args):
         raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
                          "two joined by '+' (0+1: the CPU design), or -1 / all to train on every run")
-    cfg = resolve_config(preset, args.config, overrides_from(args))
     paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
     metrics = best_metrics(paths)
     print(f"run folder: {paths.run_dir}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from benchmarks.template_matching import class_templates, score_maps, smooth_map
 from datamodules.normalization import normalize
 from dataio.sources import TomogramSource, open_source
 from particles import PARTICLE_NAMES, angstrom_to_index
-from dataio.atomic import write_text_atomic
+from dataio.atomic import check_writable, write_text_atomic
+from dataio.cli_errors import run_tool
 from postprocess.heatmap_nms import pick_particles
 from postprocess.metric import MetricReport, format_report, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
@@ -108,7 +110,7 @@ def report_dict(report: MetricReport) -> dict:
                                                  for n in PARTICLE_NAMES if n in table.index}}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="copick root with train picks and test ground truth")
     parser.add_argument("--test-data", help="score the test runs of this root instead (cross-domain: templates "
@@ -118,6 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--submission", type=Path,
                         help="also write the test picks as a submission CSV (to compare with postprocess.metric)")
     args = parser.parse_args(argv)
+    return run_tool("benchmarks.classical_baseline", lambda: report_baseline(args))
+
+
+def report_baseline(args: argparse.Namespace) -> int:
+    for flag, path in (("--submission", args.submission), ("--json", args.json)):
+        if path is not None:
+            check_writable(path, flag)  # before minutes of template matching
     result = run_baseline(args.data, args.tomo_type, args.test_data)
     smoothed = [n for n, v in result["smoothed"].items() if v] or ["none"]
     print(f"classical baseline (NCC template matching), thresholds fitted on {len(result['train_runs'])} "
@@ -132,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
             "data": str(args.data), "test_data": str(args.test_data or args.data), "thresholds": result["thresholds"], "smoothed": result["smoothed"],
             "seconds": result["seconds"],
             "train": report_dict(result["train"]), "test": report_dict(result["test"])}, indent=2) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

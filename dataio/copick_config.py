@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from dataio.atomic import write_text_atomic
+from dataio.cli_errors import run_tool
 from dataio.layout import (COPICK_CONFIG_NAME, TEST_COPICK_CONFIG_NAME, static_runs_dir, train_overlay_root,
                            truth_overlay_root)
 from particles import PARTICLES
@@ -41,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the copick configs of a dataset root (after moving it).")
     parser.add_argument("root", help="dataset root (has train/static/ExperimentRuns)")
     args = parser.parse_args(argv)
-    root = Path(args.root)
+    return run_tool("dataio.copick_config", lambda: rewrite_configs(Path(args.root)))
+
+
+def rewrite_configs(root: Path) -> int:
     if not static_runs_dir(root, "train").is_dir():
-        parser.error(f"{root}: no {static_runs_dir(root, 'train')}: not a dataset root")
+        raise FileNotFoundError(f"{root}: no {static_runs_dir(root, 'train')}: not a dataset root")
     for path in write_copick_configs(root):
         print(f"wrote {path}")
     return 0

@@ -7,15 +7,16 @@ and inference need, with the truth chosen by user and session exactly as for a K
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import zarr
 
+from dataio.layout import SPLITS
 from dataio.pick_readers import (PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
-                                 empty_picks_table, load_volume, select_pick_files)
-from particles import PARTICLE_NAMES
+                                 empty_picks_table, load_volume, particle_files, select_pick_files, validate_picks)
 
 
 def _open_project(config: Path) -> object:
@@ -27,6 +28,27 @@ def _open_project(config: Path) -> object:
         raise ValueError(f"{config}: copick cannot open this project ({type(err).__name__}: {err})") from None
 
 
+def check_not_moved(config: Path) -> None:
+    """A copick config that sits in a dataset root of this layout (``<root>/<split>/static``) but whose local
+    roots point outside that root was copied or moved with its dataset: reading it would silently read the
+    original. Refuse it, saying how to rewrite it."""
+    root = config.parent.resolve()
+    if not any((root / split / "static").is_dir() for split in SPLITS):
+        return
+    try:
+        doc = json.loads(config.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{config}: not a readable copick config ({err})") from None
+    for key in ("static_root", "overlay_root"):
+        url = doc.get(key) if isinstance(doc, dict) else None
+        if isinstance(url, str) and url.startswith("local://"):
+            target = Path(url[len("local://"):])
+            if target.is_absolute() and not target.resolve().is_relative_to(root):
+                raise ValueError(f"{config}: its {key} {target} lies outside the dataset folder it sits in ({root}),"
+                                 " so it would read another copy of the data (was the dataset copied or moved?); "
+                                 f"rewrite its configs with: python -m dataio.copick_config {root}")
+
+
 class CopickProjectSource:
     """The runs of one copick project at one voxel spacing and tomogram type."""
 
@@ -35,11 +57,13 @@ class CopickProjectSource:
         self.config = Path(config)
         if not self.config.is_file():
             raise FileNotFoundError(f"copick config not found: {self.config}")
+        check_not_moved(self.config)
         self.project = _open_project(self.config)
         self._runs = {run.name: run for run in self.project.runs}
         if not self._runs:
             raise ValueError(f"{self.config}: the copick project has no runs")
         self.tomo_type, self.selection = tomo_type, selection
+        self._reported: set[str] = set()  # non-particle objects already named once
         self.voxel_spacing: float = self._choose_spacing(voxel_spacing)
         self._has_picks: bool | None = None
 
@@ -97,11 +121,14 @@ class CopickProjectSource:
         return load_volume(self.tomogram(run), self._where(run))
 
     def _pick_sets(self, run: str) -> list[object]:
-        """The selected user's (and session's) copick pick sets of the run; ambiguity is an error."""
-        sets = [p for p in self._run(run).picks if p.pickable_object_name in PARTICLE_NAMES]
+        """The selected user's (and session's) copick pick sets of the run; ambiguity is an error; objects
+        that are not particles are skipped with a note, as in every layout."""
+        sets = list(self._run(run).picks)
         files = [PickFile(Path(f"{p.user_id}_{p.session_id}_{p.pickable_object_name}.json"), p.user_id,
                           p.session_id, p.pickable_object_name) for p in sets]
-        chosen = {f.path for f in select_pick_files(files, self.selection, f"picks of {self._where(run)}")}
+        where = f"picks of {self._where(run)}"
+        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported), self.selection,
+                                                    where)}
         return [p for p, f in zip(sets, files) if f.path in chosen]
 
     def picks(self, run: str) -> pd.DataFrame:
@@ -115,6 +142,7 @@ class CopickProjectSource:
                                         "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}))
         table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(map(len, tables)) \
             else empty_picks_table()
+        table = validate_picks(table, f"picks of {self._where(run)}")  # NaN coordinates, unknown names
         check_picks_in_volume(table, tuple(self.tomogram(run).shape), self.voxel_spacing,
                               f"picks of {self._where(run)}")
         return table

@@ -45,7 +45,9 @@ class CopickSource:
         self.voxel_spacing: float = VOXEL_SPACING * 2 ** self.level
         runs_dir = static_runs_dir(self.root, split)
         if not runs_dir.is_dir():
-            raise FileNotFoundError(f"no {split} tomograms under {self.root}: {runs_dir} does not exist")
+            raise FileNotFoundError(f"no {split} tomograms under {self.root}: {runs_dir} does not exist (the "
+                                    f"copick layout is <root>/{split}/static/ExperimentRuns/<run>/"
+                                    f"{VOXEL_SPACING_DIR}/<type>.zarr)")
         self._runs = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
         if not self._runs:
             raise ValueError(f"no runs in {runs_dir}")
@@ -59,6 +61,7 @@ class CopickSource:
             truth = truth_overlay_root(self.root)
             self.overlay_root = truth if truth.is_dir() else None
         self.has_picks: bool = self.overlay_root is not None
+        self._reported: set[str] = set()  # non-particle objects already named once
 
     def run_names(self) -> list[str]:
         """The runs of this split, sorted."""
@@ -76,7 +79,11 @@ class CopickSource:
         if not path.is_dir():
             spacing_dir = path.parent
             types = sorted(p.name[:-5] for p in spacing_dir.glob("*.zarr")) if spacing_dir.is_dir() else []
-            found = f"types present: {types}" if types else f"no tomograms at all in {spacing_dir}"
+            others = sorted(p.name for p in spacing_dir.parent.glob("VoxelSpacing*") if p.is_dir())
+            found = (f"types present: {types}" if types else
+                     f"it has {', '.join(others)} instead of {VOXEL_SPACING_DIR}: this layout reads "
+                     f"{VOXEL_SPACING_DIR} (rename the folder, or give the project's copick config as --data)"
+                     if others else f"no tomograms at all in {spacing_dir}")
             raise FileNotFoundError(f"run {run!r} has no {self.tomo_type!r} tomogram ({path}); {found}")
         return path
 
@@ -113,7 +120,7 @@ class CopickSource:
         if self.overlay_root is None:
             raise ValueError(f"the {self.split} split of {self.root} has no picks "
                              f"(no {truth_overlay_root(self.root)})")
-        table = read_run_picks(self.overlay_root, run, self.selection)
+        table = read_run_picks(self.overlay_root, run, self.selection, self._reported)
         shape, spacing = self._full_extent(run)
         check_picks_in_volume(table, shape, spacing, f"picks of run {run!r} in {self.overlay_root}")
         return table

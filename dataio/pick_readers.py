@@ -194,13 +194,27 @@ def select_pick_files(files: list[PickFile], selection: PickSelection, where: st
     return chosen
 
 
-def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection = PickSelection()) -> pd.DataFrame:
-    """The selected owner's picks of one run in an overlay; a run folder without pick files gives zero rows."""
+def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None) -> list[PickFile]:
+    """The pick files of particle classes. Another object's (a membrane, a segmentation, a protein outside the
+    particle set) is skipped with one line naming it, once per name in ``reported``; never silently, and in
+    every layout alike."""
+    reported = set() if reported is None else reported
+    for name in sorted({f.particle for f in files} - set(PARTICLE_NAMES) - reported):
+        print(f"note: skipping picks of {name!r} in {where}: not one of the particle classes "
+              f"({', '.join(PARTICLE_NAMES)})")
+        reported.add(name)
+    return [f for f in files if f.particle in PARTICLE_NAMES]
+
+
+def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection = PickSelection(),
+                   reported: set[str] | None = None) -> pd.DataFrame:
+    """The selected owner's picks of one run in an overlay; a run folder without pick files gives zero rows.
+    Objects that are not particles are skipped with a note (``particle_files``)."""
     run_dir = overlay_runs_dir(Path(overlay_root)) / run
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no picks for run {run!r}: {run_dir} does not exist")
-    files = select_pick_files(run_pick_files(overlay_root, run), selection,
-                              f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}")
+    where = f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}"
+    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported), selection, where)
     tables = [t for t in (read_pick_json(f.path) for f in files) if len(t)]
     if not tables:
         return empty_picks_table()
@@ -218,7 +232,8 @@ def overlay_run_names(overlay_root: str | Path) -> list[str]:
 def read_overlay(overlay_root: str | Path, selection: PickSelection = PickSelection()) -> pd.DataFrame:
     """Every run's selected picks in an overlay as one table; ``attrs['runs']`` lists all runs (even pick-less)."""
     runs = overlay_run_names(overlay_root)
-    tables = [t for t in (read_run_picks(overlay_root, r, selection) for r in runs) if len(t)]
+    reported: set[str] = set()
+    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported) for r in runs) if len(t)]
     table = pd.concat(tables, ignore_index=True) if tables else empty_picks_table()
     table.attrs["runs"] = runs
     return table

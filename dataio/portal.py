@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dataio.atomic import check_writable
+from dataio.cli_errors import run_tool
+
 
 def write_portal_config(dataset_ids: list[int], overlay: Path, out: Path) -> Path:
     """Ask the portal (through copick) for the datasets' objects and write the copick config to ``out``."""
@@ -30,8 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlay", type=Path, required=True, help="local folder for picks written later")
     parser.add_argument("--out", type=Path, required=True, help="copick config JSON to write")
     args = parser.parse_args(argv)
+    return run_tool("dataio.portal", lambda: portal_config(args))
+
+
+def portal_config(args: argparse.Namespace) -> int:
     if args.out.exists():
-        parser.error(f"{args.out} exists; not replacing it")
+        raise FileExistsError(f"--out {args.out} exists; not replacing it")
+    if args.overlay.exists() and not args.overlay.is_dir():
+        raise FileExistsError(f"--overlay {args.overlay} is a file, not a folder")
+    check_writable(args.out, "--out")
     path = write_portal_config(args.dataset, args.overlay, args.out)
     print(f"wrote {path}; the portal's object names must match particles.py "
           f"(check with: python -c \"import copick; print([o.name for o in copick.from_file('{path}')."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ TRAINING_KEYS: tuple[str, ...] = ("optimizer_states", "lr_schedulers", "loops", 
 
 _UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
                AttributeError, ModuleNotFoundError, ImportError, IndexError, KeyError, TypeError)
+
+
+_FORBIDDEN_GLOBAL = re.compile(r"(?:GLOBAL|global|class)\s+([\w.]+)")
+"""torch's weights-only unpickler names the import it refused ("unsupported GLOBAL posix.system")."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -77,13 +82,14 @@ def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> di
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=for_resume)
     except pickle.UnpicklingError as err:
-        if "weights_only" not in str(err).lower().replace(" ", "_"):
-            raise ValueError(f"{role} checkpoint {path} cannot be read ({_first_line(err)}): it is truncated, "
-                             "corrupt or not a PyTorch checkpoint") from None
-        raise ValueError(f"{role} checkpoint {path} holds Python objects other than tensors, numbers, strings "
-                         "and containers (another tool's file, or one crafted to run code when unpickled); "
-                         "refusing to load it: checkpoints are only ever read with torch.load(weights_only=True)") \
-            from None
+        wanted = _FORBIDDEN_GLOBAL.search(str(err))
+        if wanted is None:
+            raise ValueError(f"{role} checkpoint {path} cannot be read (not a pickle of tensors): it is "
+                             "truncated, corrupt or not a PyTorch checkpoint") from None
+        raise ValueError(f"{role} checkpoint {path} asks to import {wanted.group(1)} when unpickled: it holds "
+                         "Python objects other than tensors, numbers, strings and containers (another tool's "
+                         "file, or one crafted to run code); refusing to load it (checkpoints are only read with "
+                         "torch.load(weights_only=True))") from None
     except _UNREADABLE as err:
         raise ValueError(f"{role} checkpoint {path} cannot be read ({_first_line(err)}): it is truncated, "
                          "corrupt or not a PyTorch checkpoint") from None

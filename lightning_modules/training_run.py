@@ -271,12 +271,15 @@ def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDa
     if trainer.interrupted:
         raise TrainingInterrupted(f"training of {paths.run_dir} was interrupted at epoch {trainer.current_epoch}, "
                                   f"step {trainer.global_step}")
-    if trainer.global_step == 0 or not paths.weights.is_file():
-        raise ValueError(f"training of {paths.run_dir} took no optimiser step and wrote no weights (epochs "
-                         f"{trainer.current_epoch}, steps {trainer.global_step}): check data.patches_per_epoch, "
-                         "data.batch_size and trainer.max_epochs / max_steps")
+    # the weights file, not the trainer, says how far training went: under ddp_spawn the steps were taken in
+    # the worker processes and this trainer's counters stay at 0
+    steps = read_checkpoint(paths.weights, "weights").get("global_step", 0) if paths.weights.is_file() else 0
+    if not steps:
+        raise ValueError(f"training of {paths.run_dir} took no optimiser step and wrote no weights: check "
+                         "data.patches_per_epoch (per process) against data.batch_size and the number of "
+                         "processes, and trainer.max_epochs / max_steps")
     if trainer.is_global_zero:
-        write_run_status(paths.run_dir, "finished", epoch=trainer.current_epoch, global_step=trainer.global_step)
+        write_run_status(paths.run_dir, "finished", global_step=int(steps))
 
 
 def record_failure(paths: RunPaths, created: bool, err: BaseException) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from dataio.cli_errors import run_tool
 from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
 from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks
 from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, PARTICLES
@@ -156,12 +157,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--session-id", default=None,
                         help="copick session id of the true picks (default: the user's only session)")
     args = parser.parse_args(argv)
-    try:
-        truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id))
-        reports = {str(path): score_picks(read_submission(path), truth) for path in args.submissions}
-    except (ValueError, FileNotFoundError) as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 2
+    return run_tool("postprocess.metric", lambda: print_scores(args))
+
+
+def print_scores(args: argparse.Namespace) -> int:
+    truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id))
+    reports = {str(path): score_picks(read_submission(path), truth) for path in args.submissions}
     if len(reports) > 1:
         labels = {str(path): path.stem for path in args.submissions}
         if len(set(labels.values())) < len(labels):

@@ -20,6 +20,7 @@ import ensemble
 import simulate
 import train
 from dataio.layout import tomogram_path, train_overlay_root
+from particles import PARTICLE_NAMES
 from postprocess import metric
 from tests.training_fixtures import cli_args, tiny_overrides
 
@@ -294,6 +295,203 @@ def case_simulate_missing_templates(w: World, t: Path):
     return simulate.main, ["--out", str(t / "sim"), "--templates", str(t / "no_maps")]
 
 
+def _evil_checkpoint(path: Path, marker: Path) -> Path:
+    """A checkpoint that, unpickled without weights_only, runs a shell command creating ``marker``."""
+    return _written(path, _evil_bytes(marker))
+
+
+def _evil_bytes(marker: Path) -> bytes:
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    buffer = io.BytesIO()
+    torch.save({"state_dict": {"model.w": torch.ones(1)}, "hyper_parameters": {"config": {}},
+                "payload": Payload()}, buffer, pickle_module=pickle)
+    return buffer.getvalue()
+
+
+def case_init_from_code_execution(w: World, t: Path):
+    return _train(w, t, "--init-from", str(_evil_checkpoint(t / "evil.ckpt", t / "PWNED")))
+
+
+def case_resume_code_execution(w: World, t: Path):
+    _evil_checkpoint(_resumable_copy(w, t), t / "PWNED")
+    return _train(w, t, "--resume")
+
+
+def case_ensemble_checkpoints_code_execution(w: World, t: Path):
+    return _ensemble(w, t, "--checkpoints", str(_evil_checkpoint(t / "evil.ckpt", t / "PWNED")))
+
+
+def case_ensemble_runs_code_execution(w: World, t: Path):
+    shutil.copytree(w.runs, t / "runs")
+    _evil_checkpoint(t / "runs" / w.run_dir.name / "checkpoints" / "weights.ckpt", t / "PWNED")
+    return _ensemble(w, t, "--runs", str(t / "runs"))
+
+
+def case_experiment_outside_out(w: World, t: Path):
+    return _train(w, t, "--experiment", "../x")
+
+
+def case_config_experiment_outside_out_with_overwrite(w: World, t: Path):
+    (t / "victim").mkdir()
+    _written(t / "victim" / "thesis.tex", "years of work\n")
+    return _train(w, t, "--config", str(_written(t / "c.yaml", "experiment: ../victim\n")), "--overwrite")
+
+
+def case_overwrite_a_folder_train_did_not_create(w: World, t: Path):
+    fn, argv = _train(w, t)
+    _written(t / "runs" / w.run_dir.name / "notes.txt", "mine\n")
+    return fn, [*argv, "--overwrite"]
+
+
+def case_zero_patch_size(w: World, t: Path):
+    return _train(w, t, "--data.patch_size", "0", "32", "32")
+
+
+def case_negative_learning_rate(w: World, t: Path):
+    return _train(w, t, "--optim.lr", "-1e-3")
+
+
+def case_zero_epochs(w: World, t: Path):
+    return _train(w, t, "--trainer.max_epochs", "0")
+
+
+def case_infinite_number(w: World, t: Path):
+    return _train(w, t, "--optim.lr", "1e400")
+
+
+def case_empty_fold(w: World, t: Path):
+    return _train(w, t, "--fold", "")
+
+
+def case_all_joined_with_a_fold(w: World, t: Path):
+    return _train(w, t, "--fold", "-1+2")
+
+
+def case_copick_root_without_runs(w: World, t: Path):
+    (t / "root" / "train" / "static").mkdir(parents=True)
+    return _train(w, t, "--data", str(t / "root"))
+
+
+def case_misnamed_voxel_spacing_folder(w: World, t: Path):
+    data = _damaged_copy(w, t)
+    spacing = tomogram_path(data, "train", RUN).parent
+    spacing.rename(spacing.with_name("VoxelSpacing10.012"))
+    return _train(w, t, data=data)
+
+
+def case_copied_dataset_config(w: World, t: Path):
+    data = _damaged_copy(w, t)
+    return _train(w, t, "--data", str(data / "copick_config.json"))
+
+
+def case_copick_nan_coordinates(w: World, t: Path):
+    """A NaN in a pick file read through the copick library (JSON allows NaN)."""
+    data = _damaged_copy(w, t)
+    from dataio.copick_config import write_copick_configs
+    write_copick_configs(data)
+    path = _pick_file(data)
+    doc = json.loads(path.read_text())
+    doc["points"][0]["location"]["x"] = float("nan")
+    path.write_text(json.dumps(doc))
+    return _train(w, t, "--data", str(data / "copick_config.json"))
+
+
+def case_ensemble_same_checkpoint_twice(w: World, t: Path):
+    return _ensemble(w, t, "--checkpoints", str(_checkpoint(w)), str(_checkpoint(w)))
+
+
+def case_ensemble_copy_of_a_checkpoint(w: World, t: Path):
+    copy = t / "copy.ckpt"
+    shutil.copy(_checkpoint(w), copy)
+    return _ensemble(w, t, "--checkpoints", str(_checkpoint(w)), str(copy))
+
+
+def case_ensemble_negative_threshold(w: World, t: Path):
+    limits = {name: 0.3 for name in PARTICLE_NAMES} | {"ribosome": -0.1}
+    path = _written(t / "thresholds.json", json.dumps(limits))
+    return _ensemble(w, t, "--runs", str(w.runs), "--thresholds", str(path))
+
+
+def case_ensemble_unfinished_run(w: World, t: Path):
+    shutil.copytree(w.runs, t / "runs")
+    status = t / "runs" / w.run_dir.name / "run.json"
+    status.write_text(status.read_text().replace('"finished"', '"interrupted"'))
+    return _ensemble(w, t, "--runs", str(t / "runs"))
+
+
+def case_ensemble_cuda_without_gpu(w: World, t: Path):
+    return _ensemble(w, t, "--runs", str(w.runs), "--device", "cuda")
+
+
+def case_ensemble_out_is_a_folder(w: World, t: Path):
+    (t / "sub.csv").mkdir()
+    fn, argv = _ensemble(w, t, "--runs", str(w.runs))
+    return fn, argv
+
+
+def case_ensemble_overlay_under_a_file(w: World, t: Path):
+    """An overlay that cannot be written (as root, permission bits do not stop writes; a file in the way does)."""
+    _written(t / "blocker", "a file\n")
+    return _ensemble(w, t, "--runs", str(w.runs), "--overlay", str(t / "blocker" / "overlay"))
+
+
+def case_ensemble_pictures_under_a_file(w: World, t: Path):
+    _written(t / "blocker", "a file\n")
+    return _ensemble(w, t, "--runs", str(w.runs), "--pictures", str(t / "blocker" / "pictures"))
+
+
+def case_ensemble_symlink_inside_overlay(w: World, t: Path):
+    elsewhere = t / "elsewhere"
+    elsewhere.mkdir()
+    (t / "overlay" / "ExperimentRuns").mkdir(parents=True)
+    (t / "overlay" / "ExperimentRuns" / "TS_sim_test_0").symlink_to(elsewhere, target_is_directory=True)
+    return _ensemble(w, t, "--runs", str(w.runs), "--overlay", str(t / "overlay"))
+
+
+def case_simulate_out_is_a_file(w: World, t: Path):
+    return simulate.main, ["--out", str(_written(t / "sim", "a file\n")), "--size", "48,96,96"]
+
+
+def case_baseline_missing_data(w: World, t: Path):
+    from benchmarks import classical_baseline
+    return classical_baseline.main, ["--data", str(t / "nowhere")]
+
+
+def case_baseline_submission_under_a_file(w: World, t: Path):
+    from benchmarks import classical_baseline
+    _written(t / "blocker", "a file\n")
+    return classical_baseline.main, ["--data", str(w.data), "--submission", str(t / "blocker" / "b.csv")]
+
+
+def case_copick_config_not_a_dataset(w: World, t: Path):
+    from dataio import copick_config
+    return copick_config.main, [str(t / "nowhere")]
+
+
+def case_copick_config_target_is_a_folder(w: World, t: Path):
+    from dataio import copick_config
+    data = _damaged_copy(w, t)
+    (data / "copick_config.json").unlink()
+    (data / "copick_config.json").mkdir()
+    return copick_config.main, [str(data)]
+
+
+def case_portal_out_exists(w: World, t: Path):
+    from dataio import portal
+    return portal.main, ["--dataset", "10440", "--overlay", str(t / "o"), "--out", str(_written(t / "p.json", "{}"))]
+
+
+def case_metric_unreadable_submission(w: World, t: Path):
+    (t / "sub.csv").mkdir()
+    return metric.main, [str(t / "sub.csv"), "--gt", str(w.data / "test_truth")]
+
+
 CASES: list[tuple[Callable, str]] = [
     (case_unknown_flag, "unrecognized arguments: --optim.lrr"),
     (case_unknown_config_key, "unknown config key"),
@@ -331,6 +529,39 @@ CASES: list[tuple[Callable, str]] = [
     (case_simulate_unknown_difficulty, "difficulty 'medium': expected one of easy, realistic, hard"),
     (case_simulate_into_a_full_folder, "is not empty; pass --overwrite"),
     (case_simulate_missing_templates, "no_maps"),
+    (case_init_from_code_execution, "asks to import posix.system when unpickled"),
+    (case_resume_code_execution, "asks to import posix.system when unpickled"),
+    (case_ensemble_checkpoints_code_execution, "asks to import posix.system when unpickled"),
+    (case_ensemble_runs_code_execution, "asks to import posix.system when unpickled"),
+    (case_experiment_outside_out, "experiment '../x' cannot name a file or folder"),
+    (case_config_experiment_outside_out_with_overwrite, "experiment '../victim' cannot name a file or folder"),
+    (case_overwrite_a_folder_train_did_not_create, "has no run.json marking it as a run folder train.py created"),
+    (case_zero_patch_size, "config key 'data.patch_size' must be > 0 on every axis"),
+    (case_negative_learning_rate, "config key 'optim.lr' must be > 0"),
+    (case_zero_epochs, "config key 'trainer.max_epochs' must be >= 1"),
+    (case_infinite_number, "config key 'optim.lr' must be a finite number"),
+    (case_empty_fold, "--fold '': expected a fold number K"),
+    (case_all_joined_with_a_fold, "-1 (train on every run) cannot be joined with other folds"),
+    (case_copick_root_without_runs, "ExperimentRuns does not exist (the copick layout is"),
+    (case_misnamed_voxel_spacing_folder, "it has VoxelSpacing10.012 instead of VoxelSpacing10.000"),
+    (case_copied_dataset_config, "lies outside the dataset folder it sits in"),
+    (case_copick_nan_coordinates, "has a missing or non-finite value"),
+    (case_ensemble_same_checkpoint_twice, "(the same weights): each model would be averaged in twice"),
+    (case_ensemble_copy_of_a_checkpoint, "(the same weights): each model would be averaged in twice"),
+    (case_ensemble_negative_threshold, "threshold of ribosome must be a number in [0, 1]"),
+    (case_ensemble_unfinished_run, "that did not finish"),
+    (case_ensemble_cuda_without_gpu, "--device cuda: no such CUDA GPU is visible here"),
+    (case_ensemble_out_is_a_folder, "is a folder; give a file path"),
+    (case_ensemble_overlay_under_a_file, "blocker is a file, not a folder"),
+    (case_ensemble_pictures_under_a_file, "--pictures"),
+    (case_ensemble_symlink_inside_overlay, "is a symbolic link inside the overlay"),
+    (case_simulate_out_is_a_file, "is a file, not a folder"),
+    (case_baseline_missing_data, "data path not found"),
+    (case_baseline_submission_under_a_file, "--submission"),
+    (case_copick_config_not_a_dataset, "not a dataset root"),
+    (case_copick_config_target_is_a_folder, "a folder is in the way of a file"),
+    (case_portal_out_exists, "exists; not replacing it"),
+    (case_metric_unreadable_submission, "sub.csv"),
 ]
 
 
@@ -353,8 +584,15 @@ def test_bad_input_is_one_clear_error(world, tmp_path, make, message) -> None:
     assert code == 2, text[-2000:]
     assert message in text, text[-2000:]
     assert "Traceback" not in text
+    assert not (tmp_path / "PWNED").exists(), "a checkpoint ran code when it was opened"
     if make.__name__.startswith("case_ensemble"):  # refused before any prediction: no submission half made
-        assert not (tmp_path / "sub.csv").exists()
+        assert not (tmp_path / "sub.csv").is_file() and "predicting" not in text
+    if "victim" in make.__name__:  # nothing outside --out was touched
+        assert (tmp_path / "victim" / "thesis.tex").read_text() == "years of work\n"
+    if "overwrite_a_folder" in make.__name__:
+        assert (tmp_path / "runs" / world.run_dir.name / "notes.txt").is_file()
+    if fn is train.main and "--resume" not in argv and "--overwrite" not in argv:  # a failed start leaves nothing
+        assert not list((tmp_path / "runs").glob("*/config.yaml"))
 
 
 def test_the_readme_table_lists_every_case() -> None:

@@ -89,20 +89,6 @@ def test_thresholds_follow_the_prediction_settings(trained_runs, tiny_dataset, t
     assert record["settings"]["tta"] == ["identity", "flip_x"] and len(record["checkpoints"]) == 2
 
 
-def test_two_identical_checkpoints_equal_one(trained_runs, tiny_dataset, tmp_path) -> None:
-    run = find_fold_runs(trained_runs)[0]
-    thresholds = tmp_path / "t.json"
-    thresholds.write_text('{"apo-ferritin": 0.1, "beta-amylase": 0.1, "beta-galactosidase": 0.1, '
-                          '"ribosome": 0.1, "thyroglobulin": 0.1, "virus-like-particle": 0.1}')
-    common = ["--data", str(tiny_dataset), "--split", "test", "--thresholds", str(thresholds)]
-    assert _ensemble("--checkpoints", str(run.checkpoint), "--out", str(tmp_path / "one.csv"), *common) == 0
-    assert _ensemble("--checkpoints", str(run.checkpoint), str(run.checkpoint),
-                     "--out", str(tmp_path / "two.csv"), *common) == 0
-    one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
-    assert len(one) > 0
-    pd.testing.assert_frame_equal(one, two)
-
-
 @pytest.fixture(scope="module")
 def nested_runs(trained_runs: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The two folds plus the leave-two-folds-out model 0+1 of the same recipe (a nested CV in miniature)."""

@@ -91,9 +91,10 @@ def test_json_round_trip_and_errors(tmp_path: Path) -> None:
     bad.write_text(json.dumps({n: v for n, v in limits.items() if n != RIB}))
     with pytest.raises(ValueError, match="missing.*ribosome"):
         load_thresholds(bad)
-    bad.write_text(json.dumps(limits | {RIB: "high"}))
-    with pytest.raises(ValueError, match="finite number"):
-        load_thresholds(bad)
+    for value in ("high", -0.1, 1.5, float("nan")):  # a negative threshold would keep every candidate
+        bad.write_text(json.dumps(limits | {RIB: value}))
+        with pytest.raises(ValueError, match=r"threshold of ribosome must be a number in \[0, 1\]"):
+            load_thresholds(bad)
     with pytest.raises(FileNotFoundError, match="nope.json"):
         load_thresholds(tmp_path / "nope.json")
 

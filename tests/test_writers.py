@@ -95,7 +95,7 @@ def test_files_named_as_copick_names_them(tmp_path: Path) -> None:
     written = write_copick_picks(PICKS, tmp_path / "overlay", user_id="my-model", session_id="exp1")
     assert {p.name for p in written if p.parent.parent.name == "TS_A"} == {
         f"my-model_exp1_{name}.json" for name in PARTICLE_NAMES}
-    with pytest.raises(ValueError, match="without '_'"):
+    with pytest.raises(ValueError, match="must not contain '_'"):
         write_copick_picks(PICKS, tmp_path / "overlay", user_id="my_model")
 
 
