@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from datamodules.datamodule import CryoETDataModule
@@ -211,14 +212,18 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
     loggers = build_loggers(cfg.logging, paths.run_dir, paths.run_dir.name, cfg.experiment, to_dict(cfg))
     if any(hasattr(lg, "log_image") for lg in loggers):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return L.Trainer(
-        default_root_dir=str(paths.run_dir), logger=loggers, callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        accelerator=tcfg.accelerator, devices=_devices(tcfg.devices), num_nodes=tcfg.num_nodes,
-        strategy=tcfg.strategy, precision=precision, max_epochs=tcfg.max_epochs, max_steps=tcfg.max_steps,
-        gradient_clip_val=cfg.optim.gradient_clip, check_val_every_n_epoch=tcfg.check_val_every_n_epoch,
-        log_every_n_steps=tcfg.log_every_n_steps, num_sanity_val_steps=tcfg.num_sanity_val_steps,
-        deterministic=not on_gpu, sync_batchnorm=tcfg.sync_batchnorm,
-        limit_val_batches=1.0 if has_validation else 0)
+    try:
+        return L.Trainer(
+            default_root_dir=str(paths.run_dir), logger=loggers, callbacks=callbacks,
+            plugins=[AtomicCheckpointIO()], accelerator=tcfg.accelerator, devices=_devices(tcfg.devices),
+            num_nodes=tcfg.num_nodes, strategy=tcfg.strategy, precision=precision, max_epochs=tcfg.max_epochs,
+            max_steps=tcfg.max_steps, gradient_clip_val=cfg.optim.gradient_clip,
+            check_val_every_n_epoch=tcfg.check_val_every_n_epoch, log_every_n_steps=tcfg.log_every_n_steps,
+            num_sanity_val_steps=tcfg.num_sanity_val_steps, deterministic=not on_gpu,
+            sync_batchnorm=tcfg.sync_batchnorm, limit_val_batches=1.0 if has_validation else 0)
+    except MisconfigurationException as err:  # no GPU for accelerator gpu, an unknown strategy, ...
+        raise ValueError(f"trainer settings (accelerator {tcfg.accelerator!r}, devices {tcfg.devices!r}, "
+                         f"strategy {tcfg.strategy!r}, precision {precision!r}): {err}") from None
 
 
 def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_from: str | None = None,

@@ -425,6 +425,10 @@ def case_ensemble_unfinished_run(w: World, t: Path):
     return _ensemble(w, t, "--runs", str(t / "runs"))
 
 
+def case_train_gpu_without_gpu(w: World, t: Path):
+    return _train(w, t, "--trainer.accelerator", "gpu")
+
+
 def case_ensemble_cuda_without_gpu(w: World, t: Path):
     return _ensemble(w, t, "--runs", str(w.runs), "--device", "cuda")
 
@@ -550,6 +554,7 @@ CASES: list[tuple[Callable, str]] = [
     (case_ensemble_copy_of_a_checkpoint, "(the same weights): each model would be averaged in twice"),
     (case_ensemble_negative_threshold, "threshold of ribosome must be a number in [0, 1]"),
     (case_ensemble_unfinished_run, "that did not finish"),
+    (case_train_gpu_without_gpu, "trainer settings (accelerator 'gpu'"),
     (case_ensemble_cuda_without_gpu, "--device cuda: no such CUDA GPU is visible here"),
     (case_ensemble_out_is_a_folder, "is a folder; give a file path"),
     (case_ensemble_overlay_under_a_file, "blocker is a file, not a folder"),
