@@ -18,25 +18,26 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from config.experiment import InferenceSettings
+from config.flags import add_config_flags, given_config_values
 from dataio.atomic import OutputBatch, atomic_path, check_writable
 from dataio.cli_errors import run_tool
 from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
 from dataio.pick_readers import PickSelection, empty_picks_table
 from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission
 from dataio.sources import open_source
-from lightning_modules.checkpoints import (FoldRun, check_compatible, check_distinct, check_soupable,
+from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable,
                                            ensemble_settings, find_fold_runs, fold_run_from_checkpoint, load_model,
                                            weight_soup)
-from lightning_modules.training_run import check_voxel_spacing, load_run_spacing, load_run_split
-from lightning_modules.oof import OOFPredictions, fit_oof_thresholds, threshold_record
+from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
+from inference.predict import EnsembleSettings, predict_run
+from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
+from inference.sharding import gather_tables, init_from_env, shard_runs
 from models.logit_average import LogitAverage
-from postprocess.ensemble_predict import EnsembleSettings, predict_run
+from postprocess.class_suppression import select_picks
 from postprocess.metric import format_report, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
-from postprocess.sharding import gather_tables, init_from_env, shard_runs
-from postprocess.class_suppression import select_picks
-from postprocess.thresholds import THRESHOLD_RULES, load_thresholds, save_thresholds
-from postprocess.tta import TRANSFORM_NAMES
+from postprocess.thresholds import load_thresholds, save_thresholds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,29 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copick user id of the written picks (default: %(default)s; 'curation' is refused)")
     p.add_argument("--session-id", help="copick session id of the written picks (default: the experiment name)")
     p.add_argument("--thresholds", help="thresholds JSON (default: <runs>/<experiment>.thresholds.json)")
-    p.add_argument("--threshold-tolerance", type=float,
-                   help="fit each threshold at the lowest score within this OOF F4 of the best "
-                        "(default: the recipe's validation.threshold_tolerance)")
-    p.add_argument("--threshold-rule", choices=THRESHOLD_RULES,
-                   help="plateau (within the tolerance of the best OOF F4) or one-se (within one standard "
-                        "error of it where larger); default: the recipe's validation.threshold_rule")
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
-    p.add_argument("--tta", nargs="+", choices=TRANSFORM_NAMES,
-                   help="test-time transforms whose inverted logits are averaged "
-                        "(default: the recipe's validation.tta)")
-    p.add_argument("--average", choices=["logits", "probabilities"], default="logits")
     p.add_argument("--soup", action="store_true", help="average the folds' weights into one model first")
-    p.add_argument("--overlap", type=float, help="sliding-window overlap fraction (default: the validation one)")
-    p.add_argument("--batch-size", type=int, default=2, help="windows per forward pass")
-    p.add_argument("--window", nargs=3, type=int, help="sliding window (z y x); default: the validation one")
-    p.add_argument("--smooth-sigma", type=float, help="light Gaussian smoothing before NMS (voxels)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 on a GPU, fp32 on the CPU")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU of this rank, else the CPU)")
     p.add_argument("--score", action="store_true", help="score the picks against the split's ground truth")
     p.add_argument("--pictures", help="folder for PNGs: slices with picks per run, OOF precision-recall curves")
     p.add_argument("--export-torchscript", help="also save the averaged ensemble as a TorchScript file")
+    add_config_flags(p.add_argument_group("prediction settings (each defaults to the recipe's inference.*)"),
+                     InferenceSettings, dashed=True, default_note="default without a recipe")
     return p
 
 
@@ -203,17 +192,14 @@ def run(args: argparse.Namespace) -> int:
     rank, world, device = init_from_env()
     device = resolve_device(args, device)
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
-    settings = ensemble_settings(
-        cfg, window=tuple(args.window) if args.window else None, overlap=args.overlap, batch_size=args.batch_size,
-        tta=tuple(args.tta) if args.tta else None, average=args.average, smooth_sigma=args.smooth_sigma,
-        threshold_tolerance=args.threshold_tolerance, threshold_rule=args.threshold_rule,
-        autocast_dtype=torch.bfloat16 if bf16 else None)
+    settings = ensemble_settings(cfg, torch.bfloat16 if bf16 else None,
+                                 **given_config_values(args, InferenceSettings))
     thresholds, oof, record = thresholds_for(args, folds, settings, device)
     if oof is not None and rank == 0:
         counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
         print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
               f"the {'–'.join(map(str, counts))} of them that never trained on it):")
-        picks = select_picks(oof.candidates, thresholds, settings.class_suppression)
+        picks = select_picks(oof.candidates, thresholds, settings.inference.class_suppression)
         print(format_report(score_picks(picks, oof.truth, runs=oof.runs)))
     models = [load_model(r, device) for r in folds]
     models = [weight_soup(models)] if args.soup else models
@@ -222,11 +208,11 @@ def run(args: argparse.Namespace) -> int:
         tables = []
         for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
             volume = source.load_tomogram(name)
-            picks = predict_run(models, volume, name, settings, thresholds, device)
+            picks = predict_run(models, volume, name, settings, thresholds, device, source.voxel_spacing)
             tables.append(picks)
             if args.pictures:
                 slice_figure(volume, truth.get(name, picks.iloc[:0]), picks,
-                             Path(args.pictures) / f"{name}_slices.png", batch=batch)
+                             Path(args.pictures) / f"{name}_slices.png", spacing=source.voxel_spacing, batch=batch)
         table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
         if rank != 0:
             return 0
@@ -234,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
             pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png",
                              batch=batch)
         if args.export_torchscript:
-            export_torchscript(models, settings.window, Path(args.export_torchscript), batch)
+            export_torchscript(models, settings.inference.window, Path(args.export_torchscript), batch)
         saved_thresholds = thresholds_path(args, folds) if record is not None else None
         if saved_thresholds is not None:
             save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch)

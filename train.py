@@ -1,6 +1,6 @@
 """Train one model: ``python train.py --fold K[+L] --data ROOT [--preset gpu|cpu] [--section.key value ...]``.
 
-Every hyperparameter of ``lightning_modules.config.ExperimentConfig`` is a flag (``--optim.lr 3e-4``,
+Every hyperparameter of ``config.experiment.ExperimentConfig`` is a flag (``--optim.lr 3e-4``,
 ``--data.patch_size 96 96 96``, ``--trainer.devices 4 --trainer.strategy ddp``); ``--help`` lists them
 with their defaults. Precedence: defaults < preset < ``--config FILE.yaml`` < flags.
 """
@@ -11,21 +11,15 @@ import sys
 
 import torch
 
-from lightning_modules.config import ExperimentConfig
-from lightning_modules.config_io import dotted_to_nested, leaf_descriptions, leaf_fields, load_yaml, parse_cli_value
-from lightning_modules.presets import PRESETS
+from config.experiment import ExperimentConfig
+from config.flags import add_config_flags, given_config_values
+from config.yaml_cli import dotted_to_nested, load_yaml, parse_cli_value
+from config.presets import PRESETS
 from dataio.cli_errors import run_tool
-from lightning_modules.training_run import TrainingInterrupted, best_metrics, fit, resolve_config
+from config.resolve import resolve_config
+from lightning_modules.training_run import TrainingInterrupted, best_metrics, fit
 
 SHORTCUTS = {"fold": "data.fold", "data": "data.data_root", "seed": "seed", "experiment": "experiment"}
-
-
-def metavar(hint: object) -> str:
-    """A short value name for --help: INT, FLOAT, Z Y X, ... rather than ``V [V ...]``."""
-    text = getattr(hint, "__name__", None) or str(hint)
-    if text.startswith("tuple[int, int, int]"):
-        return "Z_Y_X"
-    return {"int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR"}.get(text, "VALUE")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,22 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="start an existing run folder again")
     parser.add_argument("--init-from", help="start from another run's checkpoint weights (fine-tuning)")
     group = parser.add_argument_group("hyperparameters (every field of ExperimentConfig)")
-    descriptions = leaf_descriptions(ExperimentConfig)
-    for dotted, hint, default in leaf_fields(ExperimentConfig):
-        if dotted in SHORTCUTS.values():
-            continue
-        group.add_argument(f"--{dotted}", nargs="+", metavar=metavar(hint), default=None,
-                           help=f"{descriptions.get(dotted, '')} (default: {default!r})".strip())
+    add_config_flags(group, ExperimentConfig, skip=tuple(SHORTCUTS.values()))
     return parser
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
     """Dotted flags that were given, parsed as YAML values, as a nested dict."""
-    given = {}
-    for dotted, _, _ in leaf_fields(ExperimentConfig):
-        value = getattr(args, dotted, None)
-        if value is not None:
-            given[dotted] = parse_cli_value(value)
+    given = given_config_values(args, ExperimentConfig, skip=tuple(SHORTCUTS.values()))
     for short, dotted in SHORTCUTS.items():
         value = getattr(args, short)
         if value is not None:

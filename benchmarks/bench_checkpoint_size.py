@@ -15,15 +15,17 @@ from pathlib import Path
 import torch
 
 from lightning_modules.checkpoint_files import AtomicCheckpointIO
-from lightning_modules.presets import PRESETS
-from lightning_modules.training_run import fit, resolve_config
+from config.presets import PRESETS
+from config.resolve import resolve_config
+from lightning_modules.training_run import fit
 from simulation import simulate_dataset
 
 
 def measure(preset: str, data: Path, out: Path) -> dict[str, float]:
     tiny = {"data": {"data_root": str(data), "fold": 0, "patch_size": [32, 32, 32], "batch_size": 2,
                      "num_workers": 0, "patches_per_epoch": 2},
-            "validation": {"window": [32, 64, 64], "batch_size": 1, "picture": False, "checkpoint": "best"},
+            "inference": {"window": [32, 64, 64], "batch_size": 1},
+            "validation": {"picture": False, "checkpoint": "best"},
             "trainer": {"accelerator": "cpu", "devices": "1", "max_epochs": 1, "check_val_every_n_epoch": 1},
             "logging": {"wandb": False}}
     paths = fit(resolve_config(preset, None, tiny), out)

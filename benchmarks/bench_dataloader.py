@@ -17,9 +17,10 @@ import torch
 from torch.utils.data import DataLoader
 
 
-from datamodules.augmentation import AugmentConfig
+from config.experiment import AugmentConfig
 from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
-from datamodules.sampling import PatchSampler, default_class_weights
+from config.experiment import default_class_weights
+from datamodules.sampling import PatchSampler
 from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES
 
 

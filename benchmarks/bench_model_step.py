@@ -10,7 +10,8 @@ import time
 
 import torch
 
-from models.registry import ModelConfig, build_model
+from config.experiment import ModelConfig
+from models.registry import build_model
 
 VARIANTS: tuple[tuple[str, tuple[int, ...], int, bool], ...] = (
     ("widths 8-16-32-64, stride 1, contiguous", (8, 16, 32, 64), 1, False),

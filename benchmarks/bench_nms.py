@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES, index_to_angstrom
+from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES, VOXEL_SPACING, index_to_angstrom
 from postprocess.heatmap_nms import pick_particles
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
@@ -57,7 +57,7 @@ def main() -> None:
         timings, cpu = [], []
         for _ in range(args.repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
-            picks = pick_particles(probs, "bench", args.threshold, smooth_sigma=smooth)
+            picks = pick_particles(probs, "bench", args.threshold, spacing=VOXEL_SPACING, smooth_sigma=smooth)
             thresholds = fit_thresholds(picks, truth)
             kept = apply_thresholds(picks, thresholds)
             timings.append(time.perf_counter() - start)

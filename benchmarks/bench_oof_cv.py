@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_recipes import test_candidates
-from lightning_modules.checkpoints import ensemble_settings, find_fold_runs
-from lightning_modules.oof import predict_oof
+from inference.fold_runs import ensemble_settings, find_fold_runs
+from inference.oof import predict_oof
 from particles import PARTICLE_NAMES
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
-from postprocess.tta import TRANSFORM_NAMES
+from inference.tta import TRANSFORM_NAMES
 
 
 def row(label: str, report: MetricReport) -> str:

@@ -24,11 +24,11 @@ import pandas as pd
 import torch
 
 from dataio.sources import open_source
-from lightning_modules.checkpoints import FoldRun, ensemble_settings, find_fold_runs, load_model
-from lightning_modules.oof import fit_oof_thresholds
+from inference.fold_runs import FoldRun, ensemble_settings, find_fold_runs, load_model
+from inference.oof import fit_oof_thresholds
 from particles import PARTICLE_NAMES
 from postprocess.class_suppression import select_picks
-from postprocess.ensemble_predict import EnsembleSettings, predict_run
+from inference.predict import EnsembleSettings, predict_run
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
@@ -54,7 +54,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                               "patches_per_epoch": 96, "positive_fraction": 0.8},
                      "optim": {"lr": 1e-3, "warmup_fraction": 0.05}, "mixup": {"prob": 0.25},
                      "ema": {"decay": 0.98, "start_step": 20},
-                     "validation": {"window": [96, 256, 256], "batch_size": 1},
+                     "inference": {"window": [96, 256, 256], "batch_size": 1},
                      "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 12}},
 }
 """Variant name -> nested overrides laid over the CPU default recipe."""

@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from benchmarks.bench_recipes import test_candidates
-from lightning_modules.checkpoints import ensemble_settings, find_fold_runs
-from lightning_modules.oof import predict_oof
+from inference.fold_runs import ensemble_settings, find_fold_runs
+from inference.oof import predict_oof
 from particles import PARTICLE_NAMES
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.metric import load_ground_truth, score_picks

@@ -47,7 +47,7 @@ def centres_by_class(picks: pd.DataFrame, spacing: float) -> dict[str, np.ndarra
 def candidates(maps: np.ndarray, run: str, smoothed: dict[str, bool], spacing: float) -> pd.DataFrame:
     """NCC peaks of every class on one run's score maps (smoothed where asked), with their NCC as score."""
     return pick_particles(torch.from_numpy(smooth_maps(maps, smoothed, spacing)), run, CANDIDATE_THRESHOLD,
-                          kernel_fraction=KERNEL_FRACTION, max_per_class=MAX_CANDIDATES)
+                          spacing=spacing, kernel_fraction=KERNEL_FRACTION, max_per_class=MAX_CANDIDATES)
 
 
 def load_runs(source: TomogramSource) -> tuple[list[str], list[np.ndarray], list[pd.DataFrame]]:

@@ -12,17 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@dataclass
-class AugmentConfig:
-    """Which augmentations a training patch may get (each drawn independently per patch)."""
-
-    flip: bool = True  # flip each of z, y, x with probability 1/2
-    rot90: bool = True  # rotate by k * 90 degrees in the xy plane, k uniform in 0..3
-    rotate_prob: float = 0.5  # probability of a small arbitrary rotation in the xy plane
-    rotate_max_deg: float = 15.0  # its angle is uniform in [-max, max]
-    intensity_scale: float = 0.1  # image * U(1 - s, 1 + s)
-    intensity_shift: float = 0.1  # image + U(-b, b)
+from config.experiment import AugmentConfig
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 ALL_FOLDS: tuple[str, ...] = ("-1", "all")
 """Fold values meaning: train on every run, validate on none."""
 
@@ -89,3 +91,12 @@ def split_runs(folds: dict[int, list[str]], fold: int | str) -> tuple[list[str],
     all_runs = [run for k in sorted(folds) for run in folds[k]]
     val = [run for k in held_out_folds(folds, fold) for run in folds[k]]
     return [run for run in all_runs if run not in set(val)], val
+
+
+def resolve_folds_file(folds_file: str | Path) -> Path:
+    """The folds file as given, else relative to the repository root."""
+    path = Path(folds_file)
+    for candidate in (path, REPO_ROOT / path):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"folds file {folds_file} not found (looked in the working directory and {REPO_ROOT})")

@@ -1,11 +1,10 @@
 """Per-tomogram intensity normalisation, so every run feeds the network the same value range."""
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-NormalizationMode = Literal["zscore", "percentile"]
+from config.experiment import NormalizationMode
+
 PERCENTILES: tuple[float, float] = (0.5, 99.5)
 _MAX_STAT_SAMPLES = 4_000_000  # percentiles from an evenly strided subsample: exact enough, 10x faster
 

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from datamodules.augmentation import AugmentConfig, draw_params, extract_patch
+from config.experiment import AugmentConfig, TargetKind
+from datamodules.augmentation import draw_params, extract_patch
 from datamodules.heatmaps import TRUNCATE, gaussian_heatmaps, point_heatmaps
 from datamodules.sampling import PatchSampler
 from particles import NUM_CLASSES
 
-TargetKind = Literal["gaussian", "point"]
 
 
 @dataclass(frozen=True)

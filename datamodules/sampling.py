@@ -7,16 +7,6 @@ import numpy as np
 
 from particles import NUM_CLASSES, PARTICLES
 
-DIFFICULTY_FACTOR: dict[str, float] = {"easy": 1.0, "hard": 2.0, "impossible": 1.0}
-"""Hard classes (score weight 2) are drawn twice as often; classes, not picks, are drawn first, which
-already favours rare classes over frequent ones."""
-
-
-def default_class_weights() -> dict[str, float]:
-    """Sampling weight per particle name, from ``particles.PARTICLES`` difficulty."""
-    return {p.name: DIFFICULTY_FACTOR[p.difficulty] for p in PARTICLES}
-
-
 @dataclass(frozen=True)
 class PatchDraw:
     """A sampled patch: run index, window start (z, y, x), and the class it was centred on (-1: random)."""

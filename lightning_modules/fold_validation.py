@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from lightning_modules.config import ValidationConfig
+from config.experiment import ValidationConfig
 from dataio.atomic import atomic_path, write_text_atomic
 from postprocess.metric import MetricReport, score_picks
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
@@ -92,7 +92,8 @@ class FoldValidation:
         volume = datamodule.val_dataset.volumes[0]  # already in memory (normalised): no second read
         truth = datamodule.val_picks[datamodule.val_picks["experiment"] == run]
         picks = result.picks
-        png = slice_figure(volume, truth, picks[picks["experiment"] == run], run_dir / VAL_PICTURE)
+        png = slice_figure(volume, truth, picks[picks["experiment"] == run], run_dir / VAL_PICTURE,
+                           spacing=datamodule.val_dataset.spacing)
         for logger in loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/slices", images=[str(png)])

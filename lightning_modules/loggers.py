@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_modules.config import LoggingConfig
+from config.experiment import LoggingConfig
 
 CSV_DIR = "csv"
 PROBE_SECONDS = 3.0

@@ -7,7 +7,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from lightning_modules.config import LossConfig
+from config.experiment import LossConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -9,16 +9,17 @@ import lightning as L
 import pandas as pd
 import torch
 
-from lightning_modules.checkpoint_files import model_weights, read_checkpoint, restore_rng_states, rng_states
-from lightning_modules.config import ExperimentConfig, activation_kind, out_channels_for
-from lightning_modules.config_io import from_dict, to_dict
+from inference.checkpoint_reader import model_weights, read_checkpoint
+from lightning_modules.checkpoint_files import restore_rng_states, rng_states
+from config.experiment import ExperimentConfig, activation_kind, out_channels_for
+from config.yaml_cli import from_dict, to_dict
 from lightning_modules.fold_validation import FoldValidation
 from lightning_modules.losses import build_loss
 from lightning_modules.mixup import mixup_batch
 from models.registry import build_model
 from particles import NUM_CLASSES
 from postprocess.heatmap_nms import pick_particles
-from postprocess.inference import predict_probabilities
+from inference.probabilities import predict_probabilities
 
 
 class ParticlePicker(L.LightningModule):
@@ -62,17 +63,17 @@ class ParticlePicker(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         run, volume = batch["run"], batch["volume"].to(self.device)  # volume [D, H, W]
-        vcfg = self.cfg.validation
+        infer = self.cfg.inference  # the ensemble's settings, but one model and no TTA
         probs = predict_probabilities(
-            [self.model], volume, self.activation, window=vcfg.window, overlap=vcfg.overlap,
-            batch_size=vcfg.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
-            pad_mode=vcfg.pad_mode)
-        candidates = pick_particles(probs, run, thresholds=[vcfg.candidate_threshold] * NUM_CLASSES,
-                                    output_stride=self.model.output_stride,
-                                    kernel_fraction=vcfg.kernel_fraction,
-                                    max_per_class=vcfg.max_candidates_per_class)
+            [self.model], volume, self.activation, window=infer.window, overlap=infer.overlap,
+            batch_size=infer.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
+            pad_mode=infer.pad_mode)
+        candidates = pick_particles(probs, run, thresholds=[infer.candidate_threshold] * NUM_CLASSES,
+                                    spacing=float(batch["spacing"]), output_stride=self.model.output_stride,
+                                    kernel_fraction=infer.kernel_fraction, smooth_sigma=infer.smooth_sigma,
+                                    max_per_class=infer.max_candidates_per_class)
         self._val_candidates.append(candidates)
-        if vcfg.save_heatmaps:
+        if self.cfg.validation.save_heatmaps:
             self._val_probs[run] = probs.to(torch.float16).cpu()
 
     def on_validation_epoch_start(self) -> None:
@@ -84,7 +85,7 @@ class ParticlePicker(L.LightningModule):
         candidates = self.fold_validation.gather(self._val_candidates)
         datamodule = self.trainer.datamodule
         result = self.fold_validation.evaluate(candidates, datamodule.val_picks, datamodule.val_runs,
-                                               self.cfg.validation.class_suppression)
+                                               self.cfg.inference.class_suppression)
         self.log("val/score", result.report.score, prog_bar=True, sync_dist=False)
         for name, row in result.report.table.iterrows():
             for column in ("precision", "recall", "f4"):

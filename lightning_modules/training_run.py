@@ -1,10 +1,8 @@
-"""One training run: resolve the config, name and prepare its folder, build the Trainer, fit."""
+"""One training run: prepare its folder, build the Trainer, fit, and record how it ended."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,97 +12,18 @@ import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
+from config.experiment import ExperimentConfig, TrainerConfig
+from config.yaml_cli import to_dict
 from datamodules.datamodule import CryoETDataModule
-from lightning_modules.checkpoint_files import (AtomicCheckpointIO, SlimCheckpoint, read_checkpoint,
-                                               remove_stale_temporaries)
-from lightning_modules.config import ExperimentConfig, TrainerConfig, out_channels_for
-from lightning_modules.config_io import from_dict, load_yaml, merge, to_dict
+from dataio.atomic import write_text_atomic
+from dataio.run_status import RUN_STATUS_NAME, is_run_folder, write_run_status
+from inference.checkpoint_reader import read_checkpoint
+from inference.run_folders import SPLIT_NAME, RunPaths, load_run_config, run_paths
+from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
 from lightning_modules.ema import PicklableEMA
 from lightning_modules.fold_validation import VAL_METRICS
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
-from lightning_modules.presets import preset_overrides
-from particles import NUM_CLASSES, VOXEL_SPACING
-from postprocess.tta import TRANSFORM_NAMES
-from dataio.atomic import write_text_atomic
-from dataio.run_status import RUN_STATUS_NAME, is_run_folder, write_run_status
-from lightning_modules.config_checks import check_config_values
-
-CONFIG_NAME = "config.yaml"
-SPLIT_NAME = "split.yaml"
-CHECKPOINT_DIR = "checkpoints"
-
-
-@dataclass
-class RunPaths:
-    run_dir: Path
-    config: Path
-    last: Path  # the full training state, every epoch: what --resume reads
-    best: Path  # with validation.checkpoint best: the best epoch's EMA weights and config
-    weights: Path  # every epoch: the last epoch's EMA weights and config, what the ensemble reads by default
-
-
-def resolve_config(preset: str | None, config_file: str | None, overrides: dict[str, Any]) -> ExperimentConfig:
-    """Defaults < preset < config file < command-line overrides; the loss decides the output channels."""
-    cfg = ExperimentConfig()
-    if preset:
-        cfg = merge(cfg, preset_overrides(preset))
-    if config_file:
-        cfg = merge(cfg, load_yaml(config_file))
-    cfg = merge(cfg, overrides)
-    if "out_channels" not in overrides.get("model", {}):
-        cfg.model.out_channels = out_channels_for(cfg.loss, NUM_CLASSES)
-    if cfg.data.level != 0:  # peaks are reported at level-0 spacing; coarser levels also carry an origin shift
-        raise ValueError(f"data.level {cfg.data.level}: training and inference support level 0 only")
-    asked = overrides.get("data", {}).get("target_stride")
-    if asked is not None and asked != cfg.model.output_stride:
-        raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")
-    cfg.data.target_stride = cfg.model.output_stride  # target voxel j is patch voxel s*j, as in postprocess
-    unknown = [name for name in cfg.validation.tta if name not in TRANSFORM_NAMES]
-    if unknown or not cfg.validation.tta:
-        raise ValueError(f"validation.tta {list(cfg.validation.tta)}: unknown or no transforms; choose from "
-                         f"{', '.join(TRANSFORM_NAMES)}")
-    every = cfg.trainer.check_val_every_n_epoch
-    if cfg.validation.checkpoint == "last" and cfg.trainer.max_steps < 0 and cfg.trainer.max_epochs % every:
-        raise ValueError(f"trainer.max_epochs {cfg.trainer.max_epochs} must be a multiple of "
-                         f"trainer.check_val_every_n_epoch {every}: with validation.checkpoint 'last' the final "
-                         "epoch must validate (its candidates are the fold's out-of-fold record)")
-    if not cfg.experiment:
-        cfg.experiment = experiment_name(cfg)
-    check_config_values(cfg)
-    return cfg
-
-
-RUN_ONLY_FIELDS: tuple[tuple[str, str], ...] = (("data", "fold"), ("data", "num_workers"), ("logging", "wandb"),
-                                                ("logging", "project"), ("validation", "picture"))
-"""Fields that differ between the folds or machines of one recipe, left out of its name's hash."""
-
-
-def recipe_hash(cfg: ExperimentConfig) -> str:
-    """Six hex digits of the resolved config without its per-fold and per-machine fields: two recipes that
-    differ in anything else (widths, learning rate, data) never share a run folder."""
-    doc = to_dict(cfg)
-    doc.pop("experiment", None)
-    for section, key in RUN_ONLY_FIELDS:
-        doc.get(section, {}).pop(key, None)
-    return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:6]
-
-
-def experiment_name(cfg: ExperimentConfig) -> str:
-    """Deterministic name carrying the key choices and a hash of the rest, shared by the folds of one recipe."""
-    patch = "x".join(str(s) for s in cfg.data.patch_size)
-    stride = f"_os{cfg.model.output_stride}" if cfg.model.output_stride != 1 else ""
-    return f"{cfg.model.name}_{patch}_{cfg.loss.kind}{stride}_s{cfg.seed}_{recipe_hash(cfg)}"
-
-
-def fold_label(fold: int | str) -> str:
-    return "all" if str(fold) in ("-1", "all") else str(fold)
-
-
-def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
-    run_dir = Path(runs_dir) / f"{cfg.experiment}_fold{fold_label(cfg.data.fold)}"
-    ckpt = run_dir / CHECKPOINT_DIR
-    return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt", ckpt / "weights.ckpt")
 
 
 def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> bool:
@@ -143,40 +62,6 @@ def check_resumable(paths: RunPaths, cfg: ExperimentConfig) -> None:
     if saved != to_dict(cfg)["model"]:
         raise ValueError(f"--resume checkpoint {paths.last} holds another model than {paths.config} describes "
                          f"({saved} vs {to_dict(cfg)['model']})")
-
-
-def load_run_config(path: str | Path) -> ExperimentConfig:
-    """The resolved config saved beside a run's checkpoints."""
-    return from_dict(ExperimentConfig, load_yaml(path))
-
-
-def load_run_spacing(run_dir: str | Path | None) -> float | None:
-    """The voxel spacing (Å) a run was trained at, from its ``split.yaml``; None if it does not say."""
-    path = Path(run_dir) / SPLIT_NAME if run_dir is not None else None
-    if path is None or not path.is_file():
-        return None
-    spacing = (load_yaml(path) or {}).get("voxel_spacing")
-    return None if spacing is None else float(spacing)
-
-
-def check_voxel_spacing(trained: float | None, given: float, where: str, tolerance: float = 0.01) -> None:
-    """A network learns sizes in voxels: refuse tomograms more than ``tolerance`` (relative) off the spacing
-    it was trained at (10.0 vs 10.012 Å passes; 20 Å binned data does not: rescale it first)."""
-    trained = VOXEL_SPACING if trained is None else trained
-    if abs(given / trained - 1.0) > tolerance:
-        raise ValueError(f"{where} is at {given:g} Å/voxel but the models were trained at {trained:g} Å/voxel; "
-                         f"rescale the tomograms to {trained:g} Å/voxel or train at {given:g}")
-
-
-def load_run_split(run_dir: str | Path) -> tuple[list[str], list[str]] | None:
-    """(training runs, held-out runs) a run was trained with, from its ``split.yaml``; None if it has none."""
-    path = Path(run_dir) / SPLIT_NAME
-    if not path.is_file():
-        return None
-    split = load_yaml(path)
-    if not isinstance(split, dict) or not all(isinstance(split.get(k), list) for k in ("train_runs", "val_runs")):
-        raise ValueError(f"{path}: expected lists 'train_runs' and 'val_runs'")
-    return [str(r) for r in split["train_runs"]], [str(r) for r in split["val_runs"]]
 
 
 def _devices(text: str) -> Any:

@@ -1,15 +1,12 @@
-"""Model names -> builders (an explicit table, no string imports) and the model config dataclass."""
+"""Model names -> builders: an explicit table, no string imports (the config is ``config.experiment.ModelConfig``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from torch import nn
 
+from config.experiment import ModelConfig
 from models.basic_unet import BasicUNet3d
-
-DEFAULT_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
-"""smp-3d decoder widths, deepest first; their number is the encoder depth."""
 
 SMP_ENCODERS: dict[str, str] = {
     "unet-resnet18": "resnet18",
@@ -22,23 +19,6 @@ SMP_ENCODERS: dict[str, str] = {
     "unet-effb3": "efficientnet-b3",
 }
 """Registry name -> segmentation-models-pytorch-3d encoder name."""
-
-
-@dataclass
-class ModelConfig:
-    """Which network and its output: ``out_channels`` 6 for heatmap losses, 7 (with background) for CE."""
-
-    name: str = "unet-resnet34"  # network: unet-tiny, unet-resnet18..101, unet-efficientnet-b0..b3
-    out_channels: int = 6  # output channels (set from the loss: 6, or 7 with a background for ce)
-    output_stride: int = 1  # 1: full resolution; 2: head on the stride-2 decoder level
-    encoder_weights: str | None = None  # None (random init) or a local state-dict file for the encoder
-    decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS  # smp models; its length = encoder depth
-    widths: tuple[int, ...] = (8, 16, 32, 64)  # unet-tiny only
-
-    @property
-    def encoder(self) -> str | None:
-        """The smp-3d encoder this name uses (None for the hand-written unet-tiny)."""
-        return SMP_ENCODERS.get(self.name)
 
 
 def _build_smp(cfg: ModelConfig) -> nn.Module:

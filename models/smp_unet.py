@@ -9,7 +9,6 @@ from torch import nn
 import segmentation_models_pytorch_3d as smp
 from segmentation_models_pytorch_3d.base import SegmentationHead
 
-from models.registry import DEFAULT_DECODER_CHANNELS
 
 
 class SmpUnet3d(nn.Module):
@@ -22,7 +21,7 @@ class SmpUnet3d(nn.Module):
 
     def __init__(self, encoder: str, out_channels: int, output_stride: int = 1,
                  encoder_weights: str | Path | None = None,
-                 decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS, in_channels: int = 1) -> None:
+                 decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16), in_channels: int = 1) -> None:
         super().__init__()
         if output_stride not in (1, 2):
             raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")

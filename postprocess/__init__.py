@@ -1,1 +1,1 @@
-"""Everything after the logits: stitching, TTA, heatmap NMS, thresholds, metric. No Lightning here."""
+"""Everything after the probabilities: heatmap NMS, class suppression, thresholds, the metric, pictures."""

@@ -8,7 +8,7 @@ against their 26 neighbours, then the few survivors against the full cube. Equal
 broken by the smaller flat index, so a plateau narrower than the kernel yields exactly one pick.
 
 Stride-s grid: output voxel ``j`` (per axis) stands for full-resolution voxel ``s * j``, reported at
-``particles.index_to_angstrom(j * s)`` = ``s * j * VOXEL_SPACING`` Å (the convention of
+``particles.index_to_angstrom(j * s, spacing)`` = ``s * j * spacing`` Å (the convention of
 ``sliding_window`` and ``tta``; stride-s targets must be built on the same grid, i.e. a pick at
 full-resolution index ``i`` sits at coarse index ``i / s``).
 """
@@ -34,11 +34,12 @@ def odd_kernel(size: float) -> int:
     return max(3, 2 * int(round((size - 1) / 2)) + 1)
 
 
-def peak_kernel_sizes(kernel_fraction: float = 1.0, output_stride: int = 1) -> dict[str, int]:
-    """Max-pool kernel side per class: ``kernel_fraction`` x radius in voxels at the output stride."""
+def peak_kernel_sizes(kernel_fraction: float, output_stride: int, spacing: float) -> dict[str, int]:
+    """Max-pool kernel side per class: ``kernel_fraction`` x radius in voxels (of ``spacing`` Å) at the output
+    stride."""
     if kernel_fraction <= 0:
         raise ValueError(f"kernel_fraction must be > 0; got {kernel_fraction}")
-    return {p.name: odd_kernel(kernel_fraction * p.radius_voxels / output_stride) for p in PARTICLES}
+    return {p.name: odd_kernel(kernel_fraction * p.radius / spacing / output_stride) for p in PARTICLES}
 
 
 def resolve_thresholds(thresholds: Mapping[str, float] | Sequence[float] | float) -> list[float]:
@@ -212,11 +213,13 @@ def subvoxel_offsets(volume: torch.Tensor, zyx: torch.Tensor) -> torch.Tensor:
 
 
 def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float] | Sequence[float] | float,
-                   output_stride: int = 1, kernel_fraction: float = 1.0, smooth_sigma: float | None = None,
-                   max_per_class: int | None = None, subvoxel: bool = True) -> pd.DataFrame:
-    """``[6, D, H, W]`` probabilities -> picks table (experiment, particle_type, x, y, z in Å, score).
+                   *, spacing: float, output_stride: int = 1, kernel_fraction: float = 1.0,
+                   smooth_sigma: float | None = None, max_per_class: int | None = None,
+                   subvoxel: bool = True) -> pd.DataFrame:
+    """``[6, D, H, W]`` probabilities of a tomogram of ``spacing`` Å/voxel -> picks table (experiment,
+    particle_type, x, y, z in Å, score).
 
-    Kernel side per class = odd(kernel_fraction x radius / (VOXEL_SPACING x output_stride)), >= 3.
+    Kernel side per class = odd(kernel_fraction x radius / (spacing x output_stride)), >= 3.
     ``smooth_sigma`` (voxels at the output stride) applies a light Gaussian first; ``max_per_class``
     keeps the best-scoring picks; ``subvoxel`` places each pick at its peak's sub-voxel centre
     (``subvoxel_offsets``), else at the peak voxel. All voxel work stays on ``probs.device``.
@@ -230,7 +233,7 @@ def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float
     if max_per_class is not None and max_per_class < 0:
         raise ValueError(f"max_per_class must be >= 0 or None; got {max_per_class}")
     values = resolve_thresholds(thresholds)
-    kernels = peak_kernel_sizes(kernel_fraction, output_stride)
+    kernels = peak_kernel_sizes(kernel_fraction, output_stride, spacing)
     frames = []
     for p, threshold in zip(PARTICLES, values):
         heatmap, candidates = probs[p.channel], None
@@ -240,7 +243,7 @@ def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float
         if max_per_class is not None:
             zyx, scores = zyx[:max_per_class], scores[:max_per_class]
         position = zyx.float() + subvoxel_offsets(heatmap, zyx) if subvoxel else zyx.float()
-        xyz = index_to_angstrom(position.cpu().numpy().astype(np.float64) * output_stride)
+        xyz = index_to_angstrom(position.cpu().numpy().astype(np.float64) * output_stride, spacing)
         frames.append(pd.DataFrame({"experiment": run, "particle_type": p.name, "x": xyz[:, 0], "y": xyz[:, 1],
                                     "z": xyz[:, 2], "score": scores.float().cpu().numpy().astype(np.float64)}))
     table = pd.concat(frames, ignore_index=True)

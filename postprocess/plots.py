@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle  # noqa: E402
+from particles import PARTICLE_NAMES, PARTICLES, particle  # noqa: E402
 from dataio.atomic import OutputBatch, atomic_path  # noqa: E402
 from postprocess.thresholds import precision_recall_curve  # noqa: E402
 
@@ -47,7 +47,7 @@ def _save(fig: plt.Figure, out_png: Path, batch: OutputBatch | None = None) -> P
 
 
 def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.DataFrame, out_png: str | Path,
-                 n_slices: int = 4, spacing: float = VOXEL_SPACING, batch: OutputBatch | None = None) -> Path:
+                 *, spacing: float, n_slices: int = 4, batch: OutputBatch | None = None) -> Path:
     """``n_slices`` evenly spaced z slices of ``volume [D, H, W]`` with true picks (circles of the particle's
     cross-section) and predicted picks (crosses) lying within one radius of each slice."""
     out_png = _check_png(out_png)

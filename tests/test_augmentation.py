@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.augmentation import (AugmentConfig, AugmentParams, draw_params, extract_patch, flip,
+from config.experiment import AugmentConfig
+from datamodules.augmentation import (AugmentParams, draw_params, extract_patch, flip,
                                       rot90_xy, rotate_xy, scale_intensity)
 from datamodules.heatmaps import gaussian_heatmaps
 

@@ -9,12 +9,14 @@ import lightning as L
 import pytest
 import torch
 
+from inference import run_folders
 from lightning_modules import training_run
-from lightning_modules.checkpoint_files import (AtomicCheckpointIO, TRAINING_KEYS, model_weights, read_checkpoint,
-                                                remove_stale_temporaries)
-from lightning_modules.checkpoints import FoldRun, find_fold_runs, fold_run_from_checkpoint, load_model
+from inference.checkpoint_reader import TRAINING_KEYS, model_weights, read_checkpoint
+from lightning_modules.checkpoint_files import AtomicCheckpointIO, remove_stale_temporaries
+from inference.fold_runs import FoldRun, find_fold_runs, fold_run_from_checkpoint, load_model
 from lightning_modules.picker import ParticlePicker
-from lightning_modules.training_run import fit, resolve_config
+from config.resolve import resolve_config
+from lightning_modules.training_run import fit
 from tests.training_fixtures import tiny_overrides
 
 
@@ -60,7 +62,7 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def best_run(twin, tmp_path_factory: pytest.TempPathFactory) -> training_run.RunPaths:
+def best_run(twin, tmp_path_factory: pytest.TempPathFactory) -> run_folders.RunPaths:
     root, folds = twin
     cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, ema={"decay": 0.5},
                                                    validation={"checkpoint": "best"}))
@@ -106,7 +108,7 @@ def test_damaged_or_foreign_checkpoints_are_named(best_run, tmp_path, damage, me
         state = _load(best_run.last)
         state.pop("hyper_parameters")
         torch.save(state, path)
-    cfg = training_run.load_run_config(best_run.config)
+    cfg = run_folders.load_run_config(best_run.config)
     for role, call in (("--init-from", lambda: ParticlePicker.from_config(cfg).load_weights_from(path)),
                        ("--checkpoints", lambda: fold_run_from_checkpoint(path)),
                        ("fold 0", lambda: load_model(FoldRun(cfg, path))),
@@ -119,8 +121,8 @@ def test_damaged_or_foreign_checkpoints_are_named(best_run, tmp_path, damage, me
 def test_resume_refuses_a_slim_or_damaged_last_checkpoint(best_run, tmp_path) -> None:
     runs = tmp_path / "runs"
     shutil.copytree(best_run.run_dir.parent, runs)
-    cfg = training_run.load_run_config(best_run.config)
-    paths = training_run.run_paths(runs, cfg)
+    cfg = run_folders.load_run_config(best_run.config)
+    paths = run_folders.run_paths(runs, cfg)
     shutil.copy(paths.best, paths.last)
     with pytest.raises(ValueError, match="inference weights only .*optimizer_states"):
         fit(cfg, runs, resume=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lightning_modules.config import ExperimentConfig
-from lightning_modules.config_io import dotted_to_nested, from_dict, load_yaml, parse_cli_value, to_dict
-from lightning_modules.presets import PRESETS
-from lightning_modules.training_run import experiment_name, resolve_config
+from config.experiment import ExperimentConfig
+from config.yaml_cli import dotted_to_nested, from_dict, load_yaml, parse_cli_value, to_dict
+from config.presets import PRESETS
+from config.resolve import experiment_name, resolve_config
 
 
 def test_round_trip_through_yaml(tmp_path) -> None:
@@ -39,7 +39,7 @@ def test_ce_loss_gets_a_background_channel() -> None:
     ({"loss": {"kind": "dice"}}, "must be one of"),
     ({"data": {"patch_size": [64, 64]}}, "data.patch_size"),
     ({"model": {"output_stride": 2}, "data": {"target_stride": 1}}, "target_stride"),
-    ({"data": {"level": 1}}, "level 0 only"),
+    ({"data": {"level": 1}}, "unknown config key.*data.level"),
 ])
 def test_bad_config_is_a_clear_error(bad, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -83,10 +83,10 @@ def test_fold_is_required_and_seed_drives_the_patch_sampler(tmp_path) -> None:
 
 
 def test_recipe_tta_is_checked_and_reaches_the_ensemble_settings() -> None:
-    from lightning_modules.checkpoints import ensemble_settings
+    from inference.fold_runs import ensemble_settings
 
-    cfg = resolve_config(None, None, {"validation": {"tta": ["identity", "flip_z"]}})
-    assert ensemble_settings(cfg).tta == ("identity", "flip_z")
-    assert ensemble_settings(cfg, tta=("identity",)).tta == ("identity",)  # --tta overrides the recipe
-    with pytest.raises(ValueError, match="validation.tta .*unknown or no transforms"):
-        resolve_config(None, None, {"validation": {"tta": ["flip_w"]}})
+    cfg = resolve_config(None, None, {"inference": {"tta": ["identity", "flip_z"]}})
+    assert ensemble_settings(cfg).inference.tta == ("identity", "flip_z")
+    assert ensemble_settings(cfg, tta=("identity",)).inference.tta == ("identity",)  # --tta overrides the recipe
+    with pytest.raises(ValueError, match="inference.tta' must be one of"):
+        resolve_config(None, None, {"inference": {"tta": ["flip_w"]}})

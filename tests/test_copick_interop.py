@@ -106,7 +106,7 @@ def test_a_copick_native_project_trains_one_tiny_epoch(tmp_path: Path) -> None:
     assert source.voxel_spacing == 10.0 and len(source.picks("run-b")) == 6
     with pytest.raises(ValueError, match=r"no voxel spacing 20.0 Å; present: \[10.0\]"):
         open_source(config, voxel_spacing=20.0)
-    overrides = tiny_overrides(config, folds_file=folds, steps=2, validation={"window": [32, 64, 64]})
+    overrides = tiny_overrides(config, folds_file=folds, steps=2, inference={"window": [32, 64, 64]})
     assert train.main(["--out", str(tmp_path / "runs"), *cli_args(overrides)]) == 0
     assert list((tmp_path / "runs").glob("*/checkpoints/last.ckpt"))
 

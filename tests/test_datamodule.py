@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules.datamodule import CryoETDataModule, DataConfig
+from config.experiment import DataConfig
+from datamodules.datamodule import CryoETDataModule
 from dataio.layout import TRAIN_RUNS
 from datamodules.normalization import normalize
 from tests.conftest import TINY_SHAPE

@@ -15,14 +15,15 @@ import ensemble
 from dataio.copick_config import write_copick_configs
 from dataio.copick_source import CopickSource
 from dataio.sources import open_source
-from lightning_modules.checkpoints import ensemble_settings, find_fold_runs, load_model
-from lightning_modules.oof import predict_oof
-from lightning_modules.training_run import fit, resolve_config
+from inference.fold_runs import ensemble_settings, find_fold_runs, load_model
+from inference.oof import predict_oof
+from config.resolve import resolve_config
+from lightning_modules.training_run import fit
 from models.logit_average import LogitAverage
 from particles import PARTICLE_NAMES
-from postprocess.ensemble_predict import predict_run
+from inference.predict import predict_run
 from postprocess.metric import read_submission
-from postprocess.sharding import shard_runs
+from inference.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def trained_runs(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
     runs = tmp_path_factory.mktemp("runs")
     for fold in (0, 1):
         cfg = resolve_config(None, None, tiny_overrides(tiny_dataset, fold=fold, steps=3,
-                                                        validation={"window": [48, 96, 96]}))
+                                                        inference={"window": [48, 96, 96]}))
         fit(cfg, runs)
     return runs
 
@@ -97,7 +98,7 @@ def nested_runs(trained_runs: Path, tiny_dataset: Path, tmp_path_factory: pytest
     for stale in runs.glob("*.thresholds.json"):
         stale.unlink()
     fit(resolve_config(None, None, tiny_overrides(tiny_dataset, fold="0+1", steps=3,
-                                                  validation={"window": [48, 96, 96]})), runs)
+                                                  inference={"window": [48, 96, 96]})), runs)
     return runs
 
 
@@ -108,9 +109,9 @@ def test_oof_predicts_each_run_by_every_model_that_never_trained_on_it(nested_ru
     oof = predict_oof(every, settings)
     assert oof.models_per_run == {"TS_5_4": 2, "TS_6_4": 2}
     source = open_source(str(tiny_dataset), "train")
-    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
+    floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
     expected = predict_run([load_model(every[0]), load_model(every[1])], source.load_tomogram("TS_5_4"), "TS_5_4",
-                           settings, floor, torch.device("cpu"))  # fold 0 and fold 0+1 held TS_5_4 out
+                           settings, floor, torch.device("cpu"), source.voxel_spacing)  # fold 0 and fold 0+1 held TS_5_4 out
     got = oof.candidates[oof.candidates["experiment"] == "TS_5_4"].reset_index(drop=True)
     assert len(expected) > 0
     pd.testing.assert_frame_equal(got, expected.reset_index(drop=True))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_modules.checkpoint_files import read_checkpoint
+from inference.checkpoint_reader import read_checkpoint
 from tests.training_fixtures import cli_args, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]

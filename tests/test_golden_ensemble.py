@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 
 import ensemble
-from lightning_modules.config_io import to_dict
-from lightning_modules.training_run import resolve_config
+from config.yaml_cli import to_dict
+from config.resolve import resolve_config
 from models.registry import build_model
 from particles import PARTICLE_NAMES
 from tests.training_fixtures import tiny_overrides
@@ -92,8 +92,8 @@ def record(work: Path) -> None:
 def candidate_scores(data: Path, checkpoint: Path) -> pd.DataFrame:
     """Every candidate with its score, predicted with the settings OPTIONS gives ensemble.py."""
     from dataio.sources import open_source
-    from lightning_modules.checkpoints import ensemble_settings, fold_run_from_checkpoint, load_model
-    from postprocess.ensemble_predict import predict_run
+    from inference.fold_runs import ensemble_settings, fold_run_from_checkpoint, load_model
+    from inference.predict import predict_run
 
     run = fold_run_from_checkpoint(checkpoint)
     settings = ensemble_settings(run.config, window=(48, 96, 96), tta=("identity", "flip_z"))

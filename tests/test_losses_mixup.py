@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from lightning_modules.config import LossConfig
+from config.experiment import LossConfig
 from lightning_modules.losses import (build_loss, points_to_classes, quality_focal, voxel_weights, weighted_bce,
                                      weighted_ce)
 from lightning_modules.mixup import mixup_batch

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.registry import MODEL_NAMES, ModelConfig, build_model
+from config.experiment import ModelConfig
+from config.yaml_cli import leaf_descriptions
+from models.registry import MODEL_NAMES, SMP_ENCODERS, build_model
 
 SMALL_DECODER = (32, 16, 8, 8, 4)
 
@@ -74,4 +76,6 @@ def test_unknown_name_lists_models() -> None:
     with pytest.raises(ValueError, match="unet-resnet34.*unet-tiny"):
         build_model(ModelConfig(name="unet-vgg"))
     assert {"unet-resnet34", "unet-resnet101", "unet-effb3", "unet-tiny"} <= set(MODEL_NAMES)
-    assert ModelConfig(name="unet-effb3").encoder == "efficientnet-b3"
+    assert SMP_ENCODERS["unet-effb3"] == "efficientnet-b3"
+    described = leaf_descriptions(ModelConfig)["name"]  # --help names exactly the registry's models
+    assert all(name in described for name in MODEL_NAMES)

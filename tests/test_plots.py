@@ -26,7 +26,7 @@ def test_slice_figure_writes_png(tmp_path: Path) -> None:
     s = VOXEL_SPACING
     truth = picks([("ribosome", 10 * s, 12 * s, 8 * s), ("apo-ferritin", 30 * s, 20 * s, 3 * s)])
     pred = picks([("ribosome", 11 * s, 12 * s, 8 * s)])
-    out = slice_figure(volume, truth, pred, tmp_path / "sub" / "slices.png", n_slices=3)
+    out = slice_figure(volume, truth, pred, tmp_path / "sub" / "slices.png", spacing=VOXEL_SPACING, n_slices=3)
     data = out.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 5000
     assert [p.name for p in tmp_path.joinpath("sub").iterdir()] == ["slices.png"]  # no temp files left
@@ -43,13 +43,15 @@ def test_pr_curves_figure_writes_png(tmp_path: Path) -> None:
 def test_bad_input_is_clear_error(tmp_path: Path) -> None:
     empty = picks([])
     with pytest.raises(ValueError, match="shape"):
-        slice_figure(np.zeros((4, 4)), empty, empty, tmp_path / "a.png")
+        slice_figure(np.zeros((4, 4)), empty, empty, tmp_path / "a.png", spacing=VOXEL_SPACING)
     with pytest.raises(ValueError, match="must end in .png"):
-        slice_figure(np.zeros((4, 4, 4)), empty, empty, tmp_path / "a.jpg")
+        slice_figure(np.zeros((4, 4, 4)), empty, empty, tmp_path / "a.jpg", spacing=VOXEL_SPACING)
     with pytest.raises(ValueError, match="predicted picks.*lacks columns"):
-        slice_figure(np.zeros((4, 4, 4)), empty, empty.drop(columns="z"), tmp_path / "a.png")
+        slice_figure(np.zeros((4, 4, 4)), empty, empty.drop(columns="z"), tmp_path / "a.png",
+                     spacing=VOXEL_SPACING)
     with pytest.raises(ValueError, match="unknown particle types"):
-        slice_figure(np.zeros((4, 4, 4)), picks([("bogus", 0, 0, 0)]), empty, tmp_path / "a.png")
+        slice_figure(np.zeros((4, 4, 4)), picks([("bogus", 0, 0, 0)]), empty, tmp_path / "a.png",
+                     spacing=VOXEL_SPACING)
     with pytest.raises(ValueError, match="score"):
         pr_curves_figure(empty, empty, {}, tmp_path / "b.png")
     assert not list(tmp_path.iterdir())

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.sampling import PatchSampler, default_class_weights
+from config.experiment import default_class_weights
+from datamodules.sampling import PatchSampler
 from particles import NUM_CLASSES, PARTICLES
 
 SHAPES = [(40, 80, 80), (40, 80, 80)]

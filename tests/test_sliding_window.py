@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from postprocess.sliding_window import importance_map, sliding_window_logits, window_starts
+from inference.sliding_window import importance_map, sliding_window_logits, window_starts
+from particles import VOXEL_SPACING
 
 
 class DeltaConv(nn.Module):
@@ -125,7 +126,8 @@ def test_far_faces_attract_no_picks_with_mirror_padding():
     far_face_share = {}
     for mode in ("constant", "mirror"):
         logits = sliding_window_logits(Flatness(), volume, (32, 40, 48), 0.0, 1, 6, pad_mode=mode)
-        picks = pick_particles(torch.sigmoid(logits), "run", 0.0, kernel_fraction=0.3, max_per_class=100)
+        picks = pick_particles(torch.sigmoid(logits), "run", 0.0, spacing=VOXEL_SPACING, kernel_fraction=0.3,
+                               max_per_class=100)
         zyx = picks[["z", "y", "x"]].to_numpy() / 10.012
         near_far = (zyx > torch.tensor(volume.shape).numpy() - 3).any(axis=1)
         far_face_share[mode] = near_far.mean()

@@ -13,14 +13,16 @@ import pytest
 import torch
 
 import train
-from lightning_modules.checkpoints import FoldRun, find_fold_runs, load_model
-from lightning_modules.config import ExperimentConfig
-from lightning_modules.config_io import from_dict, load_yaml
+from inference.fold_runs import FoldRun, find_fold_runs, load_model
+from config.experiment import ExperimentConfig
+from config.yaml_cli import from_dict, load_yaml
 from lightning_modules.fold_validation import OOF_CANDIDATES, VAL_METRICS, VAL_PICTURE
 from lightning_modules.loggers import CSV_DIR
 from lightning_modules.picker import ParticlePicker
-from lightning_modules.presets import PRESETS
-from lightning_modules.training_run import RunPaths, fit, resolve_config, run_paths
+from config.presets import PRESETS
+from config.resolve import resolve_config
+from inference.run_folders import RunPaths, run_paths
+from lightning_modules.training_run import fit
 from tests.training_fixtures import cli_args, tiny_overrides, write_folds
 
 NO_AUGMENT = {"flip": False, "rot90": False, "rotate_prob": 0.0, "intensity_scale": 0.0, "intensity_shift": 0.0}
@@ -57,7 +59,7 @@ def test_tiny_model_overfits_one_tomogram(twin, tmp_path) -> None:
         root, folds, patch=32, steps=32,
         data={"positive_fraction": 1.0, "augment": NO_AUGMENT},
         mixup={"prob": 0.0}, ema={"enabled": False}, optim={"lr": 1e-3, "warmup_fraction": 0.0},
-        trainer={"max_epochs": 10}, validation={"window": [48, 64, 64], "batch_size": 1, "picture": False}))
+        trainer={"max_epochs": 10}, inference={"window": [48, 64, 64], "batch_size": 1}, validation={"picture": False}))
     paths = fit(cfg, tmp_path)
     metrics = json.loads((paths.run_dir / VAL_METRICS).read_text())
     assert metrics["score"] > 0.9, metrics
@@ -186,7 +188,8 @@ def test_every_preset_trains_one_step_on_the_cpu(preset, twin, tmp_path) -> None
     root, folds = twin
     tiny = {"data": {"data_root": str(root), "folds_file": str(folds), "patch_size": [32, 32, 32],
                      "batch_size": 2, "num_workers": 0, "patches_per_epoch": 2},  # BatchNorm needs 2 at 1^3
-            "validation": {"window": [32, 64, 64], "batch_size": 1, "picture": False},
+            "inference": {"window": [32, 64, 64], "batch_size": 1},
+            "validation": {"picture": False},
             "trainer": {"accelerator": "cpu", "devices": "1", "max_epochs": 1, "check_val_every_n_epoch": 1},
             "logging": {"wandb": False}}
     cfg = resolve_config(preset, None, tiny)

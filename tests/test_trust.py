@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train_argv(root: Path, runs: Path, steps: int = 2, **extra: object) -> list[str]:
-    overrides = tiny_overrides(root, steps=steps, validation={"window": [48, 96, 96], "picture": False}, **extra)
+    overrides = tiny_overrides(root, steps=steps, inference={"window": [48, 96, 96]}, **extra)
     return ["--out", str(runs), *cli_args(overrides)]
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from postprocess.inference import predict_probabilities
-from postprocess.sliding_window import sliding_window_logits
-from postprocess.tta import TRANSFORM_NAMES, TRANSFORMS, get_transforms, tta_logits
+from inference.probabilities import predict_probabilities
+from inference.sliding_window import sliding_window_logits
+from inference.tta import TRANSFORM_NAMES, TRANSFORMS, get_transforms, tta_logits
 from tests.test_sliding_window import DeltaConv, Subsample
 
 

@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from lightning_modules.config import ExperimentConfig
-from lightning_modules.config_io import to_dict
+from config.experiment import ExperimentConfig, InferenceSettings
+from config.yaml_cli import to_dict
 from dataio.layout import check_path_name
 
 _POSITIVE, _NON_NEGATIVE = "> 0", ">= 0"
@@ -29,14 +29,15 @@ _RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("data.patches_per_epoch", ">= 1", lambda v: v >= 1),
     ("data.positive_fraction", "in [0, 1]", lambda v: 0 <= v <= 1),
     ("data.sigma_scale", _POSITIVE, lambda v: v > 0),
-    ("validation.window", "> 0 on every axis", lambda v: all(s > 0 for s in v)),
-    ("validation.overlap", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("validation.batch_size", ">= 1", lambda v: v >= 1),
-    ("validation.candidate_threshold", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("validation.max_candidates_per_class", ">= 1", lambda v: v >= 1),
-    ("validation.kernel_fraction", _POSITIVE, lambda v: v > 0),
-    ("validation.threshold_tolerance", "in [0, 1)", lambda v: 0 <= v < 1),
-    ("validation.class_suppression", _NON_NEGATIVE, lambda v: v >= 0),
+    ("inference.window", "> 0 on every axis", lambda v: all(s > 0 for s in v)),
+    ("inference.overlap", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("inference.batch_size", ">= 1", lambda v: v >= 1),
+    ("inference.candidate_threshold", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("inference.max_candidates_per_class", ">= 1", lambda v: v >= 1),
+    ("inference.kernel_fraction", _POSITIVE, lambda v: v > 0),
+    ("inference.threshold_tolerance", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("inference.class_suppression", _NON_NEGATIVE, lambda v: v >= 0),
+    ("inference.smooth_sigma", "None or >= 0", lambda v: v is None or v >= 0),
     ("trainer.max_steps", "-1 (off) or >= 1", lambda v: v == -1 or v >= 1),
     ("trainer.num_nodes", ">= 1", lambda v: v >= 1),
     ("trainer.check_val_every_n_epoch", ">= 1", lambda v: v >= 1),
@@ -63,13 +64,22 @@ def check_fold_text(fold: object) -> None:
                          "(0+1), or -1 / all to train on every run")
 
 
+def _check_rules(doc: dict[str, Any], prefix: str = "") -> None:
+    for dotted, rule, holds in _RULES:
+        if dotted.startswith(prefix):
+            value = _value(doc, dotted)
+            if not holds(value):
+                raise ValueError(f"config key {dotted!r} must be {rule}, got {value!r}")
+
+
+def check_inference_settings(settings: InferenceSettings) -> None:
+    """The ``inference.*`` rules, for settings ``ensemble.py``'s flags have changed."""
+    _check_rules({"inference": to_dict(settings)}, "inference.")
+
+
 def check_config_values(cfg: ExperimentConfig) -> None:
     """Every rule of ``_RULES``, the fold's form, a training length, and a name usable as a folder."""
-    doc = to_dict(cfg)
-    for dotted, rule, holds in _RULES:
-        value = _value(doc, dotted)
-        if not holds(value):
-            raise ValueError(f"config key {dotted!r} must be {rule}, got {value!r}")
+    _check_rules(to_dict(cfg))
     if cfg.trainer.max_steps == -1 and cfg.trainer.max_epochs < 1:
         raise ValueError(f"config key 'trainer.max_epochs' must be >= 1 (or trainer.max_steps >= 1), got "
                          f"{cfg.trainer.max_epochs}: the run would take no step and write no weights")

@@ -10,12 +10,14 @@ import torch
 from torch import nn
 
 from dataio.run_status import run_state
-from lightning_modules.checkpoint_files import model_weights, read_checkpoint
-from lightning_modules.config import ExperimentConfig, activation_kind
-from lightning_modules.config_io import from_dict, to_dict
-from lightning_modules.training_run import CONFIG_NAME, load_run_config, run_paths
+from inference.checkpoint_reader import model_weights, read_checkpoint
+from config.experiment import ExperimentConfig, activation_kind
+from config.resolve import experiment_config
+from config.checks import check_inference_settings
+from config.yaml_cli import merge, to_dict
+from inference.run_folders import CONFIG_NAME, load_run_config, run_paths
 from models.registry import build_model
-from postprocess.ensemble_predict import EnsembleSettings
+from inference.predict import EnsembleSettings
 
 
 @dataclass
@@ -96,7 +98,7 @@ def fold_run_from_checkpoint(path: str | Path) -> FoldRun:
     """A checkpoint given on the command line: its config comes from the hyperparameters inside it."""
     path = Path(path)
     config = read_checkpoint(path, "--checkpoints")["hyper_parameters"]["config"]
-    return FoldRun(from_dict(ExperimentConfig, config), path)
+    return FoldRun(experiment_config(config), path)
 
 
 def check_compatible(runs: list[FoldRun]) -> None:
@@ -128,20 +130,14 @@ def check_soupable(runs: list[FoldRun]) -> None:
                              + ", ".join(f"{k} ({x} vs {y})" for k, (y, x) in differ.items()))
 
 
-def ensemble_settings(cfg: ExperimentConfig, **overrides: object) -> EnsembleSettings:
-    """How an ensemble of this recipe predicts: the model-dependent parts from its config, the rest from
-    ``overrides`` given as None keep the recipe's value (window and overlap default to validation's)."""
-    base = {"activation": activation_kind(cfg.loss), "output_stride": cfg.model.output_stride,
-            "normalization": cfg.data.normalization, "window": tuple(cfg.validation.window),
-            "overlap": cfg.validation.overlap, "tta": tuple(cfg.validation.tta),
-            "kernel_fraction": cfg.validation.kernel_fraction,
-            "candidate_threshold": cfg.validation.candidate_threshold,
-            "max_per_class": cfg.validation.max_candidates_per_class,
-            "class_suppression": cfg.validation.class_suppression, "pad_mode": cfg.validation.pad_mode,
-            "threshold_tolerance": cfg.validation.threshold_tolerance,
-            "threshold_rule": cfg.validation.threshold_rule}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return EnsembleSettings(**base)  # type: ignore[arg-type]
+def ensemble_settings(cfg: ExperimentConfig, autocast_dtype: torch.dtype | None = None,
+                      **overrides: object) -> EnsembleSettings:
+    """How an ensemble of this recipe predicts: what the models fix from its config, its ``inference``
+    settings with ``overrides`` laid over them (an override given as None keeps the recipe's value)."""
+    settings = merge(cfg.inference, {k: v for k, v in overrides.items() if v is not None})
+    check_inference_settings(settings)
+    return EnsembleSettings(activation_kind(cfg.loss), cfg.model.output_stride, cfg.data.normalization, settings,
+                            autocast_dtype)
 
 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:

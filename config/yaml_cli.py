@@ -7,15 +7,15 @@ run, with unknown keys and wrong types rejected rather than ignored.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
-import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from config.fields import description
 
 T = TypeVar("T")
 
@@ -138,41 +138,15 @@ def leaf_fields(cls: type, prefix: str = "") -> list[tuple[str, Any, Any]]:
     return leaves
 
 
-_FIELD_LINE = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s*(.*))?$")
-
-
-def field_descriptions(cls: type) -> dict[str, str]:
-    """Field name -> its description, from the dataclass source: the comment ending the field's line, or
-    the docstring right under it. ``--help`` shows these, so the source is the one place they are written."""
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):
-        return {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    out: dict[str, str] = {}
-    for i, line in enumerate(lines):
-        match = _FIELD_LINE.match(line)
-        if not match or match.group(1) not in names or match.group(1) in out:
-            continue
-        text = (match.group(2) or "").strip()
-        following = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if not text and following.startswith('"""'):
-            text = following.strip('"').strip()
-        if text:
-            out[match.group(1)] = text
-    return out
-
-
 def leaf_descriptions(cls: type, prefix: str = "") -> dict[str, str]:
-    """Dotted leaf name -> description (see ``field_descriptions``), nested dataclasses included."""
+    """Dotted leaf name -> its description, the help text every field carries as metadata (``option``)."""
     hints = _field_types(cls)
-    own = field_descriptions(cls)
     out: dict[str, str] = {}
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
             out.update(leaf_descriptions(hints[f.name], f"{prefix}{f.name}."))
-        elif f.name in own:
-            out[prefix + f.name] = own[f.name]
+        else:
+            out[prefix + f.name] = description(f)
     return out
 
 

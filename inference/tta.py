@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from postprocess.sliding_window import sliding_window_logits
+from inference.sliding_window import sliding_window_logits
 
 
 @dataclass(frozen=True)

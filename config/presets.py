@@ -12,7 +12,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim": {"lr": 1e-3},
         "mixup": {"prob": 0.5},
         "ema": {"decay": 0.999, "start_step": 200},
-        "validation": {"window": [96, 192, 192], "batch_size": 4},
+        "inference": {"window": [96, 192, 192], "batch_size": 4},
         "trainer": {"precision": "bf16-mixed", "max_epochs": 40},
     },
     # The CPU recipe (2 cores, no GPU): chosen by measured comparisons on realistic simulated data at the
@@ -27,8 +27,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim": {"lr": 4e-3, "warmup_fraction": 0.05},
         "mixup": {"prob": 0.25},
         "ema": {"decay": 0.98, "start_step": 20},
-        "validation": {"window": [96, 320, 320], "batch_size": 1, "checkpoint": "last",
-                       "tta": ["identity", "flip_z", "flip_y", "rot90_1"]},
+        "inference": {"window": [96, 320, 320], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"]},
+        "validation": {"checkpoint": "last"},
         "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 36, "check_val_every_n_epoch": 6},
     },
 }

@@ -11,17 +11,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from datamodules.datamodule import resolve_folds_file
-from datamodules.folds import load_folds, split_runs
+from datamodules.folds import load_folds, resolve_folds_file, split_runs
 from dataio.pick_readers import PickSelection
 from dataio.sources import TomogramSource, open_source
-from lightning_modules.checkpoints import FoldRun, load_model
-from lightning_modules.training_run import load_run_split
+from inference.fold_runs import FoldRun, load_model
+from inference.run_folders import load_run_split
 from particles import PARTICLE_NAMES
 from postprocess.class_suppression import fit_thresholds_suppressed
-from postprocess.ensemble_predict import EnsembleSettings, predict_run
+from inference.predict import EnsembleSettings, predict_run
 
-UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size", "autocast_dtype")
+UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size",)
 """Settings that do not change what the ensemble predicts (beyond rounding), so thresholds ignore them."""
 
 
@@ -39,7 +38,7 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     """The fold's data source and held-out runs: the split saved when it trained (``split.yaml``), else its
     folds file as it is now."""
     data = run.config.data
-    source = open_source(data.data_root, data.split, data.tomo_type, data.level, data.picks_csv,
+    source = open_source(data.data_root, data.split, data.tomo_type, 0, data.picks_csv,
                          PickSelection(data.picks_user, data.picks_session), data.voxel_spacing)
     saved = load_run_split(run.run_dir) if run.run_dir is not None else None
     if saved is not None:
@@ -67,8 +66,8 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
     if not groups:
         raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
     candidates, truths = [], []
-    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
-    settings = replace(settings, class_suppression=0.0)
+    floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
+    settings = replace(settings, inference=replace(settings.inference, class_suppression=0.0))
     loaded: dict[Path, torch.nn.Module] = {}  # a pair model holds out two runs: read its checkpoint once
     for name, (source, members) in groups.items():
         if not source.has_picks:
@@ -79,7 +78,7 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
                 loaded[run.checkpoint] = load_model(run, device)
         models = [loaded[run.checkpoint] for run in members]
         candidates.append(predict_run(models, source.load_tomogram(name), name, settings, floor,
-                                      torch.device(device)))
+                                      torch.device(device), source.voxel_spacing))
         truths.append(source.picks(name))
     return OOFPredictions(pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True),
                           list(groups), {name: len(members) for name, (_, members) in groups.items()})
@@ -88,7 +87,9 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
 def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[str, object]:
     """What OOF thresholds depend on, as plain JSON: the prediction settings and each checkpoint (path, size,
     modification time), so thresholds saved for other settings or retrained folds are never reused."""
-    used = {k: v for k, v in asdict(settings).items() if k not in UNRECORDED_SETTINGS}
+    flat = {"activation": settings.activation, "output_stride": settings.output_stride,
+            "normalization": settings.normalization, **asdict(settings.inference)}
+    used = {k: v for k, v in flat.items() if k not in UNRECORDED_SETTINGS}
     checkpoints = []
     for run in runs:
         stat = run.checkpoint.stat()
@@ -100,6 +101,7 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
                        device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
     oof = predict_oof(runs, settings, device)
-    thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression,
-                                              settings.threshold_tolerance, settings.threshold_rule)
+    infer = settings.inference
+    thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, infer.class_suppression,
+                                              infer.threshold_tolerance, infer.threshold_rule)
     return thresholds, oof

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from postprocess.activation import activation_channels, logits_to_probabilities
-from postprocess.tta import get_transforms, transformed_logits
+from inference.activation import activation_channels, logits_to_probabilities
+from inference.tta import get_transforms, transformed_logits
 
 AVERAGES: tuple[str, ...] = ("logits", "probabilities")
 

@@ -1,0 +1,45 @@
+"""Command-line flags made from config dataclasses: one flag per field, its help the field's description, so
+``train.py`` and ``ensemble.py`` can never offer a setting the config lacks or describe it differently."""
+from __future__ import annotations
+
+import argparse
+import typing
+from typing import Any
+
+from config.yaml_cli import leaf_descriptions, leaf_fields, parse_cli_value
+
+
+def metavar(hint: object) -> str:
+    """A short value name for --help: INT, FLOAT, Z_Y_X, a choice list, ... rather than ``V [V ...]``."""
+    if typing.get_origin(hint) is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(hint))) + "}"
+    text = getattr(hint, "__name__", None) or str(hint)
+    if text.startswith("tuple[int, int, int]"):
+        return "Z_Y_X"
+    return {"int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR"}.get(text, "VALUE")
+
+
+def flag_name(dotted: str, dashed: bool) -> str:
+    """``optim.lr`` -> ``--optim.lr``; with ``dashed`` (flat settings) ``batch_size`` -> ``--batch-size``."""
+    return "--" + (dotted.replace("_", "-") if dashed else dotted)
+
+
+def add_config_flags(group: argparse._ActionsContainer, cls: type, dashed: bool = False,
+                     skip: tuple[str, ...] = (), default_note: str = "default") -> None:
+    """One flag per leaf field of ``cls`` (values parsed as YAML later, so lists and null work)."""
+    descriptions = leaf_descriptions(cls)
+    for dotted, hint, default in leaf_fields(cls):
+        if dotted in skip:
+            continue
+        group.add_argument(flag_name(dotted, dashed), dest=dotted, nargs="+", metavar=metavar(hint), default=None,
+                           help=f"{descriptions[dotted]} ({default_note}: {default!r})")
+
+
+def given_config_values(args: argparse.Namespace, cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The leaf flags of ``cls`` that were given, ``{dotted name: parsed value}``."""
+    given = {}
+    for dotted, _, _ in leaf_fields(cls):
+        value = getattr(args, dotted, None)
+        if value is not None and dotted not in skip:
+            given[dotted] = parse_cli_value(value)
+    return given

@@ -1,0 +1,55 @@
+"""One tomogram through the fold ensemble: normalise, sliding window + TTA, average logits, pick peaks."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from config.experiment import InferenceSettings
+from datamodules.normalization import normalize
+from particles import PARTICLE_NAMES
+from postprocess.class_suppression import select_picks
+from postprocess.heatmap_nms import pick_particles, resolve_thresholds
+from inference.probabilities import predict_probabilities
+
+
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """How an ensemble predicts: what its models fix (activation, output stride, normalisation, from their
+    configs), the recipe's ``InferenceSettings`` with ensemble.py's flags laid over them, and the precision."""
+
+    activation: str  # "sigmoid" | "softmax"
+    output_stride: int
+    normalization: str
+    inference: InferenceSettings
+    autocast_dtype: torch.dtype | None = None
+
+
+def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
+                thresholds: Mapping[str, float], device: torch.device, spacing: float) -> pd.DataFrame:
+    """Picks (with score, in Å at the tomogram's ``spacing``) of one run; only the ensemble's output for this
+    tomogram is held in memory.
+
+    Peaks above the candidate threshold compete across classes first (those reaching their class threshold
+    suppress weaker picks of other classes on the same spot, as when the thresholds were fitted), then each
+    class keeps those reaching its threshold.
+    """
+    try:
+        normalised = normalize(volume, settings.normalization)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ValueError(f"run {run}: {err}") from err
+    tensor = torch.from_numpy(normalised).to(device)  # [D, H, W]
+    infer = settings.inference
+    probs = predict_probabilities(models, tensor, settings.activation, window=infer.window, overlap=infer.overlap,
+                                  batch_size=infer.batch_size, tta=infer.tta, average=infer.average,
+                                  autocast_dtype=settings.autocast_dtype, pad_mode=infer.pad_mode)
+    limits = dict(zip(PARTICLE_NAMES, resolve_thresholds(thresholds)))
+    floor = min(infer.candidate_threshold, *limits.values())
+    candidates = pick_particles(probs, run, floor, spacing=spacing, output_stride=settings.output_stride,
+                                kernel_fraction=infer.kernel_fraction, smooth_sigma=infer.smooth_sigma,
+                                max_per_class=infer.max_candidates_per_class)
+    return select_picks(candidates, limits, infer.class_suppression)
