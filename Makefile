@@ -1,4 +1,5 @@
-# Two commands for a fresh machine:  `make demo`  (set up + run the main job)  and  `make test`.
+# Two commands for a fresh machine:  `make demo`  (set up + run the main job)  and  `make test-all`
+# (set up + every test; `make test` is the fast tier).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +11,7 @@ DEMO   ?= outputs/demo
 DEMO_FOLDS ?= 0+1 1+2 2+0
 export WANDB_MODE ?= offline
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test test-all clean-demo
 
 setup: $(VENV)/.installed
 
@@ -32,7 +33,12 @@ demo: setup
 	$(PY) -m benchmarks.classical_baseline --data $(DEMO)/data --submission $(DEMO)/classical_baseline.csv
 	$(PY) -m postprocess.metric $(DEMO)/submission.csv $(DEMO)/classical_baseline.csv --gt $(DEMO)/data/test_truth
 
+# the fast tier (units, bad inputs, the golden ensemble): under a minute on 2 cores
 test: setup
+	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
+
+# everything, the training, ensemble, fault and real multi-process tests included (what CI runs)
+test-all: setup
 	WANDB_MODE=disabled $(PY) -m pytest -q
 
 clean-demo:

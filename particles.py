@@ -86,8 +86,3 @@ def index_to_angstrom(zyx_index: np.ndarray, spacing: float = VOXEL_SPACING) -> 
     """Convert array indices ``[N, 3]`` (z, y, x; integer or continuous) to picks (x, y, z in Å)."""
     zyx = np.asarray(zyx_index, dtype=np.float64).reshape(-1, 3)
     return zyx[:, ::-1] * spacing
-
-
-def angstrom_to_voxel(xyz_angstrom: np.ndarray, spacing: float = VOXEL_SPACING) -> np.ndarray:
-    """The integer voxel ``[N, 3]`` (z, y, x) that contains each pick."""
-    return np.rint(angstrom_to_index(xyz_angstrom, spacing)).astype(np.int64)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 VOXEL_SPACING_DIR = "VoxelSpacing10.000"
-TOMOGRAM_TYPES: tuple[str, ...] = ("denoised", "wbp", "ctfdeconvolved", "isonetcorrected")
 TRAIN_RUNS: tuple[str, ...] = ("TS_5_4", "TS_6_4", "TS_6_6", "TS_69_2", "TS_73_6", "TS_86_3", "TS_99_9")
 SPLITS: tuple[str, ...] = ("train", "test")
 TEST_TRUTH_DIR = "test_truth"

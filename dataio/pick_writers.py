@@ -12,7 +12,6 @@ from dataio.pick_readers import PICK_COLUMNS
 from particles import PARTICLE_NAMES, particle
 from dataio.atomic import OutputBatch, atomic_path, check_writable, write_text_atomic
 
-SUBMISSION_COLUMNS: tuple[str, ...] = ("id", *PICK_COLUMNS)
 WRITER_TAG = "czii-picker"
 """Stamped into every pick file this project writes (``written_by``); copick ignores the key. A file without it
 was written by someone else (a curator, another tool, copick itself) and is never replaced."""

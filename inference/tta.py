@@ -99,19 +99,3 @@ def transformed_logits(model: nn.Module, volume: torch.Tensor, transform: Transf
     logits = sliding_window_logits(model, moved, window, overlap, batch_size, out_channels, output_stride,
                                    blend, autocast_dtype, pad_mode)
     return transform.inverse(logits, out_shape)
-
-
-def tta_logits(model: nn.Module, volume: torch.Tensor, transforms: Sequence[str], window: Sequence[int],
-               overlap: float, batch_size: int, out_channels: int, output_stride: int | None = None,
-               blend: str = "gaussian", autocast_dtype: torch.dtype | None = None,
-               pad_mode: str = "mirror") -> torch.Tensor:
-    """Mean of the inverted logits over ``transforms`` (a running sum: one extra output in memory)."""
-    stride = int(getattr(model, "output_stride", 1)) if output_stride is None else output_stride
-    total: torch.Tensor | None = None
-    chosen = get_transforms(transforms)
-    for transform in chosen:
-        logits = transformed_logits(model, volume, transform, window, overlap, batch_size, out_channels,
-                                    stride, blend, autocast_dtype, pad_mode)
-        total = logits.contiguous() if total is None else total.add_(logits)
-    assert total is not None
-    return total.div_(len(chosen))

@@ -45,15 +45,6 @@ def quality_focal(logits: torch.Tensor, target: torch.Tensor, gamma: float, pos_
     return (loss * weight).sum() / (1.0 + (pos_weight - 1.0) * target).sum()
 
 
-def points_to_classes(target: torch.Tensor) -> torch.Tensor:
-    """Heatmap/point targets [B, C, ...] -> class index map [B, ...] (0 = background, c+1 = channel c).
-
-    A voxel belongs to the class whose target is largest there when that value reaches 0.5.
-    """
-    best, channel = target.max(dim=1)
-    return torch.where(best >= 0.5, channel + 1, torch.zeros_like(channel))
-
-
 def weighted_ce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
     """Cross-entropy over background + C classes, particle classes weighted ``pos_weight`` : 1.
 

@@ -21,7 +21,6 @@ from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_ro
 from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks
 from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, PARTICLES
 
-TABLE_COLUMNS: tuple[str, ...] = ("precision", "recall", "f4", "tp", "fp", "fn", "weight")
 
 
 @dataclass(frozen=True)

@@ -122,12 +122,6 @@ def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float]) 
     return cand[keep].reset_index(drop=True)
 
 
-def oof_table(candidates: pd.DataFrame, ground_truth: pd.DataFrame, thresholds: Mapping[str, float],
-              runs: Sequence[str] | None = None) -> MetricReport:
-    """The official metric of the thresholded out-of-fold candidates over the held-out ``runs``."""
-    return score_picks(apply_thresholds(candidates, thresholds), ground_truth, runs=runs)
-
-
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
                     fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None) -> Path:
     """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}}`` as JSON atomically; ``fitted_with``

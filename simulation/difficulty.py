@@ -77,14 +77,6 @@ class ImagingConfig:
             lowpass_fraction=rng.uniform(*self.lowpass_fraction), noise_exponent=rng.uniform(*self.noise_exponent))
 
 
-def fixed_imaging(snr: float) -> ImagingConfig:
-    """No randomisation: every run at exactly this SNR with the default physics (for tests and figures)."""
-    p = ImagingParams(snr=snr)
-    return ImagingConfig(snr=snr, snr_spread=0.0, defocus_um=(p.defocus / 1e4,) * 2, bfactor=(p.bfactor,) * 2,
-                         phase_flip_prob=float(p.phase_flip), max_tilt_deg=(p.max_tilt_deg,) * 2,
-                         lowpass_fraction=(p.lowpass_fraction,) * 2, noise_exponent=(p.noise_exponent,) * 2)
-
-
 def class_difficulty(signal: np.ndarray, noise_std: float, labels: np.ndarray) -> dict[str, dict[str, float]]:
     """Per particle class present in ``labels`` (0 = none, else particle label): SNR, SNR in dB, CNR and
     voxel count. ``signal`` is the noise-free tomogram and ``noise_std`` the noise std per voxel."""

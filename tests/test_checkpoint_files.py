@@ -20,7 +20,7 @@ from lightning_modules.training_run import fit
 from tests.training_fixtures import tiny_overrides
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 def _load(path: Path) -> dict:

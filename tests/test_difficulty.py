@@ -12,7 +12,8 @@ import pytest
 
 from particles import PARTICLE_NAMES, VOXEL_SPACING, particle
 from simulation.dataset import DIFFICULTY_REPORT
-from simulation.difficulty import (DIFFICULTY_LEVELS, ImagingConfig, class_difficulty, fixed_imaging,
+from tests.training_fixtures import fixed_imaging
+from simulation.difficulty import (DIFFICULTY_LEVELS, ImagingConfig, class_difficulty,
                                    resolve_snr)
 from simulation.imaging import ImagingParams, ctf, reconstruct
 from simulation.tomogram import simulate_run

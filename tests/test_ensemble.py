@@ -27,6 +27,7 @@ from inference.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # trains two folds, then runs the whole ensemble many times
 
 
 @pytest.fixture(scope="module")

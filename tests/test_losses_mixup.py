@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from config.experiment import LossConfig
-from lightning_modules.losses import (build_loss, points_to_classes, quality_focal, voxel_weights, weighted_bce,
+from lightning_modules.losses import (build_loss, quality_focal, voxel_weights, weighted_bce,
                                      weighted_ce)
 from lightning_modules.mixup import mixup_batch
 
@@ -39,19 +39,13 @@ def test_focal_ignores_perfect_voxels() -> None:
     assert quality_focal(bad, target, 2.0, 1.0).item() > 1.0
 
 
-def test_points_to_classes_maps_channels_to_labels() -> None:
-    target = torch.zeros(1, 6, 1, 1, 3)
-    target[0, 2, 0, 0, 1] = 1.0  # channel 2 = label 3 (beta-galactosidase)
-    target[0, 5, 0, 0, 2] = 0.4  # below 0.5: background
-    assert points_to_classes(target).flatten().tolist() == [0, 3, 0]
-
-
 def test_weighted_ce_is_plain_ce_for_hard_targets_with_unit_weight() -> None:
     logits = torch.randn(2, 7, 3, 3, 3)
     target = torch.zeros(2, 6, 3, 3, 3)
     target[0, 1, 1, 1, 1] = 1.0
     target[1, 4, 0, 2, 1] = 1.0
-    plain = torch.nn.functional.cross_entropy(logits, points_to_classes(target))
+    labels = torch.where(target.amax(dim=1) >= 0.5, target.argmax(dim=1) + 1, 0)  # 0: background, c + 1: channel c
+    plain = torch.nn.functional.cross_entropy(logits, labels)
     assert torch.allclose(weighted_ce(logits, target, pos_weight=1.0), plain, atol=1e-5)
 
 

@@ -5,13 +5,18 @@ import numpy as np
 import pytest
 
 from particles import (BETA, HIT_RADIUS_FRACTION, NUM_CLASSES, PARTICLE_NAMES, PARTICLES, VOXEL_SPACING,
-                       angstrom_to_index, angstrom_to_voxel, index_to_angstrom, particle)
+                       angstrom_to_index, index_to_angstrom, particle)
 
 
 def test_spacing_and_constants() -> None:
     assert VOXEL_SPACING == 10.012
     assert BETA == 4.0 and HIT_RADIUS_FRACTION == 0.5
     assert NUM_CLASSES == 6
+
+
+def angstrom_to_voxel(xyz: np.ndarray, spacing: float = VOXEL_SPACING) -> np.ndarray:
+    """The voxel a position lies in: the nearest voxel centre (no half-voxel offset)."""
+    return np.rint(angstrom_to_index(xyz, spacing)).astype(np.int64)
 
 
 @pytest.mark.parametrize("angstrom, voxel", [

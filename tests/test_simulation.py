@@ -18,7 +18,7 @@ from dataio.layout import COPICK_CONFIG_NAME, TRAIN_RUNS, overlay_runs_dir, pick
 from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle
 from simulation import simulate_tomogram
 from simulation.dataset import resolve_size, run_rng, simulated_test_runs
-from simulation.difficulty import fixed_imaging
+from tests.training_fixtures import fixed_imaging
 from simulation.imaging import ImagingParams, ctf, frequency_grid, missing_wedge_mask, reconstruct
 from simulation.placement import Placement, place_objects, sample_counts, sample_slab
 from simulation.render import Slab, render_into

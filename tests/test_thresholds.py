@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from particles import PARTICLE_NAMES
-from postprocess.thresholds import (apply_thresholds, fit_thresholds, load_thresholds, oof_table,
+from postprocess.metric import score_picks
+from postprocess.thresholds import (apply_thresholds, fit_thresholds, load_thresholds,
                                     precision_recall_curve, save_thresholds)
 
 
@@ -45,7 +46,7 @@ def test_fit_recovers_hand_optimum_and_fallback() -> None:
     # F4 by hand: t=0.9 -> 17/65, 0.6 -> 34/68, 0.3 -> 51/71 (best), 0.1 -> 51/101, 0.05 -> 68/102
     assert fitted[RIB] == 0.3
     assert all(fitted[n] == 0.42 for n in PARTICLE_NAMES if n != RIB)  # no references there
-    report = oof_table(CANDS, TRUTH, fitted)
+    report = score_picks(apply_thresholds(CANDS, fitted), TRUTH)
     assert report.table.loc[RIB, "tp"] == 3 and report.table.loc[RIB, "fp"] == 4
     assert report.table.loc[RIB, "f4"] == pytest.approx(f4(3, 4, 7))
 

@@ -28,7 +28,7 @@ from tests.training_fixtures import cli_args, tiny_overrides, write_folds
 NO_AUGMENT = {"flip": False, "rot90": False, "rotate_prob": 0.0, "intensity_scale": 0.0, "intensity_shift": 0.0}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ that appear together or not at all, run folders that say whether they finished, 
 nothing behind, Ctrl-C that says how to continue, and the same treatment of foreign objects in every layout."""
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ import pytest
 
 import ensemble
 import train
-from dataio.cli_errors import run_tool
 from dataio.copick_config import write_copick_configs
 from dataio.copick_project import CopickProjectSource
 from dataio.copick_source import CopickSource
@@ -27,7 +25,7 @@ from lightning_modules.picker import ParticlePicker
 from tests.training_fixtures import cli_args, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 def _train_argv(root: Path, runs: Path, steps: int = 2, **extra: object) -> list[str]:
@@ -157,16 +155,6 @@ def test_a_non_particle_pick_file_is_skipped_with_a_note_in_every_layout(tiny_da
         assert len(kaggle) == len(copick) > 0 and "membrane" not in set(copick["particle_type"])
 
 
-def test_an_environment_fault_is_one_line_naming_the_file(capsys) -> None:
-    def disk_full() -> int:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/out/submission.csv")
-
-    assert run_tool("ensemble.py", disk_full) == 2
-    assert capsys.readouterr().err == "ensemble.py: error: /data/out/submission.csv: the disk is full: free " \
-                                      "space or write elsewhere\n"
-
-
-@pytest.mark.slow
 def test_ctrl_c_during_training_says_how_to_continue(tiny_dataset, tmp_path) -> None:
     """SIGINT to a real training process: exit code 130, a line naming --resume, run.json 'interrupted', an
     ensemble that refuses the run by name; then --resume finishes it."""

@@ -13,6 +13,7 @@ from particles import PARTICLE_NAMES
 from dataio.layout import TRUTH_SESSION, TRUTH_USER
 from dataio.pick_writers import write_pick_json
 from simulation.difficulty import ImagingConfig, resolve_snr
+from simulation.imaging import ImagingParams
 from simulation.tomogram import simulate_run
 from dataio.zarr_writer import write_multiscale_zarr
 
@@ -82,3 +83,11 @@ def cli_args(overrides: dict[str, Any]) -> list[str]:
         else:
             args += [flag, "null" if value is None else str(value)]
     return args
+
+
+def fixed_imaging(snr: float) -> ImagingConfig:
+    """No randomisation: every run at exactly this SNR with the default physics (for tests and figures)."""
+    p = ImagingParams(snr=snr)
+    return ImagingConfig(snr=snr, snr_spread=0.0, defocus_um=(p.defocus / 1e4,) * 2, bfactor=(p.bfactor,) * 2,
+                         phase_flip_prob=float(p.phase_flip), max_tilt_deg=(p.max_tilt_deg,) * 2,
+                         lowpass_fraction=(p.lowpass_fraction,) * 2, noise_exponent=(p.noise_exponent,) * 2)
