@@ -4,7 +4,7 @@
 
 For one experiment's trained folds it prints, each with its per-class F4:
 * the OOF CV (each fold's model on its held-out run, thresholds fitted on them all: what ``ensemble.py``
-  prints), at tolerance 0, at the recipe's ``validation.threshold_tolerance``, and with the ``one-se`` rule;
+  prints), at tolerance 0, at the recipe's ``inference.threshold_tolerance``, and with the ``one-se`` rule;
 * the ensemble's test score with those thresholds (what ``ensemble.py --score`` prints), and with thresholds
   fitted on the test runs themselves (ranking only, an upper bound);
 * with ``--single``, each fold's model alone on the test runs at the same thresholds (mean, sd, range): the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import types
 import typing
 from typing import Any
 
@@ -11,12 +12,23 @@ from config.yaml_cli import leaf_descriptions, leaf_fields, parse_cli_value
 
 def metavar(hint: object) -> str:
     """A short value name for --help: INT, FLOAT, Z_Y_X, a choice list, ... rather than ``V [V ...]``."""
-    if typing.get_origin(hint) is typing.Literal:
-        return "{" + ",".join(map(str, typing.get_args(hint))) + "}"
-    text = getattr(hint, "__name__", None) or str(hint)
-    if text.startswith("tuple[int, int, int]"):
-        return "Z_Y_X"
-    return {"int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR"}.get(text, "VALUE")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "{" + ",".join(map(str, args)) + "}"
+    if origin in (tuple, list) and args:
+        inner = args[0]
+        return "NAME" if typing.get_origin(inner) is typing.Literal else metavar(inner)
+    if origin in (typing.Union, types.UnionType):
+        return metavar(next(a for a in args if a is not type(None)))
+    return {int: "INT", float: "FLOAT", bool: "BOOL", str: "STR"}.get(hint, "VALUE")  # type: ignore[call-overload]
+
+
+def word_count(hint: object) -> int | str | None:
+    """How many words a flag takes: three for a (z, y, x) size (``--window 64 128 128``), one or more for
+    other tuples and lists, one otherwise."""
+    if typing.get_args(hint) == (int, int, int):
+        return 3
+    return "+" if typing.get_origin(hint) in (tuple, list) else None
 
 
 def flag_name(dotted: str, dashed: bool) -> str:
@@ -31,7 +43,9 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, dashed: bool 
     for dotted, hint, default in leaf_fields(cls):
         if dotted in skip:
             continue
-        group.add_argument(flag_name(dotted, dashed), dest=dotted, nargs="+", metavar=metavar(hint), default=None,
+        words = word_count(hint)
+        group.add_argument(flag_name(dotted, dashed), dest=dotted, nargs=words, default=None,
+                           metavar=("Z", "Y", "X") if words == 3 else metavar(hint),
                            help=f"{descriptions[dotted]} ({default_note}: {default!r})")
 
 

@@ -108,3 +108,13 @@ def test_softmax_drops_background_and_mismatches_are_errors() -> None:
         predict_probabilities([Biased(1, 0.0, channels=7)], volume, "sigmoid", (8, 8, 8), 0.0, 1)
     with pytest.raises(ValueError, match="average"):
         predict_probabilities([Biased(1, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1, average="median")
+
+
+def test_the_config_offers_exactly_the_transforms_and_paddings_inference_implements() -> None:
+    from typing import get_args
+
+    from config.experiment import PadMode, TTAName
+    from inference.sliding_window import PAD_MODES
+
+    assert set(get_args(TTAName)) == set(TRANSFORM_NAMES)
+    assert set(get_args(PadMode)) == set(PAD_MODES)

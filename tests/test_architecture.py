@@ -1,0 +1,83 @@
+"""The architecture ARCHITECTURE.md draws: prediction without Lightning, arrows that point down, no import
+circle, and a config whose every field carries the help ``--help`` prints."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.experiment import ExperimentConfig
+from config.yaml_cli import leaf_descriptions, leaf_fields
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("particles", "dataio", "config", "datamodules", "models", "postprocess", "inference",
+            "lightning_modules", "simulation", "benchmarks")
+ALLOWED: dict[str, set[str]] = {
+    "particles": set(),
+    "dataio": {"particles"},
+    "config": {"particles", "dataio"},
+    "datamodules": {"particles", "dataio", "config"},
+    "models": {"config"},
+    "postprocess": {"particles", "dataio"},
+    "inference": {"particles", "dataio", "config", "datamodules", "models", "postprocess"},
+    "lightning_modules": {"particles", "dataio", "config", "datamodules", "models", "postprocess", "inference"},
+    "simulation": {"particles", "dataio"},
+}
+"""Which packages each package may import (benchmarks and the scripts may use any)."""
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Module name -> the project modules it imports (at any depth of the file)."""
+    modules = {}
+    for path in REPO.rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        if parts[0] in (".venv", "tests") or parts[0] not in PACKAGES:
+            continue
+        name = ".".join(p for p in parts if p != "__init__")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                       else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            found |= {t for t in targets if t.split(".")[0] in PACKAGES}
+        modules[name] = found
+    return modules
+
+
+def test_predicting_loads_no_lightning_and_no_training_code() -> None:
+    code = ("import sys, ensemble; bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('lightning', 'pytorch_lightning', 'lightning_modules', 'lightning_fabric', 'wandb')); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_arrows_point_down(package) -> None:
+    wrong = {f"{module} imports {target}" for module, targets in project_imports().items()
+             if module.split(".")[0] == package for target in targets
+             if target.split(".")[0] not in ALLOWED[package] | {package}}
+    assert not wrong, sorted(wrong)
+
+
+def test_no_import_circle() -> None:
+    imports = project_imports()
+    edges = {m: {t for t in ts if t in imports} for m, ts in imports.items()}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in edges[start]:
+            if nxt == goal or (nxt not in seen and (seen.add(nxt) or reaches(nxt, goal, seen))):
+                return True
+        return False
+
+    circles = sorted(m for m in edges if reaches(m, m, set()))
+    assert not circles, circles
+
+
+def test_every_config_field_is_described() -> None:
+    descriptions = leaf_descriptions(ExperimentConfig)
+    missing = [name for name, _, _ in leaf_fields(ExperimentConfig) if not descriptions.get(name)]
+    assert not missing
+    assert len(descriptions) > 60
