@@ -32,7 +32,7 @@ from inference.fold_runs import (FoldRun, check_compatible, check_distinct, chec
 from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
 from inference.predict import EnsembleSettings, predict_run
 from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
-from inference.sharding import gather_tables, init_from_env, shard_runs
+from inference.sharding import from_rank_zero, gather_tables, init_from_env, shard_runs
 from models.logit_average import LogitAverage
 from postprocess.class_suppression import select_picks
 from postprocess.metric import format_report, score_picks
@@ -194,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
     bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
     settings = ensemble_settings(cfg, torch.bfloat16 if bf16 else None,
                                  **given_config_values(args, InferenceSettings))
-    thresholds, oof, record = thresholds_for(args, folds, settings, device)
+    # fitted once, by rank 0, and shared: every rank then predicts its share of the tomograms with them
+    thresholds, oof, record = thresholds_for(args, folds, settings, device) if rank == 0 else ({}, None, None)
+    thresholds = from_rank_zero(thresholds)
     if oof is not None and rank == 0:
         counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
         print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "

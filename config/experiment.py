@@ -65,7 +65,7 @@ class DataConfig:
     patch_size: tuple[int, int, int] = option((64, 64, 64), "training patch size (z y x)")
     batch_size: int = option(2, "patches per optimiser step (per process)")
     num_workers: int = option(2, "data-loader worker processes")
-    patches_per_epoch: int = option(256, "patches drawn per epoch (per process)")
+    patches_per_epoch: int = option(256, "patches drawn per epoch (split over the DDP processes)")
     positive_fraction: float = option(0.7, "share of patches centred near a particle")
     class_sampling_weights: dict[str, float] = option(help="relative chance of centring a positive patch on "
                                                            "each class", factory=default_class_weights)

@@ -86,8 +86,11 @@ class CryoETDataModule(L.LightningDataModule):
         if self.train_dataset is None:
             raise RuntimeError("call setup() before train_dataloader()")
         cfg = self.cfg
-        if cfg.batch_size > cfg.patches_per_epoch:
-            raise ValueError(f"batch_size {cfg.batch_size} exceeds patches_per_epoch {cfg.patches_per_epoch}")
+        world = self.trainer.world_size if self.trainer is not None else 1  # DDP splits an epoch's draws
+        if cfg.batch_size > cfg.patches_per_epoch // world:
+            raise ValueError(f"batch_size {cfg.batch_size} exceeds patches_per_epoch {cfg.patches_per_epoch}"
+                             + (f" split over {world} processes ({cfg.patches_per_epoch // world} each): no "
+                                "process would take a step" if world > 1 else ""))
         return DataLoader(self.train_dataset, batch_size=cfg.batch_size,
                           sampler=EpochSampler(len(self.train_dataset)), num_workers=cfg.num_workers,
                           persistent_workers=cfg.num_workers > 0, pin_memory=torch.cuda.is_available(),

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from typing import TypeVar
 
 import pandas as pd
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 def shard_runs(runs: list[str], rank: int, world_size: int) -> list[str]:
@@ -26,9 +30,18 @@ def init_from_env() -> tuple[int, int, torch.device]:
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if not dist.is_initialized():  # rank 0 fits the thresholds while the others wait: allow it hours
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=4))
     return rank, world_size, device
+
+
+def from_rank_zero(value: T) -> T:
+    """Rank 0's ``value`` on every rank (identity without a process group): work done once, shared."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def gather_tables(table: pd.DataFrame) -> pd.DataFrame:

@@ -16,22 +16,24 @@ from config.experiment import ExperimentConfig, TrainerConfig
 from config.yaml_cli import to_dict
 from datamodules.datamodule import CryoETDataModule
 from dataio.atomic import write_text_atomic
+from dataio.run_lock import acquire_run_lock, release_run_lock
 from dataio.run_status import RUN_STATUS_NAME, is_run_folder, write_run_status
 from inference.checkpoint_reader import read_checkpoint
 from inference.run_folders import SPLIT_NAME, RunPaths, load_run_config, run_paths
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
 from lightning_modules.ema import PicklableEMA
 from lightning_modules.fold_validation import VAL_METRICS
+from lightning_modules.launch import Launch, current_launch, wait_for_run_folder
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 
 
-def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool) -> bool:
+def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool, launch: str) -> bool:
     """Create the run folder and mark it as train.py's (``run.json``); never clobber an earlier run unless asked
     to, and then only a folder that marker proves train.py created (a resumed one is kept as it is:
     ``check_resumable`` has checked it). Returns whether the folder is new, i.e. this run may remove it."""
     if resume:
-        write_run_status(paths.run_dir, "running", resumed=True)
+        write_run_status(paths.run_dir, "running", launch=launch, resumed=True)
         return False
     if paths.run_dir.is_symlink() or (paths.run_dir.exists() and not paths.run_dir.is_dir()):
         raise FileExistsError(f"run folder {paths.run_dir} is a file or a symbolic link; refusing to use it")
@@ -45,17 +47,17 @@ def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwr
                                   "to delete it: remove it yourself or choose another --experiment / --out")
         shutil.rmtree(paths.run_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_status(paths.run_dir, "running")
     write_text_atomic(paths.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_run_status(paths.run_dir, "running", launch=launch)  # last: the other ranks wait for it
     return True
 
 
-def check_resumable(paths: RunPaths, cfg: ExperimentConfig) -> None:
+def check_resumable(paths: RunPaths, cfg: ExperimentConfig, clean: bool = True) -> None:
     """Refuse, by name, a last.ckpt that cannot continue this run (missing, truncated, slim, of another model),
     and clear the temporary files a killed save left beside it."""
     if not paths.last.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint to resume from at {paths.last}")
-    for stale in remove_stale_temporaries(paths.last.parent):
+    for stale in remove_stale_temporaries(paths.last.parent) if clean else []:
         print(f"removed {stale}: a checkpoint save that was interrupted")
     state = read_checkpoint(paths.last, "--resume", for_resume=True)
     saved = state["hyper_parameters"]["config"].get("model")
@@ -113,14 +115,29 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
 
 def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_from: str | None = None,
         overwrite: bool = False) -> RunPaths:
-    """Train one fold; returns the run's paths. The datamodule checks folds and shapes before training."""
+    """Train one fold; returns the run's paths. The datamodule checks folds and shapes before training.
+
+    Under a multi-process launch (torchrun, SLURM, Lightning's own) only global rank 0 takes the run folder's
+    lock and creates, overwrites or writes the folder; the other ranks wait until it has, then train."""
+    launch = current_launch()
     paths = run_paths(runs_dir, cfg)
+    if launch.prepares_run_folder:
+        acquire_run_lock(paths.run_dir, launch.token)  # a second job on this folder is refused here, by name
+    try:
+        return _fit(cfg, paths, launch, resume, init_from, overwrite)
+    finally:
+        if launch.prepares_run_folder:
+            release_run_lock(paths.run_dir, launch.token)
+
+
+def _fit(cfg: ExperimentConfig, paths: RunPaths, launch: Launch, resume: bool, init_from: str | None,
+         overwrite: bool) -> RunPaths:
     if resume and paths.config.is_file():
         saved = load_run_config(paths.config)
         saved.trainer = cfg.trainer  # a resumed run may be given more epochs or other devices
         cfg = saved
     if resume:  # before reading any tomogram: a bad checkpoint is refused at once
-        check_resumable(paths, cfg)
+        check_resumable(paths, cfg, clean=launch.prepares_run_folder)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = CryoETDataModule(cfg.data)
     datamodule.setup("fit")
@@ -128,7 +145,13 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
     module = ParticlePicker.from_config(cfg)
     if init_from:
         module.load_weights_from(init_from)
-    created = prepare_run_dir(paths, cfg, resume, overwrite)  # once the config has built a model: no stray folders
+    if not launch.prepares_run_folder:
+        if not launch.spawned_by_lightning:
+            wait_for_run_folder(paths.run_dir, launch)
+        trainer = build_trainer(cfg, paths, has_validation)
+        run_trainer(trainer, module, datamodule, paths, resume)
+        return paths
+    created = prepare_run_dir(paths, cfg, resume, overwrite, launch.token)  # once a model is built: no stray folders
     try:
         if not resume:  # the split as trained: the OOF record stays right whatever folds.yaml says later
             write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(

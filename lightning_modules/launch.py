@@ -1,0 +1,57 @@
+"""Which process of a launch this is, from the launcher's environment, before any process group exists:
+only global rank 0 creates, overwrites or writes the run folder; the other ranks wait for it."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataio.run_status import read_run_status
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a (possibly multi-process) launch."""
+
+    rank: int  # global rank
+    world_size: int
+    token: str  # shared by every process of one launch, different for every launch
+    spawned_by_lightning: bool = False  # a child of Lightning's own launcher: its parent prepared the folder
+
+    @property
+    def prepares_run_folder(self) -> bool:
+        return self.rank == 0 and not self.spawned_by_lightning
+
+
+def current_launch(env: Mapping[str, str] | None = None) -> Launch:
+    """torchrun (``RANK``, ``WORLD_SIZE``, ``TORCHELASTIC_RUN_ID``), SLURM (``SLURM_PROCID``, ``SLURM_NTASKS``,
+    ``SLURM_JOB_ID``, ``SLURM_STEP_ID``), a child of Lightning's subprocess launcher (``LOCAL_RANK`` without
+    ``RANK``), or a single process."""
+    env = os.environ if env is None else env
+    if "RANK" in env:
+        run_id = env.get("TORCHELASTIC_RUN_ID", "")
+        token = f"torchrun-{run_id}-{env.get('MASTER_ADDR', '')}:{env.get('MASTER_PORT', '')}"
+        return Launch(int(env["RANK"]), int(env.get("WORLD_SIZE", "1")), token)
+    if int(env.get("SLURM_NTASKS", "1")) > 1 and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
+        token = f"slurm-{env.get('SLURM_JOB_ID', '')}.{env.get('SLURM_STEP_ID', '')}"
+        return Launch(int(env.get("SLURM_PROCID", "0")), int(env["SLURM_NTASKS"]), token)
+    if int(env.get("LOCAL_RANK", "0")) > 0:
+        token = f"lightning-{env.get('MASTER_ADDR', '')}:{env.get('MASTER_PORT', '')}"
+        return Launch(int(env["LOCAL_RANK"]), int(env.get("WORLD_SIZE", "1")), token, spawned_by_lightning=True)
+    return Launch(0, 1, f"pid-{os.getpid()}@{socket.gethostname()}")
+
+
+def wait_for_run_folder(run_dir: Path, launch: Launch, timeout: float = 900.0, poll: float = 0.5) -> None:
+    """A rank > 0 waits until rank 0 of its own launch has prepared the run folder (its ``run.json`` names
+    this launch), so no rank reads a folder being deleted or written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read_run_status(run_dir)
+        if status is not None and status.get("launch") == launch.token:
+            return
+        time.sleep(poll)
+    raise TimeoutError(f"rank {launch.rank}: rank 0 of this launch did not prepare {run_dir} within {timeout:.0f} s "
+                       "(did it fail? see its output)")
