@@ -3,21 +3,15 @@
 the file and the role it was given in."""
 from __future__ import annotations
 
-import pickle
-import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dataio.torch_files import load_tensors
+
 TRAINING_KEYS: tuple[str, ...] = ("optimizer_states", "lr_schedulers", "loops", "callbacks")
 """What resuming needs beyond the weights (Lightning's own restore reads these)."""
-
-_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
-               AttributeError, ModuleNotFoundError, ImportError, IndexError, KeyError, TypeError)
-_FORBIDDEN_GLOBAL = re.compile(r"(?:GLOBAL|global|class)\s+([\w.]+)")
-"""torch's weights-only unpickler names the import it refused ("unsupported GLOBAL posix.system")."""
 
 
 def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> dict[str, Any]:
@@ -27,23 +21,7 @@ def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> di
     the training state (a slim best.ckpt has none). ``mmap`` keeps the check of a large resume checkpoint cheap:
     Lightning reads it again to restore.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{role} checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=for_resume)
-    except pickle.UnpicklingError as err:
-        wanted = _FORBIDDEN_GLOBAL.search(str(err))
-        if wanted is None:
-            raise ValueError(f"{role} checkpoint {path} cannot be read (not a pickle of tensors): it is "
-                             "truncated, corrupt or not a PyTorch checkpoint") from None
-        raise ValueError(f"{role} checkpoint {path} asks to import {wanted.group(1)} when unpickled: it holds "
-                         "Python objects other than tensors, numbers, strings and containers (another tool's "
-                         "file, or one crafted to run code); refusing to load it (checkpoints are only read with "
-                         "torch.load(weights_only=True))") from None
-    except _UNREADABLE as err:
-        raise ValueError(f"{role} checkpoint {path} cannot be read ({_first_line(err)}): it is truncated, "
-                         "corrupt or not a PyTorch checkpoint") from None
+    state = load_tensors(path, f"{role} checkpoint", mmap=for_resume)
     weights = state.get("state_dict") if isinstance(state, dict) else None
     if not isinstance(weights, dict) or not any(str(k).startswith("model.") for k in weights):
         raise ValueError(f"{role} checkpoint {path} is not one written by train.py: it holds no model weights "
@@ -56,11 +34,6 @@ def read_checkpoint(path: str | Path, role: str, for_resume: bool = False) -> di
                          "training cannot continue from it; start the run again with --overwrite, or fine-tune "
                          "from it with --init-from")
     return state
-
-
-def _first_line(err: BaseException) -> str:
-    """torch's messages run on for lines: the first sentence names the problem."""
-    return (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
 
 
 def model_weights(state: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 import segmentation_models_pytorch_3d as smp
+
+from dataio.torch_files import load_tensors
 from segmentation_models_pytorch_3d.base import SegmentationHead
 
 
@@ -56,7 +58,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"encoder weights file {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensors(path, "encoder weights file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "dataio": {"particles"},
     "config": {"particles", "dataio"},
     "datamodules": {"particles", "dataio", "config"},
-    "models": {"config"},
+    "models": {"config", "dataio"},
     "postprocess": {"particles", "dataio"},
     "inference": {"particles", "dataio", "config", "datamodules", "models", "postprocess"},
     "lightning_modules": {"particles", "dataio", "config", "datamodules", "models", "postprocess", "inference"},

@@ -333,6 +333,11 @@ def case_ensemble_runs_code_execution(w: World, t: Path):
     return _ensemble(w, t, "--runs", str(t / "runs"))
 
 
+def case_encoder_weights_code_execution(w: World, t: Path):
+    evil = _evil_checkpoint(t / "encoder.pth", t / "PWNED")
+    return _train(w, t, "--model.name", "unet-resnet18", "--model.encoder_weights", str(evil))
+
+
 def case_experiment_outside_out(w: World, t: Path):
     return _train(w, t, "--experiment", "../x")
 
@@ -537,6 +542,7 @@ CASES: list[tuple[Callable, str]] = [
     (case_resume_code_execution, "asks to import posix.system when unpickled"),
     (case_ensemble_checkpoints_code_execution, "asks to import posix.system when unpickled"),
     (case_ensemble_runs_code_execution, "asks to import posix.system when unpickled"),
+    (case_encoder_weights_code_execution, "encoder weights file"),
     (case_experiment_outside_out, "experiment '../x' cannot name a file or folder"),
     (case_config_experiment_outside_out_with_overwrite, "experiment '../victim' cannot name a file or folder"),
     (case_overwrite_a_folder_train_did_not_create, "has no run.json marking it as a run folder train.py created"),
