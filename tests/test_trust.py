@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import ensemble
 import train
@@ -159,7 +160,11 @@ def test_ctrl_c_during_training_says_how_to_continue(tiny_dataset, tmp_path) -> 
     """SIGINT to a real training process: exit code 130, a line naming --resume, run.json 'interrupted', an
     ensemble that refuses the run by name; then --resume finishes it."""
     runs = tmp_path / "runs"
-    argv = _train_argv(tiny_dataset, runs, steps=2, trainer={"max_epochs": 20})
+
+    def argv_for(epochs: int) -> list[str]:  # one run folder whatever its length
+        return ["--experiment", "ctrl-c", *_train_argv(tiny_dataset, runs, steps=2, trainer={"max_epochs": epochs})]
+
+    argv = argv_for(5000)  # far longer than the test waits
     env = {**os.environ, "WANDB_MODE": "disabled", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "train.py", *argv], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -178,7 +183,9 @@ def test_ctrl_c_during_training_says_how_to_continue(tiny_dataset, tmp_path) -> 
                               "--out", str(tmp_path / "s.csv")], cwd=REPO, env=env, text=True,
                              capture_output=True, timeout=240)
     assert refused.returncode == 2 and f"{run_dir} (interrupted)" in refused.stderr
-    done = subprocess.run([sys.executable, "train.py", *argv, "--resume"], cwd=REPO, env=env, text=True,
-                          capture_output=True, timeout=300)
+    epochs = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]  # completed
+    done = subprocess.run([sys.executable, "train.py", *argv_for(epochs + 1), "--resume"], cwd=REPO, env=env,
+                          text=True, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert read_run_status(run_dir)["status"] == "finished"
+    assert read_run_status(run_dir) == {**read_run_status(run_dir), "status": "finished",
+                                        "global_step": 2 * (epochs + 1)}
