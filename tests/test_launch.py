@@ -107,16 +107,18 @@ def test_torchrun_training_fresh_overwrite_refused_second_job_kill_and_resume(ti
     assert (run_dir / "config.yaml").is_file() and (run_dir / "split.yaml").is_file()
 
     long_run = _train_args(tiny_dataset, runs, epochs=2000)
-    job = subprocess.Popen(_torchrun(*long_run, "--overwrite"), cwd=REPO, env=ENV, text=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    log = tmp_path / "long_run.log"  # a file, not a pipe: a full pipe nobody reads would block the workers
+    with open(log, "w") as sink:
+        job = subprocess.Popen(_torchrun(*long_run, "--overwrite"), cwd=REPO, env=ENV, text=True, stdout=sink,
+                               stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 240
     while not (run_dir / "checkpoints" / "weights.ckpt").is_file() or read_run_status(run_dir)["status"] != "running":
-        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-3000:]
+        assert job.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.5)
     second = _run([sys.executable, *long_run, "--resume"])
     assert second.returncode == 2 and "is in use by another job" in second.stderr, second.stderr[-2000:]
     _kill_every_process_of(runs)  # the node dies: torchrun and its workers (in their own groups), no clean-up
-    job.communicate(timeout=60)
+    job.wait(timeout=60)
     assert read_run_status(run_dir)["status"] == "running" and lock_path(run_dir).exists()
 
     done = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]  # epochs completed
@@ -137,11 +139,16 @@ def test_two_slurm_tasks_train_one_run_folder(tiny_dataset, tmp_path) -> None:
              "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_JOB_NAME": "czii", "SLURM_NODELIST": "127.0.0.1",
              "SLURM_JOB_NUM_NODES": "1", "SLURM_CPUS_ON_NODE": "2", "MASTER_ADDR": "127.0.0.1",
              "MASTER_PORT": str(29600 + os.getpid() % 300)}
-    tasks = [subprocess.Popen([sys.executable, *_train_args(tiny_dataset, runs, epochs=2)], cwd=REPO, text=True,
-                              env={**ENV, **slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for r in (1, 0)]  # rank 1 first
-    outputs = [t.communicate(timeout=300) for t in tasks]
-    assert [t.returncode for t in tasks] == [0, 0], [o[1][-2000:] for o in outputs]
+    logs = [tmp_path / f"task{r}.log" for r in (1, 0)]
+    tasks = []
+    for r, log in zip((1, 0), logs):  # rank 1 first; logs in files, so no unread pipe blocks a task
+        with open(log, "w") as sink:
+            tasks.append(subprocess.Popen([sys.executable, *_train_args(tiny_dataset, runs, epochs=2)], cwd=REPO,
+                                          text=True, stdout=sink, stderr=subprocess.STDOUT,
+                                          env={**ENV, **slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}))
+    for task in tasks:
+        task.wait(timeout=300)
+    assert [t.returncode for t in tasks] == [0, 0], [log.read_text()[-2000:] for log in logs]
     run_dir = _one_run_folder(runs)
     assert read_run_status(run_dir)["status"] == "finished" and read_run_status(run_dir)["global_step"] == 4
 
