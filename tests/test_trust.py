@@ -156,6 +156,12 @@ def test_a_non_particle_pick_file_is_skipped_with_a_note_in_every_layout(tiny_da
         assert len(kaggle) == len(copick) > 0 and "membrane" not in set(copick["particle_type"])
 
 
+def _default_sigint() -> None:
+    """A test run in the background (``cmd &``, some CI runners) inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler: give the child the terminal's default, as a user's shell does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_training_says_how_to_continue(tiny_dataset, tmp_path) -> None:
     """SIGINT to a real training process: exit code 130, a line naming --resume, run.json 'interrupted', an
     ensemble that refuses the run by name; then --resume finishes it."""
@@ -169,7 +175,7 @@ def test_ctrl_c_during_training_says_how_to_continue(tiny_dataset, tmp_path) -> 
     log = tmp_path / "train.log"  # a file, not a pipe: a full pipe nobody reads would block the child
     with open(log, "w") as sink:
         proc = subprocess.Popen([sys.executable, "train.py", *argv], cwd=REPO, env=env, text=True, stdout=sink,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 240
     while not list(runs.glob("*/checkpoints/weights.ckpt")) and time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-3000:]
