@@ -85,9 +85,12 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
 def check_distinct(paths: list[Path]) -> None:
     """The same weights given twice would count twice in the average: refuse repeats (the same file, or
     files of identical content)."""
+    sizes = [Path(p).stat().st_size if Path(p).is_file() else -1 for p in paths]
     seen: dict[str, Path] = {}
-    for path in paths:
-        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else str(path)
+    for path, size in zip(paths, sizes):
+        if sizes.count(size) == 1:  # a file of a size no other has cannot repeat one: no need to read it
+            continue
+        digest = hashlib.sha1(Path(path).read_bytes()).hexdigest() if size >= 0 else str(path)
         if digest in seen:
             raise ValueError(f"--checkpoints {path} repeats {seen[digest]} (the same weights): each model "
                              "would be averaged in twice")

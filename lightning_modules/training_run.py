@@ -18,6 +18,7 @@ from datamodules.datamodule import CryoETDataModule
 from dataio.atomic import write_text_atomic
 from dataio.run_lock import acquire_run_lock, release_run_lock
 from dataio.run_status import RUN_STATUS_NAME, is_run_folder, write_run_status
+from dataio.torch_files import load_tensors
 from inference.checkpoint_reader import read_checkpoint
 from inference.run_folders import SPLIT_NAME, RunPaths, load_run_config, run_paths
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
@@ -186,7 +187,8 @@ def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDa
                                   f"step {trainer.global_step}")
     # the weights file, not the trainer, says how far training went: under ddp_spawn the steps were taken in
     # the worker processes and this trainer's counters stay at 0
-    steps = read_checkpoint(paths.weights, "weights").get("global_step", 0) if paths.weights.is_file() else 0
+    steps = (load_tensors(paths.weights, "weights checkpoint", mmap=True).get("global_step", 0)
+             if paths.weights.is_file() else 0)  # mmap: only the step is read, not a GPU model's weights
     if not steps:
         raise ValueError(f"training of {paths.run_dir} took no optimiser step and wrote no weights: check "
                          "data.patches_per_epoch (per process) against data.batch_size and the number of "
