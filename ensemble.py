@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from config.experiment import InferenceSettings
 from config.flags import add_config_flags, given_config_values
+from config.yaml_cli import to_dict
 from dataio.atomic import OutputBatch, atomic_path, check_writable
 from dataio.cli_errors import run_tool
 from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
@@ -35,9 +36,10 @@ from inference.run_folders import check_voxel_spacing, load_run_spacing, load_ru
 from inference.sharding import from_rank_zero, gather_tables, init_from_env, shard_runs
 from models.logit_average import LogitAverage
 from postprocess.class_suppression import select_picks
-from postprocess.metric import format_report, score_picks
+from postprocess.metric import format_report, report_scores, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
-from postprocess.thresholds import load_thresholds, save_thresholds
+from postprocess.thresholds import load_oof_scores, load_thresholds, save_thresholds
+from postprocess.wandb_report import log_ensemble_run, pr_curve_rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", action="store_true", help="score the picks against the split's ground truth")
     p.add_argument("--pictures", help="folder for PNGs: slices with picks per run, OOF precision-recall curves")
     p.add_argument("--export-torchscript", help="also save the averaged ensemble as a TorchScript file")
+    p.add_argument("--no-wandb", action="store_true",
+                   help="do not log this ensemble to W&B (default: a run of job type 'ensemble' in the experiment's "
+                        "group when the recipe logs to W&B: OOF CV, thresholds, PR curves, score, pictures)")
     add_config_flags(p.add_argument_group("prediction settings (each defaults to the recipe's inference.*)"),
                      InferenceSettings, dashed=True, default_note="default without a recipe")
     return p
@@ -197,12 +202,7 @@ def run(args: argparse.Namespace) -> int:
     # fitted once, by rank 0, and shared: every rank then predicts its share of the tomograms with them
     thresholds, oof, record = thresholds_for(args, folds, settings, device) if rank == 0 else ({}, None, None)
     thresholds = from_rank_zero(thresholds)
-    if oof is not None and rank == 0:
-        counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
-        print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
-              f"the {'–'.join(map(str, counts))} of them that never trained on it):")
-        picks = select_picks(oof.candidates, thresholds, settings.inference.class_suppression)
-        print(format_report(score_picks(picks, oof.truth, runs=oof.runs)))
+    oof_scores = report_oof(folds, oof, thresholds, settings, thresholds_path(args, folds)) if rank == 0 else {}
     models = [load_model(r, device) for r in folds]
     models = [weight_soup(models)] if args.soup else models
 
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
             export_torchscript(models, settings.inference.window, Path(args.export_torchscript), batch)
         saved_thresholds = thresholds_path(args, folds) if record is not None else None
         if saved_thresholds is not None:
-            save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch)
+            save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch, oof_scores=oof_scores)
         write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
                            voxel_spacing=source.voxel_spacing, batch=batch)
         out = write_submission(table, args.out, batch=batch)
@@ -233,11 +233,50 @@ def run(args: argparse.Namespace) -> int:
         print(f"thresholds fitted out of fold, saved to {saved_thresholds}")
     print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "
           f"session {session_id!r} under {overlay})")
+    split_scores = {}
     if args.score:
         report = score_picks(table, pd.concat(truth.values(), ignore_index=True), runs=names)
         print(f"{args.split} score against the ground truth:")
         print(format_report(report))
+        split_scores = report_scores(report, args.split)
+    if cfg.logging.wandb and not args.no_wandb:
+        log_to_wandb(args, folds, settings, {**oof_scores, **split_scores}, thresholds, oof, names)
     return 0
+
+
+def report_oof(folds: list[FoldRun], oof: OOFPredictions | None, thresholds: dict[str, float],
+               settings: EnsembleSettings, saved: Path | None) -> dict[str, float]:
+    """Print the out-of-fold CV of thresholds fitted now; the one recorded with reused thresholds otherwise."""
+    if oof is None:
+        scores = load_oof_scores(saved) if saved is not None and saved.is_file() else {}
+        if "oof/score" in scores:
+            print(f"out-of-fold CV when these thresholds were fitted: {scores['oof/score']:.6f}")
+        return scores
+    counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
+    print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
+          f"the {'–'.join(map(str, counts))} of them that never trained on it):")
+    report = score_picks(select_picks(oof.candidates, thresholds, settings.inference.class_suppression), oof.truth,
+                         runs=oof.runs)
+    print(format_report(report))
+    return report_scores(report, "oof")
+
+
+def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: EnsembleSettings,
+                 scores: dict[str, float], thresholds: dict[str, float], oof: OOFPredictions | None,
+                 names: list[str]) -> None:
+    """The ensemble's W&B run, in the folds' experiment group beside their training runs."""
+    cfg = folds[0].config
+    config = {**to_dict(cfg), "inference": to_dict(settings.inference),
+              "ensemble": {"models": [f.run_dir.name if f.run_dir else str(f.checkpoint) for f in folds],
+                           "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision}}
+    curves = pr_curve_rows(oof.candidates, oof.truth, sorted(thresholds)) if oof is not None else None
+    pictures = sorted(Path(args.pictures).glob("*.png")) if args.pictures else []
+    directory = Path(args.runs) if args.runs else Path(args.out).resolve().parent
+    where = log_ensemble_run(project=cfg.logging.project, entity=cfg.logging.entity, group=cfg.experiment,
+                             name=f"ensemble-{args.split}", config=config, directory=directory, scores=scores,
+                             thresholds=thresholds, pr_curves=curves, pictures=pictures)
+    if where:
+        print(f"W&B: ensemble run of group {cfg.experiment!r} logged ({where})")
 
 
 def export_torchscript(models: list[torch.nn.Module], window: tuple[int, int, int], path: Path,

@@ -27,7 +27,7 @@ class ParticlePicker(L.LightningModule):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the loggers get the flattened config instead
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
         expected = out_channels_for(self.cfg.loss, NUM_CLASSES)
         if self.cfg.model.out_channels != expected:

@@ -135,6 +135,15 @@ def format_report(report: MetricReport) -> str:
     return f"{text}\nscore {report.score:.6f}"
 
 
+def report_scores(report: MetricReport, prefix: str) -> dict[str, float]:
+    """``{prefix}/score`` and ``{prefix}/{f4,precision,recall}/{class}``: a report as flat named numbers (W&B
+    summaries, JSON records)."""
+    scores = {f"{prefix}/score": float(report.score)}
+    for name, row in report.table.iterrows():
+        scores.update({f"{prefix}/{column}/{name}": float(row[column]) for column in ("f4", "precision", "recall")})
+    return scores
+
+
 def comparison_table(reports: Mapping[str, MetricReport]) -> str:
     """Per-class F4 of several submissions side by side (columns in the given order), then their scores."""
     table = pd.DataFrame({label: r.table["f4"] for label, r in reports.items()})

@@ -123,12 +123,23 @@ def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float]) 
 
 
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
-                    fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None) -> Path:
-    """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}}`` as JSON atomically; ``fitted_with``
-    records what the thresholds depend on (the prediction settings and checkpoints they were fitted for)."""
+                    fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None,
+                    oof_scores: Mapping[str, float] | None = None) -> Path:
+    """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}, "oof_scores": {...}}`` as JSON
+    atomically; ``fitted_with`` records what the thresholds depend on (the prediction settings and checkpoints
+    they were fitted for), ``oof_scores`` the out-of-fold CV they gave (kept so a run that reuses them can
+    still report it)."""
     clean = _check_thresholds(thresholds, str(path))
-    doc = {"thresholds": clean, "fitted_with": dict(fitted_with or {})}
+    doc = {"thresholds": clean, "fitted_with": dict(fitted_with or {}), "oof_scores": dict(oof_scores or {})}
     return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n", batch=batch)
+
+
+def load_oof_scores(path: str | Path) -> dict[str, float]:
+    """The out-of-fold scores saved with the thresholds (empty for files written by hand or before they were
+    recorded)."""
+    data = json.loads(Path(path).read_text())
+    scores = data.get("oof_scores", {}) if isinstance(data, dict) else {}
+    return {str(k): float(v) for k, v in scores.items()} if isinstance(scores, dict) else {}
 
 
 def load_thresholds(path: str | Path) -> tuple[dict[str, float], dict[str, object] | None]:
