@@ -1,13 +1,15 @@
 """Spreading tomograms over processes (torchrun / SLURM): each rank predicts every world-th run."""
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TypeVar
 
 import pandas as pd
 import torch
 import torch.distributed as dist
+
+from dataio.launch import current_launch, slurm_rendezvous
 
 T = TypeVar("T")
 
@@ -19,20 +21,22 @@ def shard_runs(runs: list[str], rank: int, world_size: int) -> list[str]:
     return runs[rank::world_size]
 
 
-def init_from_env() -> tuple[int, int, torch.device]:
-    """(rank, world size, device) from torchrun's environment; a single process when it is absent."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+def init_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) from the launcher's environment (torchrun, or the tasks of ``srun`` without
+    torchrun, which meet at ``dataio.launch.slurm_rendezvous``); a single process when there is none."""
+    launch = current_launch(env)
+    if launch.world_size == 1:
         return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(launch.local_rank)
+        device = torch.device("cuda", launch.local_rank)
     else:
         device = torch.device("cpu")
     if not dist.is_initialized():  # rank 0 fits the thresholds while the others wait: allow it hours
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=4))
-    return rank, world_size, device
+        where = slurm_rendezvous(env) if launch.kind == "slurm" else "env://"
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method=where, rank=launch.rank,
+                                world_size=launch.world_size, timeout=timedelta(hours=4))
+    return launch.rank, launch.world_size, device
 
 
 def from_rank_zero(value: T) -> T:

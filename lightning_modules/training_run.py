@@ -24,7 +24,7 @@ from inference.run_folders import SPLIT_NAME, RunPaths, load_run_config, run_pat
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
 from lightning_modules.ema import PicklableEMA
 from lightning_modules.fold_validation import VAL_METRICS
-from lightning_modules.launch import Launch, current_launch, wait_for_run_folder
+from dataio.launch import Launch, current_launch, wait_for_run_folder
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 

@@ -16,7 +16,7 @@ import torch
 
 from dataio.run_lock import acquire_run_lock, lock_path, read_lock, release_run_lock
 from dataio.run_status import read_run_status
-from lightning_modules.launch import Launch, current_launch
+from dataio.launch import Launch, current_launch, first_slurm_host, slurm_rendezvous
 from particles import PARTICLE_NAMES
 from tests.training_fixtures import cli_args, tiny_overrides
 
@@ -32,7 +32,7 @@ def test_the_rank_comes_from_the_launchers_environment() -> None:
                            "MASTER_PORT": "29500"}).token == torchrun.token
     slurm = {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_LOCALID": "1", "SLURM_NODEID": "0",
              "SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_JOB_NAME": "train"}
-    assert current_launch(slurm) == Launch(1, 2, "slurm-77.0")
+    assert current_launch(slurm) == Launch(1, 2, "slurm-77.0", local_rank=1, kind="slurm")
     assert current_launch({**slurm, "SLURM_PROCID": "0"}).prepares_run_folder
     assert current_launch({**slurm, "SLURM_JOB_NAME": "bash"}).prepares_run_folder  # an interactive shell
     child = current_launch({"LOCAL_RANK": "1", "WORLD_SIZE": "2", "NODE_RANK": "0", "MASTER_PORT": "4"})
@@ -153,6 +153,13 @@ def test_two_slurm_tasks_train_one_run_folder(tiny_dataset, tmp_path) -> None:
     assert read_run_status(run_dir)["status"] == "finished" and read_run_status(run_dir)["global_step"] == 4
 
 
+def test_slurm_tasks_meet_at_the_first_node_without_a_job_script_line() -> None:
+    assert [first_slurm_host(n) for n in ("gpu[07-09,12],cpu1", "node1,node2", "a[1]", "10.0.0.5")] == [
+        "gpu07", "node1", "a1", "10.0.0.5"]
+    assert slurm_rendezvous({"SLURM_NODELIST": "n[3-4]", "SLURM_JOB_ID": "1234567"}) == "tcp://n3:19567"
+    assert slurm_rendezvous({"SLURM_NODELIST": "n3", "MASTER_ADDR": "h", "MASTER_PORT": "5"}) == "tcp://h:5"
+
+
 @pytest.mark.slow
 def test_torchrun_ensemble_fits_thresholds_once_and_writes_what_one_process_writes(tiny_dataset, tmp_path) -> None:
     runs = tmp_path / "runs"
@@ -171,3 +178,18 @@ def test_torchrun_ensemble_fits_thresholds_once_and_writes_what_one_process_writ
     assert json.loads(saved.read_text())["thresholds"] == fitted_once
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv"))
     assert set(fitted_once) == set(PARTICLE_NAMES)
+    # two tasks as `srun -n 2 python ensemble.py` starts them: no torchrun, no MASTER_ADDR in the job script
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": str(1000 + os.getpid() % 5000),
+             "SLURM_STEP_ID": "0", "SLURM_JOB_NAME": "czii", "SLURM_NODELIST": "127.0.0.1"}
+    logs = [tmp_path / f"task{r}.log" for r in (0, 1)]
+    tasks = []
+    for r, log in enumerate(logs):
+        with open(log, "w") as sink:
+            tasks.append(subprocess.Popen([sys.executable, *common, "--out", str(tmp_path / "tasks.csv")],
+                                          cwd=REPO, text=True, stdout=sink, stderr=subprocess.STDOUT,
+                                          env={**ENV, **slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}))
+    for task in tasks:
+        task.wait(timeout=300)
+    assert [t.returncode for t in tasks] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    assert "predicting (rank 1)" in logs[1].read_text() and "thresholds from" in logs[0].read_text()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "tasks.csv"))

@@ -1,8 +1,10 @@
 """Which process of a launch this is, from the launcher's environment, before any process group exists:
-only global rank 0 creates, overwrites or writes the run folder; the other ranks wait for it."""
+only global rank 0 creates, overwrites or writes the run folder (the other ranks wait for it), and the
+ensemble's processes find each other (torchrun's rendezvous, or SLURM's tasks started by ``srun``)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Mapping
@@ -20,6 +22,8 @@ class Launch:
     world_size: int
     token: str  # shared by every process of one launch, different for every launch
     spawned_by_lightning: bool = False  # a child of Lightning's own launcher: its parent prepared the folder
+    local_rank: int = 0  # the process's index on its node: which GPU it uses
+    kind: str = "single"  # torchrun, slurm, lightning or single
 
     @property
     def prepares_run_folder(self) -> bool:
@@ -34,14 +38,36 @@ def current_launch(env: Mapping[str, str] | None = None) -> Launch:
     if "RANK" in env:
         run_id = env.get("TORCHELASTIC_RUN_ID", "")
         token = f"torchrun-{run_id}-{env.get('MASTER_ADDR', '')}:{env.get('MASTER_PORT', '')}"
-        return Launch(int(env["RANK"]), int(env.get("WORLD_SIZE", "1")), token)
+        return Launch(int(env["RANK"]), int(env.get("WORLD_SIZE", "1")), token,
+                      local_rank=int(env.get("LOCAL_RANK", "0")), kind="torchrun")
     if int(env.get("SLURM_NTASKS", "1")) > 1 and env.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
         token = f"slurm-{env.get('SLURM_JOB_ID', '')}.{env.get('SLURM_STEP_ID', '')}"
-        return Launch(int(env.get("SLURM_PROCID", "0")), int(env["SLURM_NTASKS"]), token)
+        return Launch(int(env.get("SLURM_PROCID", "0")), int(env["SLURM_NTASKS"]), token,
+                      local_rank=int(env.get("SLURM_LOCALID", "0")), kind="slurm")
     if int(env.get("LOCAL_RANK", "0")) > 0:
         token = f"lightning-{env.get('MASTER_ADDR', '')}:{env.get('MASTER_PORT', '')}"
-        return Launch(int(env["LOCAL_RANK"]), int(env.get("WORLD_SIZE", "1")), token, spawned_by_lightning=True)
+        return Launch(int(env["LOCAL_RANK"]), int(env.get("WORLD_SIZE", "1")), token, spawned_by_lightning=True,
+                      local_rank=int(env["LOCAL_RANK"]), kind="lightning")
     return Launch(0, 1, f"pid-{os.getpid()}@{socket.gethostname()}")
+
+
+def slurm_rendezvous(env: Mapping[str, str] | None = None) -> str:
+    """``tcp://host:port`` where the tasks of a SLURM step meet: ``MASTER_ADDR``/``MASTER_PORT`` when set, else
+    the step's first node and Lightning's port rule (15000 + the job id's last four digits), so that a job
+    script needs no extra line."""
+    env = os.environ if env is None else env
+    host = env.get("MASTER_ADDR") or first_slurm_host(env.get("SLURM_STEP_NODELIST") or env.get("SLURM_NODELIST")
+                                                      or env.get("SLURM_JOB_NODELIST") or "")
+    port = env.get("MASTER_PORT") or str(15000 + int((env.get("SLURM_JOB_ID") or "0")[-4:]))
+    return f"tcp://{host}:{port}"
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[07-09,12],cpu1`` -> ``gpu07``."""
+    match = re.match(r"([^,\[]+)(?:\[([^],-]+))?", nodelist.strip())
+    if not match:
+        raise ValueError(f"cannot read a host from the SLURM node list {nodelist!r}; set MASTER_ADDR")
+    return match.group(1) + (match.group(2) or "")
 
 
 def wait_for_run_folder(run_dir: Path, launch: Launch, timeout: float = 900.0, poll: float = 0.5) -> None:
