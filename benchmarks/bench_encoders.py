@@ -19,6 +19,7 @@ import math
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_recipes import evaluate, flags
 from config.presets import preset_overrides
-from config.experiment import ModelConfig
+from dataio.run_status import read_run_status
+from config.experiment import InferenceSettings, ModelConfig
+from inference.sliding_window import window_starts
 from inference.fold_runs import find_fold_runs
 from models.registry import MODEL_NAMES, build_model
-from particles import PARTICLE_NAMES
+from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = preset_overrides("cpu")
@@ -49,6 +52,31 @@ def forward_flops(name: str, patch: int = 96) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 1, patch, patch, patch))
     return int(counter.get_total_flops())
+
+
+def gpu_preset_flops() -> dict[str, Any]:
+    """Counted FLOPs of the ``gpu`` preset: its training (forward + backward ~ 3x forward per patch, over every
+    patch of every epoch) and one full-size tomogram's prediction (every window, every TTA view, per model)."""
+    gpu = preset_overrides("gpu")
+    cfg = ModelConfig(name=gpu["model"]["name"], out_channels=len(PARTICLE_NAMES),
+                      output_stride=gpu["model"]["output_stride"])
+    model = build_model(cfg).eval()
+    patch = gpu["data"]["patch_size"]
+    window = tuple(gpu["inference"]["window"])
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, *patch))
+    per_patch = counter.get_total_flops()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, *window))
+    per_window = counter.get_total_flops()
+    overlap = gpu["inference"].get("overlap", InferenceSettings().overlap)
+    windows = math.prod(len(window_starts(size, w, overlap, 1)) for size, w in zip(FULL_SHAPE_ZYX, window))
+    views = len(gpu["inference"].get("tta", InferenceSettings().tta))
+    patches = gpu["data"]["patches_per_epoch"] * gpu["trainer"]["max_epochs"]
+    return {"model": cfg.name, "output_stride": cfg.output_stride, "patch": patch, "window": window,
+            "gflops_per_patch": per_patch / 1e9, "train_pflops": 3 * per_patch * patches / 1e15,
+            "patches": patches, "windows_per_tomogram": windows, "tta_views": views,
+            "predict_tflops_per_model": per_window * windows * views / 1e12}
 
 
 def step_seconds(name: str, repeats: int = 3) -> float:
@@ -98,9 +126,14 @@ def run_model(costs: dict[str, Any], data: Path, out: Path, fold: str, budget_mi
            "--overwrite", "--experiment", label, *flags({"model": {"name": name},
                                                           "trainer": {"max_epochs": epochs,
                                                                       "check_val_every_n_epoch": epochs}})]
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    train_minutes = (time.perf_counter() - start) / 60
+    finished = out / f"{label}_fold{fold}"
+    if (read_run_status(finished) or {}).get("status") == "finished":  # trained by an earlier call: scored again
+        started = (finished / "config.yaml").stat().st_mtime
+        train_minutes = (datetime.fromisoformat(read_run_status(finished)["time"]).timestamp() - started) / 60
+    else:
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        train_minutes = (time.perf_counter() - start) / 60
     fold_runs = find_fold_runs(out, label)
     scores = evaluate(fold_runs, data, {"tta": ["identity"]})
     return {**costs, "epochs": epochs,
@@ -118,11 +151,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold", default="0+1", help="the fold (or pair) every model trains")
     parser.add_argument("--budget-minutes", type=float, default=6.0, help="training wall time per model")
     parser.add_argument("--costs-only", action="store_true", help="params, FLOPs and step time; no training")
+    parser.add_argument("--gpu-estimate", action="store_true", help="FLOPs of the gpu preset's training and of "
+                                                                     "one full-size prediction; no training")
     parser.add_argument("--costs", type=Path, help="a --costs-only output (JSON lines) measured on an idle "
                                                    "machine: its step times set the epochs")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if args.gpu_estimate:
+        print(json.dumps(gpu_preset_flops()), flush=True)
+        return
     measured = {}
     if args.costs:
         measured = {row["model"]: row for row in map(json.loads, args.costs.read_text().splitlines()) if row}

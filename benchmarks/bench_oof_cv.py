@@ -79,10 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     ensemble = test_candidates(folds, test_root, settings)
     n_oof, n_test = len(oof.runs), len(truth.attrs["runs"])
     print(f"{len(folds)} folds of {folds[0].config.experiment}; OOF over {n_oof} runs; test: {n_test} runs of "
-          f"{test_root}; TTA {', '.join(settings.tta)}")
+          f"{test_root}; TTA {', '.join(settings.inference.tta)}")
     print("| thresholds, predictions | " + " | ".join(PARTICLE_NAMES) + " | F4 |")
     print("|---|" + "---|" * (len(PARTICLE_NAMES) + 1))
-    tolerance = settings.threshold_tolerance
+    tolerance = settings.inference.threshold_tolerance
     for label, fitting in (("tolerance 0", {"tolerance": 0.0}), (f"tolerance {tolerance}", {"tolerance": tolerance}),
                            (f"one-se, tolerance {tolerance}", {"tolerance": tolerance, "rule": "one-se"})):
         thresholds = fit_thresholds(oof.candidates, oof.truth, **fitting)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                   score_picks(select_picks(ensemble, suppressed, fraction), truth)))
     print(row("ensemble on test, thresholds fitted on the test runs", score_picks(
         apply_thresholds(ensemble, fit_thresholds(ensemble, truth)), truth)))
-    thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=settings.threshold_tolerance)
+    thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=settings.inference.threshold_tolerance)
     runs = per_run_scores(ensemble, thresholds, truth, truth.attrs["runs"])
     print(f"per test run (ensemble, OOF thresholds): mean {runs.mean():.3f}, sd {runs.std(ddof=1):.3f}, "
           f"standard error of the mean {runs.std(ddof=1) / np.sqrt(len(runs)):.3f} over {len(runs)} runs")

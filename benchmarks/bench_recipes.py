@@ -82,8 +82,9 @@ def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSett
     """Every peak of the fold ensemble above the candidate threshold on the test runs, with its score."""
     models = [load_model(r) for r in fold_runs]
     source = open_source(data, "test", fold_runs[0].config.data.tomo_type)
-    floor = {n: settings.candidate_threshold for n in PARTICLE_NAMES}
-    tables = [predict_run(models, source.load_tomogram(run), run, settings, floor, torch.device("cpu"))
+    floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
+    tables = [predict_run(models, source.load_tomogram(run), run, settings, floor, torch.device("cpu"),
+                          source.voxel_spacing)
               for run in source.run_names()]
     return pd.concat(tables, ignore_index=True)
 
@@ -92,10 +93,10 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
     """OOF CV and test scores of trained folds under one post-processing setting (thresholds fitted on
     out-of-fold predictions made with that same setting)."""
     settings = ensemble_settings(fold_runs[0].config, **overrides)
-    fraction = settings.class_suppression
+    fraction = settings.inference.class_suppression
     thresholds, predicted = fit_oof_thresholds(fold_runs, settings)
     oof = score_picks(select_picks(predicted.candidates, thresholds, fraction), predicted.truth, runs=predicted.runs)
-    candidates = test_candidates(fold_runs, data, replace(settings, class_suppression=0.0))
+    candidates = test_candidates(fold_runs, data, replace(settings, inference=replace(settings.inference, class_suppression=0.0)))
     truth = load_ground_truth(data / "test_truth")
     test = score_picks(select_picks(candidates, thresholds, fraction), truth)
     best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth)), truth)

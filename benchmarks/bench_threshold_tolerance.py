@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> None:
     oof = predict_oof(folds, settings)
     tests = {d.name: (test_candidates(folds, d, settings), load_ground_truth(d / "test_truth")) for d in args.data}
     for tolerance in TOLERANCES:
-        thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.class_suppression, tolerance)
-        picked = select_picks(oof.candidates, thresholds, settings.class_suppression)
+        thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, settings.inference.class_suppression, tolerance)
+        picked = select_picks(oof.candidates, thresholds, settings.inference.class_suppression)
         line = f"tolerance {tolerance:<5} OOF {score_picks(picked, oof.truth, runs=oof.runs).score:.3f}"
         for name, (candidates, truth) in tests.items():
-            report = score_picks(select_picks(candidates, thresholds, settings.class_suppression), truth)
+            report = score_picks(select_picks(candidates, thresholds, settings.inference.class_suppression), truth)
             per_class = " ".join(f"{n[:6]} {report.table.loc[n, 'f4']:.2f}" for n in PARTICLE_NAMES)
             line += f" | {name} {report.score:.3f} ({per_class})"
         print(line, flush=True)

@@ -81,3 +81,9 @@ def test_every_config_field_is_described() -> None:
     missing = [name for name, _, _ in leaf_fields(ExperimentConfig) if not descriptions.get(name)]
     assert not missing
     assert len(descriptions) > 60
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if p.stem != "__init__"))
+def test_every_benchmark_imports(module) -> None:
+    """A benchmark is run rarely; an API change must not leave it broken until then."""
+    __import__(f"benchmarks.{module}")

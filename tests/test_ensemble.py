@@ -270,3 +270,12 @@ def test_an_mrc_at_another_voxel_spacing_is_refused_by_name(trained_runs, tiny_d
     pd.testing.assert_frame_equal(from_mrc.drop(columns="id").reset_index(drop=True),
                                   from_zarr[from_zarr["experiment"] == "TS_sim_test_0"].drop(columns="id")
                                   .reset_index(drop=True), check_exact=False, atol=1e-3)
+
+
+def test_the_benchmarks_scoring_runs_on_trained_folds(trained_runs, tiny_dataset) -> None:
+    """bench_recipes / bench_encoders score folds through the same inference API (kept from rotting)."""
+    from benchmarks.bench_recipes import evaluate
+
+    row = evaluate(find_fold_runs(trained_runs), tiny_dataset, {"tta": ["identity"]})
+    assert 0.0 <= row["oof_cv"] <= 1.0 and 0.0 <= row["test"] <= 1.0
+    assert set(row["thresholds"]) == set(PARTICLE_NAMES) and set(row["test_per_class"]) == set(PARTICLE_NAMES)
