@@ -1,5 +1,8 @@
 """The particle table, voxel spacing and axis convention: the one source every module imports.
 
+The six CZII classes are the built-in particle set; ``ParticleSet`` holds any other (read from a copick
+config or a particles file by ``dataio.particle_sets``), with the same fields and checks.
+
 Axis convention
 ---------------
 * Arrays (tomograms, heatmaps, logits) are indexed ``[z, y, x]``.
@@ -23,16 +26,20 @@ FULL_SHAPE_ZYX: tuple[int, int, int] = (184, 630, 630)
 """Shape of a full-resolution CZII tomogram."""
 
 
+DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard", "impossible")
+"""How hard a class is to see (sets its patch-sampling weight); classes of other sets are ``medium``."""
+
+
 @dataclass(frozen=True)
 class Particle:
-    """One pickable particle class as the CZII challenge defines it."""
+    """One pickable particle class (the CZII challenge's, or any copick project's)."""
 
     name: str
-    label: int  # 1..6; channel index in model outputs is label - 1
+    label: int  # 1..N; channel index in model outputs is label - 1
     radius: float  # Å
-    weight: float  # weight in the F-beta score; 0 = trained on, not scored
-    difficulty: str
-    pdb_id: str
+    weight: float = 1.0  # weight in the F-beta score; 0 = trained on, not scored
+    difficulty: str = "medium"
+    pdb_id: str = ""
 
     @property
     def radius_voxels(self) -> float:
@@ -51,6 +58,92 @@ PARTICLES: tuple[Particle, ...] = (
     Particle("thyroglobulin", 5, 130.0, 2.0, "hard", "6SCJ"),
     Particle("virus-like-particle", 6, 135.0, 1.0, "easy", "6N4V"),
 )
+
+
+
+@dataclass(frozen=True)
+class ParticleSet:
+    """The classes a model picks, in channel order: labels 1..N, names unique and usable as copick object
+    names, radii positive, weights non-negative with at least one scored class."""
+
+    particles: tuple[Particle, ...]
+
+    def __post_init__(self) -> None:
+        check_particles(self.particles, "particle set")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.particles)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.particles)
+
+    def get(self, name: str) -> Particle:
+        """The class called ``name``; unknown names are an error listing the set, never skipped."""
+        for p in self.particles:
+            if p.name == name:
+                return p
+        raise ValueError(f"unknown particle name {name!r}; known: {', '.join(self.names)}")
+
+    def to_records(self) -> list[dict[str, object]]:
+        """Plain records (a run folder's ``particles.yaml``, a particles file) from which ``from_records``
+        rebuilds the same set."""
+        return [{"name": p.name, "label": p.label, "radius": p.radius, "weight": p.weight,
+                 "difficulty": p.difficulty, "pdb_id": p.pdb_id} for p in self.particles]
+
+    @classmethod
+    def from_records(cls, records: object, where: str) -> "ParticleSet":
+        """A set from plain records; anything malformed is an error naming ``where`` and the record."""
+        if not isinstance(records, list) or not records:
+            raise ValueError(f"{where}: expected a non-empty list of particles, got {type(records).__name__}")
+        fields = set(Particle.__dataclass_fields__)
+        particles = []
+        for i, record in enumerate(records):
+            if not isinstance(record, dict) or not {"name", "radius"} <= set(record):
+                raise ValueError(f"{where}: particle {i + 1} needs at least a name and a radius (Å), got {record!r}")
+            unknown = set(record) - fields
+            if unknown:
+                raise ValueError(f"{where}: particle {record['name']!r} has unknown field(s) {sorted(unknown)}; "
+                                 f"known: {sorted(fields)}")
+            try:
+                particles.append(Particle(name=str(record["name"]), label=int(record.get("label", i + 1)),
+                                          radius=float(record["radius"]), weight=float(record.get("weight", 1.0)),
+                                          difficulty=str(record.get("difficulty", "medium")),
+                                          pdb_id=str(record.get("pdb_id") or "")))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{where}: particle {record['name']!r}: {err}") from None
+        check_particles(particles, where)
+        return cls(tuple(sorted(particles, key=lambda p: p.label)))
+
+
+def check_particles(particles: tuple[Particle, ...] | list[Particle], where: str) -> None:
+    """Labels 1..N (the channel order), unique names fit for copick file names, sizes and weights in range."""
+    names = [p.name for p in particles]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"{where}: particle name(s) {duplicated} appear more than once")
+    labels = sorted(p.label for p in particles)
+    if labels != list(range(1, len(particles) + 1)):
+        raise ValueError(f"{where}: labels must be 1..{len(particles)} (one per class, the output channel order); "
+                         f"got {labels}")
+    for p in particles:
+        if not p.name or any(c in p.name for c in '_/\\ <>:"|?*') or p.name.startswith("."):
+            raise ValueError(f"{where}: particle name {p.name!r} cannot be a copick object name "
+                             "(no spaces, underscores or path characters)")
+        if not (p.radius > 0 and np.isfinite(p.radius)):
+            raise ValueError(f"{where}: particle {p.name!r} needs a positive radius in Å, got {p.radius}")
+        if not (p.weight >= 0 and np.isfinite(p.weight)):
+            raise ValueError(f"{where}: particle {p.name!r} has weight {p.weight}; weights are >= 0")
+        if p.difficulty not in DIFFICULTIES:
+            raise ValueError(f"{where}: particle {p.name!r} has difficulty {p.difficulty!r}; "
+                             f"choose one of {DIFFICULTIES}")
+    if not any(p.weight > 0 for p in particles):
+        raise ValueError(f"{where}: every weight is 0, so nothing would be scored")
+
+
+CZII_PARTICLES = ParticleSet(PARTICLES)
+"""The challenge's six classes with their F-beta weights: the default set."""
 
 PARTICLE_NAMES: tuple[str, ...] = tuple(p.name for p in PARTICLES)
 NUM_CLASSES: int = len(PARTICLES)

@@ -19,7 +19,7 @@ PadMode = Literal["mirror", "constant", "reflect", "replicate"]
 TTAName = Literal["identity", "flip_z", "flip_y", "flip_x", "rot90_1", "rot90_2", "rot90_3"]
 """Test-time transforms (``inference.tta.TRANSFORMS`` implements exactly these)."""
 
-DIFFICULTY_FACTOR: dict[str, float] = {"easy": 1.0, "hard": 2.0, "impossible": 1.0}
+DIFFICULTY_FACTOR: dict[str, float] = {"easy": 1.0, "medium": 1.0, "hard": 2.0, "impossible": 1.0}
 """Hard classes (score weight 2) are drawn twice as often; classes, not picks, are drawn first, which
 already favours rare classes over frequent ones."""
 

@@ -5,26 +5,43 @@ picks this project writes).
 ``python -m dataio.portal --dataset 10440 --overlay portal_overlay --out portal.json``
 
 10440 is the challenge's experimental training data, 10445/10446 its test data, 10441 the organisers'
-simulated pre-training set. Needs network access to the portal; this machine has none, so this command is
-untested here (everything it leads to is tested through copick's local file-system backend).
+simulated pre-training set. The portal names the six proteins otherwise (``ferritin-complex``,
+``cytosolic-ribosome``, ``virus-like-capsid``) and gives every object a 50 Å placeholder radius: the written
+config carries the challenge's names and radii instead (``dataio.particle_sets.CZII_ALIASES``; copick finds
+the portal's picks by the objects' identifiers, which are kept), so it trains without hand edits. Asking the
+portal needs network access, which this machine lacks; the rewriting is tested on recorded portal metadata.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 from pathlib import Path
 
-from dataio.atomic import check_writable
+from dataio.atomic import check_writable, write_text_atomic
 from dataio.cli_errors import run_tool
+from dataio.particle_sets import apply_czii_aliases, particle_set_from_copick
 
 
-def write_portal_config(dataset_ids: list[int], overlay: Path, out: Path) -> Path:
-    """Ask the portal (through copick) for the datasets' objects and write the copick config to ``out``."""
+def write_portal_config(dataset_ids: list[int], overlay: Path, out: Path) -> list[str]:
+    """Ask the portal (through copick) for the datasets' objects, then write the copick config to ``out``
+    with the CZII classes under the challenge's names; returns the renames made."""
     from copick.ops.open import from_czcdp_datasets
 
     overlay.mkdir(parents=True, exist_ok=True)
-    from_czcdp_datasets(dataset_ids, overlay_root=f"local://{overlay.resolve()}",
-                        overlay_fs_args={"auto_mkdir": True}, output_path=str(out))
-    return out
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".portal-") as scratch:  # copick's own document
+        raw = Path(scratch) / "copick.json"
+        from_czcdp_datasets(dataset_ids, overlay_root=f"local://{overlay.resolve()}",
+                            overlay_fs_args={"auto_mkdir": True}, output_path=str(raw))
+        doc = json.loads(raw.read_text())
+    return finish_portal_config(doc, out)
+
+
+def finish_portal_config(doc: dict, out: Path) -> list[str]:
+    """Write copick's portal config document with the CZII names and radii applied (atomically)."""
+    fixed, renames = apply_czii_aliases(doc, f"portal config for {out}")
+    write_text_atomic(out, json.dumps(fixed, indent=2) + "\n")
+    return renames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,10 +59,11 @@ def portal_config(args: argparse.Namespace) -> int:
     if args.overlay.exists() and not args.overlay.is_dir():
         raise FileExistsError(f"--overlay {args.overlay} is a file, not a folder")
     check_writable(args.out, "--out")
-    path = write_portal_config(args.dataset, args.overlay, args.out)
-    print(f"wrote {path}; the portal's object names must match particles.py "
-          f"(check with: python -c \"import copick; print([o.name for o in copick.from_file('{path}')."
-          f"pickable_objects])\")")
+    renames = write_portal_config(args.dataset, args.overlay, args.out)
+    objects = particle_set_from_copick(json.loads(args.out.read_text()), str(args.out))
+    print(f"wrote {args.out}: particles {', '.join(objects.particles.names)}"
+          + (f" (renamed {', '.join(renames)})" if renames else "")
+          + (f"; not particles, skipped: {', '.join(objects.skipped)}" if objects.skipped else ""))
     return 0
 
 
