@@ -16,6 +16,7 @@ from config.flags import add_config_flags, given_config_values
 from config.yaml_cli import dotted_to_nested, load_yaml, parse_cli_value
 from config.presets import PRESETS
 from dataio.cli_errors import run_tool
+from dataio.particle_sets import particles_from_source
 from config.resolve import resolve_config
 from lightning_modules.training_run import TrainingInterrupted, best_metrics, fit
 
@@ -37,17 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML file laid over the preset (same keys as config.yaml)")
     parser.add_argument("--seed", help="global seed (also part of the run name)")
     parser.add_argument("--experiment", help="experiment (group) name; default derived from the config")
+    parser.add_argument("--particles", help="the classes: czii (the challenge's six, the default), copick (the "
+                        "particles of the data's copick config: --data CONFIG.json, or ROOT/copick_config.json), "
+                        "or a particles file (YAML/JSON: particles: [{name, radius, weight, ...}]); recorded in "
+                        "the run's config")
     parser.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="start an existing run folder again")
     parser.add_argument("--init-from", help="start from another run's checkpoint weights (fine-tuning)")
     group = parser.add_argument_group("hyperparameters (every field of ExperimentConfig)")
-    add_config_flags(group, ExperimentConfig, skip=tuple(SHORTCUTS.values()))
+    add_config_flags(group, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles"))
     return parser
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
     """Dotted flags that were given, parsed as YAML values, as a nested dict."""
-    given = given_config_values(args, ExperimentConfig, skip=tuple(SHORTCUTS.values()))
+    given = given_config_values(args, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles"))
     for short, dotted in SHORTCUTS.items():
         value = getattr(args, short)
         if value is not None:
@@ -91,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace) -> int:
     preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
-    cfg = resolve_config(preset, args.config, overrides_from(args))
+    overrides = overrides_from(args)
+    cfg = resolve_config(preset, args.config, overrides)
+    if args.particles:  # read from the data the config names, then recorded in the config itself
+        chosen = particles_from_source(args.particles, cfg.data.data_root)
+        cfg = resolve_config(preset, args.config, {**overrides, "particles": chosen.to_records()})
     if not fold_is_given(args):
         raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
                          "two joined by '+' (0+1: the CPU design), or -1 / all to train on every run")

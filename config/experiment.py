@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from config.fields import option
-from particles import PARTICLES
+from particles import PARTICLES, Particle, ParticleSet
 
 LossKind = Literal["bce", "focal", "ce"]
 CheckpointChoice = Literal["last", "best"]
@@ -27,9 +27,9 @@ DEFAULT_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32, 16)
 """smp-3d decoder widths, deepest first; their number is the encoder depth."""
 
 
-def default_class_weights() -> dict[str, float]:
+def default_class_weights(particles: tuple[Particle, ...] = PARTICLES) -> dict[str, float]:
     """Sampling weight per particle name, from the particles' difficulty."""
-    return {p.name: DIFFICULTY_FACTOR[p.difficulty] for p in PARTICLES}
+    return {p.name: DIFFICULTY_FACTOR[p.difficulty] for p in particles}
 
 
 @dataclass
@@ -204,6 +204,10 @@ class ExperimentConfig:
     """Everything a training run depends on. ``experiment`` groups the folds of one recipe."""
 
     experiment: str = option("", "experiment (group) name; empty: derived from the config, with a hash of it")
+    particles: tuple[Particle, ...] = option(PARTICLES, "the classes in channel order (name, label, radius Å, "
+                                                        "F-beta weight, difficulty, pdb_id): the CZII six unless "
+                                                        "train.py --particles reads a copick config or a "
+                                                        "particles file")
     seed: int = option(42, "global seed (initialisation; patch sampling too unless data.seed is given)")
     data: DataConfig = option(help="data, folds, patches, targets", factory=DataConfig)
     model: ModelConfig = option(help="network", factory=ModelConfig)
@@ -215,6 +219,11 @@ class ExperimentConfig:
     validation: ValidationConfig = option(help="fold validation", factory=ValidationConfig)
     trainer: TrainerConfig = option(help="Lightning Trainer", factory=TrainerConfig)
     logging: LoggingConfig = option(help="loggers", factory=LoggingConfig)
+
+    @property
+    def particle_set(self) -> ParticleSet:
+        """The classes as a checked set (what every stage after the config takes)."""
+        return ParticleSet(tuple(self.particles))
 
 
 def activation_kind(loss: LossConfig) -> str:

@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from config.checks import check_config_values
-from config.experiment import ExperimentConfig, InferenceSettings, out_channels_for
+from config.experiment import ExperimentConfig, InferenceSettings, default_class_weights, out_channels_for
 from config.presets import preset_overrides
 from config.yaml_cli import from_dict, load_yaml, merge, to_dict
-from particles import NUM_CLASSES
+from particles import PARTICLES
 
 RUN_ONLY_FIELDS: tuple[tuple[str, str], ...] = (("data", "fold"), ("data", "num_workers"), ("logging", "wandb"),
                                                 ("logging", "project"), ("validation", "picture"))
@@ -56,8 +56,11 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     if config_file:
         cfg = merge(cfg, upgrade(load_yaml(config_file)))
     cfg = merge(cfg, overrides)
+    particles = cfg.particle_set  # checked here: labels 1..N, names, radii, weights
     if "out_channels" not in overrides.get("model", {}):
-        cfg.model.out_channels = out_channels_for(cfg.loss, NUM_CLASSES)
+        cfg.model.out_channels = out_channels_for(cfg.loss, particles.num_classes)
+    if cfg.data.class_sampling_weights == default_class_weights() and particles.particles != PARTICLES:
+        cfg.data.class_sampling_weights = default_class_weights(particles.particles)  # the default, for this set
     asked = overrides.get("data", {}).get("target_stride")
     if asked is not None and asked != cfg.model.output_stride:
         raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")
@@ -81,6 +84,8 @@ def recipe_hash(cfg: ExperimentConfig) -> str:
     keep the form they had before ``inference`` existed, so a recipe keeps its name across versions."""
     doc = to_dict(cfg)
     doc.pop("experiment", None)
+    if tuple(cfg.particles) == PARTICLES:  # the default set: recipes named before sets existed keep their name
+        doc.pop("particles")
     for section, key in RUN_ONLY_FIELDS:
         doc.get(section, {}).pop(key, None)
     inference = doc.pop("inference")

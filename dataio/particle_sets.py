@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from dataio.layout import COPICK_CONFIG_NAME
 from particles import CZII_PARTICLES, Particle, ParticleSet, check_particles
 
 CZII_ALIASES: dict[str, str] = {
@@ -113,6 +114,20 @@ def read_particles_file(path: Path) -> ParticleSet:
     if not isinstance(doc, dict) or "particles" not in doc:
         raise ValueError(f"particles file {path}: expected a mapping with a 'particles' list (or a copick config)")
     return ParticleSet.from_records(doc["particles"], f"particles file {path}")
+
+
+def particles_from_source(source: str, data_root: str | Path) -> ParticleSet:
+    """``czii``, ``copick`` (the copick config ``data_root`` is, or holds as ``copick_config.json``), or a
+    particles file: the choice ``train.py --particles`` offers."""
+    if source == "czii":
+        return CZII_PARTICLES
+    if source == "copick":
+        root = Path(data_root)
+        config = root if root.suffix == ".json" else root / COPICK_CONFIG_NAME
+        if not config.is_file():
+            raise FileNotFoundError(f"--particles copick: no copick config at {config} (give --data CONFIG.json)")
+        return read_particles_file(config)
+    return read_particles_file(Path(source))
 
 
 def particles_document(particles: ParticleSet) -> str:
