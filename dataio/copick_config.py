@@ -14,16 +14,18 @@ from pathlib import Path
 
 from dataio.atomic import write_text_atomic
 from dataio.cli_errors import run_tool
+from dataio.particle_sets import read_particles_file
 from dataio.layout import (COPICK_CONFIG_NAME, TEST_COPICK_CONFIG_NAME, static_runs_dir, train_overlay_root,
                            truth_overlay_root)
-from particles import PARTICLES
+from particles import CZII_PARTICLES, ParticleSet
 
 
-def copick_config(root: Path, split: str = "train", name: str = "czii-picker dataset") -> dict:
+def copick_config(root: Path, split: str = "train", name: str = "czii-picker dataset",
+                  particles: ParticleSet = CZII_PARTICLES) -> dict:
     """The copick config document for one split of ``root`` (pickable objects from ``particles``)."""
     root = Path(root).resolve()
-    objects = [{"name": p.name, "is_particle": True, "pdb_id": p.pdb_id, "label": p.label,
-                "radius": p.radius} for p in PARTICLES]
+    objects = [{"name": p.name, "is_particle": True, "pdb_id": p.pdb_id or None, "label": p.label,
+                "radius": p.radius} for p in particles.particles]
     overlay = train_overlay_root(root) if split == "train" else truth_overlay_root(root)
     return {"name": name, "description": f"The {split} split of {root} (Kaggle CZII / copick layout).",
             "version": "1.0.0", "config_type": "filesystem", "pickable_objects": objects,
@@ -31,10 +33,11 @@ def copick_config(root: Path, split: str = "train", name: str = "czii-picker dat
             "static_root": f"local://{static_runs_dir(root, split).parent}", "static_fs_args": {}}
 
 
-def write_copick_configs(root: Path, name: str = "czii-picker dataset") -> list[Path]:
+def write_copick_configs(root: Path, name: str = "czii-picker dataset",
+                         particles: ParticleSet = CZII_PARTICLES) -> list[Path]:
     """Write both configs of ``root`` atomically; returns their paths."""
     root = Path(root)
-    return [write_text_atomic(root / file, json.dumps(copick_config(root, split, name), indent=2) + "\n")
+    return [write_text_atomic(root / file, json.dumps(copick_config(root, split, name, particles), indent=2) + "\n")
             for split, file in (("train", COPICK_CONFIG_NAME), ("test", TEST_COPICK_CONFIG_NAME))]
 
 
@@ -48,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 def rewrite_configs(root: Path) -> int:
     if not static_runs_dir(root, "train").is_dir():
         raise FileNotFoundError(f"{root}: no {static_runs_dir(root, 'train')}: not a dataset root")
-    for path in write_copick_configs(root):
+    existing = root / COPICK_CONFIG_NAME  # keep the dataset's own classes
+    particles = (read_particles_file(existing) if existing.is_file() else CZII_PARTICLES)
+    for path in write_copick_configs(root, particles=particles):
         print(f"wrote {path}")
     return 0
 

@@ -15,6 +15,7 @@ import pandas as pd
 import zarr
 
 from dataio.layout import SPLITS
+from particles import CZII_PARTICLES, ParticleSet
 from dataio.pick_readers import (PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  empty_picks_table, load_volume, particle_files, select_pick_files, validate_picks)
 
@@ -53,8 +54,9 @@ class CopickProjectSource:
     """The runs of one copick project at one voxel spacing and tomogram type."""
 
     def __init__(self, config: str | Path, tomo_type: str = "denoised", voxel_spacing: float | None = None,
-                 selection: PickSelection = PickSelection()) -> None:
+                 selection: PickSelection = PickSelection(), particles: ParticleSet = CZII_PARTICLES) -> None:
         self.config = Path(config)
+        self.particles = particles
         if not self.config.is_file():
             raise FileNotFoundError(f"copick config not found: {self.config}")
         check_not_moved(self.config)
@@ -127,8 +129,8 @@ class CopickProjectSource:
         files = [PickFile(Path(f"{p.user_id}_{p.session_id}_{p.pickable_object_name}.json"), p.user_id,
                           p.session_id, p.pickable_object_name) for p in sets]
         where = f"picks of {self._where(run)}"
-        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported), self.selection,
-                                                    where)}
+        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported, self.particles),
+                                                    self.selection, where)}
         return [p for p, f in zip(sets, files) if f.path in chosen]
 
     def picks(self, run: str) -> pd.DataFrame:
@@ -142,7 +144,7 @@ class CopickProjectSource:
                                         "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}))
         table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(map(len, tables)) \
             else empty_picks_table()
-        table = validate_picks(table, f"picks of {self._where(run)}")  # NaN coordinates, unknown names
+        table = validate_picks(table, f"picks of {self._where(run)}", self.particles)  # NaN coordinates, names
         check_picks_in_volume(table, tuple(self.tomogram(run).shape), self.voxel_spacing,
                               f"picks of {self._where(run)}")
         return table

@@ -11,7 +11,7 @@ from dataio.layout import (SPLITS, VOXEL_SPACING_DIR, static_runs_dir, truth_ove
                                 tomogram_path, train_overlay_root)
 from dataio.pick_readers import (PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  load_volume, read_run_picks)
-from particles import VOXEL_SPACING
+from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet
 
 
 def _level_path(group: zarr.Group, level: int, where: Path) -> str:
@@ -32,7 +32,9 @@ class CopickSource:
     """One split of a copick dataset: lazy zarr tomograms per run, picks from an overlay."""
 
     def __init__(self, root: str | Path, split: str = "train", tomo_type: str = "denoised", level: int = 0,
-                 overlay_root: str | Path | None = None, selection: PickSelection = PickSelection()) -> None:
+                 overlay_root: str | Path | None = None, selection: PickSelection = PickSelection(),
+                 particles: ParticleSet = CZII_PARTICLES) -> None:
+        self.particles = particles
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset root not found: {self.root}")
@@ -120,7 +122,7 @@ class CopickSource:
         if self.overlay_root is None:
             raise ValueError(f"the {self.split} split of {self.root} has no picks "
                              f"(no {truth_overlay_root(self.root)})")
-        table = read_run_picks(self.overlay_root, run, self.selection, self._reported)
+        table = read_run_picks(self.overlay_root, run, self.selection, self._reported, self.particles)
         shape, spacing = self._full_extent(run)
         check_picks_in_volume(table, shape, spacing, f"picks of run {run!r} in {self.overlay_root}")
         return table

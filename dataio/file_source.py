@@ -11,7 +11,7 @@ import zarr
 from dataio.copick_source import _level_path
 from dataio.pick_readers import (check_picks_in_volume, check_volume_array, empty_picks_table, load_volume,
                                       read_picks_csv)
-from particles import VOXEL_SPACING
+from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet
 
 MRC_SUFFIXES: tuple[str, ...] = (".mrc", ".rec", ".map")
 ZARR_SUFFIX = ".zarr"
@@ -74,7 +74,8 @@ class FileSource:
     """A list of MRC or zarr tomograms (run name: the file stem, or the copick run folder of a zarr) and an
     optional CSV of their picks."""
 
-    def __init__(self, tomograms: list[Path] | Path, picks_csv: Path | None = None) -> None:
+    def __init__(self, tomograms: list[Path] | Path, picks_csv: Path | None = None,
+                 particles: ParticleSet = CZII_PARTICLES) -> None:
         if isinstance(tomograms, (str, Path)):
             folder = Path(tomograms)
             if not folder.is_dir():
@@ -104,7 +105,8 @@ class FileSource:
         self.voxel_spacing: float = float(next(iter(spacings.values())))
         self.picks_csv = None if picks_csv is None else Path(picks_csv)
         self.has_picks: bool = self.picks_csv is not None
-        self._picks = read_picks_csv(self.picks_csv) if self.picks_csv is not None else empty_picks_table()
+        self._picks = (read_picks_csv(self.picks_csv, particles) if self.picks_csv is not None
+                       else empty_picks_table())
         strangers = sorted(set(self._picks["experiment"]) - set(self._files))
         if strangers:
             raise ValueError(f"{self.picks_csv}: picks for runs with no tomogram: {strangers}; "

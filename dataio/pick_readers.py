@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, overlay_runs_dir, parse_pick_file_name, picks_dir
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, ParticleSet
 
 PICK_COLUMNS: tuple[str, ...] = ("experiment", "particle_type", "x", "y", "z")
 _REQUIRED_KEYS: tuple[str, ...] = ("pickable_object_name", "unit", "points")
@@ -21,8 +21,8 @@ def empty_picks_table() -> pd.DataFrame:
                          for c in PICK_COLUMNS})
 
 
-def validate_picks(table: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Check columns, numeric finite coordinates and known particle names; return a clean copy."""
+def validate_picks(table: pd.DataFrame, where: str, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+    """Check columns, numeric finite coordinates and names of ``particles``; return a clean copy."""
     missing = [c for c in PICK_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{where}: missing columns {missing}; has {list(table.columns)}")
@@ -42,13 +42,13 @@ def validate_picks(table: pd.DataFrame, where: str) -> pd.DataFrame:
             row = int(np.flatnonzero(out[c].isna().to_numpy())[0])
             raise ValueError(f"{where}: column {c!r} is empty at row {row}")
         out[c] = out[c].astype(str).astype(object)
-    unknown = sorted(set(out["particle_type"].unique()) - set(PARTICLE_NAMES))
+    unknown = sorted(set(out["particle_type"].unique()) - set(particles.names))
     if unknown:
-        raise ValueError(f"{where}: unknown particle types {unknown}; known: {', '.join(PARTICLE_NAMES)}")
+        raise ValueError(f"{where}: unknown particle types {unknown}; known: {', '.join(particles.names)}")
     return out.reset_index(drop=True)
 
 
-def read_picks_csv(path: str | Path) -> pd.DataFrame:
+def read_picks_csv(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Read a CSV of picks (experiment, particle_type, x, y, z in Å; extra columns kept, e.g. id)."""
     path = Path(path)
     if not path.is_file():
@@ -57,7 +57,7 @@ def read_picks_csv(path: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, dtype={"experiment": str, "particle_type": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable CSV ({err})") from None
-    return validate_picks(table, str(path))
+    return validate_picks(table, str(path), particles)
 
 
 def _run_from_path(path: Path) -> str | None:
@@ -88,7 +88,7 @@ def _points_xyz(points: object, path: Path) -> np.ndarray:
     return xyz
 
 
-def read_pick_json(path: str | Path) -> pd.DataFrame:
+def read_pick_json(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Read one copick pick file (unit Å) into a picks table; an empty points list gives zero rows."""
     path = Path(path)
     if not path.is_file():
@@ -105,8 +105,8 @@ def read_pick_json(path: str | Path) -> pd.DataFrame:
     if doc["unit"] != "angstrom":
         raise ValueError(f"{path}: unit is {doc['unit']!r}; only 'angstrom' is supported")
     name = doc["pickable_object_name"]
-    if name not in PARTICLE_NAMES:
-        raise ValueError(f"{path}: unknown particle {name!r}; known: {', '.join(PARTICLE_NAMES)}")
+    if name not in particles.names:
+        raise ValueError(f"{path}: unknown particle {name!r}; known: {', '.join(particles.names)}")
     file_user, file_session, file_object = parse_pick_file_name(path.stem)
     if file_object != name:
         raise ValueError(f"{path}: file name does not match pickable_object_name {name!r}")
@@ -194,28 +194,30 @@ def select_pick_files(files: list[PickFile], selection: PickSelection, where: st
     return chosen
 
 
-def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None) -> list[PickFile]:
+def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None,
+                   particles: ParticleSet = CZII_PARTICLES) -> list[PickFile]:
     """The pick files of particle classes. Another object's (a membrane, a segmentation, a protein outside the
     particle set) is skipped with one line naming it, once per name in ``reported``; never silently, and in
     every layout alike."""
     reported = set() if reported is None else reported
-    for name in sorted({f.particle for f in files} - set(PARTICLE_NAMES) - reported):
+    for name in sorted({f.particle for f in files} - set(particles.names) - reported):
         print(f"note: skipping picks of {name!r} in {where}: not one of the particle classes "
-              f"({', '.join(PARTICLE_NAMES)})")
+              f"({', '.join(particles.names)})")
         reported.add(name)
-    return [f for f in files if f.particle in PARTICLE_NAMES]
+    return [f for f in files if f.particle in particles.names]
 
 
 def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection = PickSelection(),
-                   reported: set[str] | None = None) -> pd.DataFrame:
+                   reported: set[str] | None = None, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """The selected owner's picks of one run in an overlay; a run folder without pick files gives zero rows.
     Objects that are not particles are skipped with a note (``particle_files``)."""
     run_dir = overlay_runs_dir(Path(overlay_root)) / run
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no picks for run {run!r}: {run_dir} does not exist")
     where = f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}"
-    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported), selection, where)
-    tables = [t for t in (read_pick_json(f.path) for f in files) if len(t)]
+    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported, particles),
+                              selection, where)
+    tables = [t for t in (read_pick_json(f.path, particles) for f in files) if len(t)]
     if not tables:
         return empty_picks_table()
     return pd.concat(tables, ignore_index=True)
@@ -229,11 +231,12 @@ def overlay_run_names(overlay_root: str | Path) -> list[str]:
     return sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
 
 
-def read_overlay(overlay_root: str | Path, selection: PickSelection = PickSelection()) -> pd.DataFrame:
+def read_overlay(overlay_root: str | Path, selection: PickSelection = PickSelection(),
+                 particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Every run's selected picks in an overlay as one table; ``attrs['runs']`` lists all runs (even pick-less)."""
     runs = overlay_run_names(overlay_root)
     reported: set[str] = set()
-    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported) for r in runs) if len(t)]
+    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported, particles) for r in runs) if len(t)]
     table = pd.concat(tables, ignore_index=True) if tables else empty_picks_table()
     table.attrs["runs"] = runs
     return table

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataio.layout import TRUTH_SESSION, TRUTH_USER, pick_file
+from dataio.layout import TRUTH_SESSION, TRUTH_USER, check_path_name, pick_file
 from dataio.pick_readers import PICK_COLUMNS
-from particles import PARTICLE_NAMES, particle
+from particles import CZII_PARTICLES, ParticleSet
 from dataio.atomic import OutputBatch, atomic_path, check_writable, write_text_atomic
 
 WRITER_TAG = "czii-picker"
@@ -19,13 +19,14 @@ DEFAULT_PICKS_USER = "czii-picker"
 _IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
-def write_submission(picks: pd.DataFrame, path: str | Path, batch: OutputBatch | None = None) -> Path:
+def write_submission(picks: pd.DataFrame, path: str | Path, batch: OutputBatch | None = None,
+                     particles: ParticleSet = CZII_PARTICLES) -> Path:
     """Write ``id,experiment,particle_type,x,y,z`` (Å), ids 0..n-1, sorted by run and class."""
     missing = [c for c in PICK_COLUMNS if c not in picks.columns]
     if missing:
         raise ValueError(f"picks table lacks columns {missing}; has {list(picks.columns)}")
     for name in picks["particle_type"].unique():
-        particle(name)
+        particles.get(name)
     table = picks.loc[:, list(PICK_COLUMNS)].sort_values(["experiment", "particle_type", "z", "y", "x"],
                                                          kind="stable").reset_index(drop=True)
     table.insert(0, "id", np.arange(len(table)))
@@ -37,7 +38,7 @@ def write_submission(picks: pd.DataFrame, path: str | Path, batch: OutputBatch |
 def pick_json(run: str, particle_name: str, xyz_angstrom: np.ndarray, user_id: str = TRUTH_USER,
               session_id: str = TRUTH_SESSION, voxel_spacing: float | None = None) -> dict:
     """The copick pick-file document for one run and class (points in Å)."""
-    particle(particle_name)
+    check_path_name(particle_name, "copick object name")
     points = [{"location": {"x": float(x), "y": float(y), "z": float(z)},
                "transformation_": _IDENTITY, "instance_id": 0, "score": 1.0}
               for x, y, z in np.asarray(xyz_angstrom, dtype=np.float64).reshape(-1, 3)]
@@ -78,30 +79,32 @@ def write_pick_json(overlay_root: str | Path, run: str, particle_name: str, xyz_
     return write_text_atomic(target, json.dumps(doc), batch=batch)
 
 
-def check_copick_targets(overlay_root: str | Path, runs: list[str], user_id: str, session_id: str) -> None:
+def check_copick_targets(overlay_root: str | Path, runs: list[str], user_id: str, session_id: str,
+                         particles: ParticleSet = CZII_PARTICLES) -> None:
     """Every pick file ``write_copick_picks`` would write may be replaced (callers check before long work)."""
     overlay_root = Path(overlay_root)
     if overlay_root.exists() and not overlay_root.is_dir():
         raise FileExistsError(f"copick overlay {overlay_root} is a file, not a folder")
     for run in runs:
-        for name in PARTICLE_NAMES:
+        for name in particles.names:
             check_replaceable(pick_file(overlay_root, run, name, user_id, session_id), overlay_root)
-    check_writable(pick_file(overlay_root, runs[0], PARTICLE_NAMES[0], user_id, session_id) if runs else
+    check_writable(pick_file(overlay_root, runs[0], particles.names[0], user_id, session_id) if runs else
                    overlay_root / "probe", "copick overlay")
 
 
 def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list[str] | None = None,
                        user_id: str = DEFAULT_PICKS_USER, session_id: str = "0",
-                       voxel_spacing: float | None = None, batch: OutputBatch | None = None) -> list[Path]:
+                       voxel_spacing: float | None = None, batch: OutputBatch | None = None,
+                       particles: ParticleSet = CZII_PARTICLES) -> list[Path]:
     """Write one pick JSON per run and class (empty classes too, so viewers see zero picks). Every target is
     checked before the first is written, so a refusal leaves the overlay as it was; with ``batch`` they
     appear only when the batch commits."""
     runs = sorted(picks["experiment"].unique()) if runs is None else runs
-    check_copick_targets(overlay_root, runs, user_id, session_id)
+    check_copick_targets(overlay_root, runs, user_id, session_id, particles)
     written = []
     for run in runs:
         in_run = picks[picks["experiment"] == run]
-        for name in PARTICLE_NAMES:
+        for name in particles.names:
             xyz = in_run.loc[in_run["particle_type"] == name, ["x", "y", "z"]].to_numpy()
             written.append(write_pick_json(overlay_root, run, name, xyz, user_id, session_id, voxel_spacing,
                                            batch))

@@ -12,6 +12,7 @@ from dataio.copick_source import CopickSource
 from dataio.layout import SPLITS, static_runs_dir
 from dataio.file_source import TOMOGRAM_SUFFIXES, FileSource
 from dataio.pick_readers import PickSelection, read_pick_json, read_picks_csv
+from particles import CZII_PARTICLES, ParticleSet
 
 __all__ = ["TomogramSource", "CopickProjectSource", "CopickSource", "FileSource", "open_source", "read_pick_json", "read_picks_csv"]
 
@@ -42,12 +43,13 @@ class TomogramSource(Protocol):
 
 def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: str = "denoised",
                 level: int = 0, picks_csv: str | Path | None = None,
-                selection: PickSelection = PickSelection(), voxel_spacing: float | None = None) -> TomogramSource:
+                selection: PickSelection = PickSelection(), voxel_spacing: float | None = None,
+                particles: ParticleSet = CZII_PARTICLES) -> TomogramSource:
     """A copick config JSON -> CopickProjectSource (through the copick library; ``split`` does not apply);
     a Kaggle / copick-layout root (has ``<split>/static``) -> CopickSource; MRC/zarr files or a folder of them
     -> FileSource."""
     if isinstance(path, (list, tuple)):
-        return FileSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv))
+        return FileSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv), particles)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data path not found: {path}")
@@ -56,14 +58,16 @@ def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: 
             raise ValueError(f"{path} is a copick project (picks come from copick); do not pass a picks CSV")
         if level != 0:
             raise ValueError(f"{path}: copick projects are read at their finest level; level must be 0")
-        return CopickProjectSource(path, tomo_type=tomo_type, voxel_spacing=voxel_spacing, selection=selection)
+        return CopickProjectSource(path, tomo_type=tomo_type, voxel_spacing=voxel_spacing, selection=selection,
+                                   particles=particles)
     if path.is_dir() and any((path / s / "static").is_dir() for s in SPLITS):
         if picks_csv is not None:
             raise ValueError(f"{path} is a copick dataset (picks come from its overlay); do not pass a picks CSV")
         if voxel_spacing is not None:
             raise ValueError(f"{path}: a Kaggle-layout root has one voxel spacing; voxel_spacing applies to "
                              f"copick config JSONs only")
-        return CopickSource(path, split=split, tomo_type=tomo_type, level=level, selection=selection)
+        return CopickSource(path, split=split, tomo_type=tomo_type, level=level, selection=selection,
+                            particles=particles)
     is_tomogram_file = path.suffix.lower() in TOMOGRAM_SUFFIXES  # an MRC file or a zarr directory
     is_tomogram_dir = path.is_dir() and not is_tomogram_file and any(p.suffix.lower() in TOMOGRAM_SUFFIXES
                                                            for p in path.iterdir())
@@ -71,7 +75,7 @@ def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: 
         if level != 0:
             raise ValueError(f"{path}: tomogram files are read at their finest level; level must be 0, got {level}")
         csv = None if picks_csv is None else Path(picks_csv)
-        return FileSource([path] if is_tomogram_file else path, csv)
+        return FileSource([path] if is_tomogram_file else path, csv, particles)
     expected = " or ".join(str(static_runs_dir(path, s)) for s in SPLITS)
     raise ValueError(f"{path}: neither a copick dataset (expected {expected}) "
                      f"nor tomogram files ({', '.join(TOMOGRAM_SUFFIXES)})")

@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from dataio.cli_errors import run_tool
 from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
 from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks
-from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, PARTICLES
+from particles import BETA, CZII_PARTICLES, HIT_RADIUS_FRACTION, ParticleSet
 
 
 
@@ -50,11 +50,12 @@ def _stacked_xyz(table: pd.DataFrame, run_index: dict[str, int], shift: float) -
 
 
 def score_picks(predictions: pd.DataFrame, ground_truth: pd.DataFrame,
-                runs: Sequence[str] | None = None) -> MetricReport:
+                runs: Sequence[str] | None = None, particles: ParticleSet = CZII_PARTICLES) -> MetricReport:
     """Score a picks table against the truth; ``runs`` (default ``ground_truth.attrs['runs']`` or its
-    experiments) are the experiments the truth covers: predictions elsewhere are an error."""
-    pred = validate_picks(predictions, "predictions")
-    truth = validate_picks(ground_truth, "ground truth")
+    experiments) are the experiments the truth covers: predictions elsewhere are an error. ``particles``:
+    the classes, their hit radii and weights."""
+    pred = validate_picks(predictions, "predictions", particles)
+    truth = validate_picks(ground_truth, "ground truth", particles)
     if runs is None:
         runs = ground_truth.attrs.get("runs", sorted(truth["experiment"].unique()))
     known = set(map(str, runs)) | set(truth["experiment"])
@@ -63,14 +64,15 @@ def score_picks(predictions: pd.DataFrame, ground_truth: pd.DataFrame,
         raise ValueError(f"predictions for experiments not in the ground truth: {strangers}")
     run_index = {run: i for i, run in enumerate(sorted(known))}
     coords = np.concatenate([pred[["x", "y", "z"]].to_numpy(), truth[["x", "y", "z"]].to_numpy()])
-    max_radius = max(p.radius for p in PARTICLES)
+    max_radius = max(p.radius for p in particles.particles)
     shift = 2.0 * (float(np.abs(coords).max()) if len(coords) else 0.0) + 4.0 * max_radius + 1.0
 
-    tp = np.zeros(len(PARTICLES), dtype=np.int64)
-    n_pred = pred["particle_type"].value_counts().reindex(PARTICLE_NAMES, fill_value=0).to_numpy()
-    n_ref = truth["particle_type"].value_counts().reindex(PARTICLE_NAMES, fill_value=0).to_numpy()
+    names = list(particles.names)
+    tp = np.zeros(len(names), dtype=np.int64)
+    n_pred = pred["particle_type"].value_counts().reindex(names, fill_value=0).to_numpy()
+    n_ref = truth["particle_type"].value_counts().reindex(names, fill_value=0).to_numpy()
     pred_groups, ref_groups = pred.groupby("particle_type"), truth.groupby("particle_type")
-    for c, p in enumerate(PARTICLES):
+    for c, p in enumerate(particles.particles):
         if n_pred[c] == 0 or n_ref[c] == 0:
             continue
         pred_xyz = _stacked_xyz(pred_groups.get_group(p.name), run_index, shift)  # [P, 3]
@@ -79,10 +81,10 @@ def score_picks(predictions: pd.DataFrame, ground_truth: pd.DataFrame,
         tp[c] = int(np.count_nonzero(nearest <= HIT_RADIUS_FRACTION * p.radius))
     fp, fn = n_pred - tp, n_ref - tp
     precision, recall, f4 = f_beta(tp, fp, fn)
-    weights = np.array([p.weight for p in PARTICLES], dtype=np.float64)
+    weights = np.array([p.weight for p in particles.particles], dtype=np.float64)
     table = pd.DataFrame({"precision": precision, "recall": recall, "f4": f4, "tp": tp, "fp": fp,
                           "fn": fn, "weight": weights},
-                         index=pd.Index(PARTICLE_NAMES, name="particle_type"))
+                         index=pd.Index(names, name="particle_type"))
     return MetricReport(table=table, score=float((weights * f4).sum() / weights.sum()))
 
 
