@@ -269,7 +269,7 @@ def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: Ensem
     config = {**to_dict(cfg), "inference": to_dict(settings.inference),
               "ensemble": {"models": [f.run_dir.name if f.run_dir else str(f.checkpoint) for f in folds],
                            "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision}}
-    curves = pr_curve_rows(oof.candidates, oof.truth, sorted(thresholds)) if oof is not None else None
+    curves = pr_curve_rows(oof.candidates, oof.truth, cfg.particle_set) if oof is not None else None
     pictures = sorted(Path(args.pictures).glob("*.png")) if args.pictures else []
     directory = Path(args.runs) if args.runs else Path(args.out).resolve().parent
     where = log_ensemble_run(project=cfg.logging.project, entity=cfg.logging.entity, group=cfg.experiment,

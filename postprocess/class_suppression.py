@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from particles import particle
+from particles import CZII_PARTICLES, ParticleSet
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
 DEFAULT_FRACTION: float = 0.5
@@ -21,7 +21,8 @@ DEFAULT_FRACTION: float = 0.5
 
 
 def suppress_across_classes(picks: pd.DataFrame, fraction: float = DEFAULT_FRACTION,
-                            min_scores: Mapping[str, float] | None = None) -> pd.DataFrame:
+                            min_scores: Mapping[str, float] | None = None,
+                            particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Picks (with ``score``) of one or more runs -> the picks no higher-scoring pick of another class of the
     same run conflicts with. ``fraction`` 0 keeps everything. Row order is kept.
 
@@ -37,9 +38,9 @@ def suppress_across_classes(picks: pd.DataFrame, fraction: float = DEFAULT_FRACT
     if "score" not in picks.columns:
         raise ValueError(f"class suppression needs a 'score' column; have {list(picks.columns)}")
     keep = np.ones(len(picks), dtype=bool)
-    radii = picks["particle_type"].map(lambda n: particle(n).radius).to_numpy(dtype=np.float64)
+    radii = picks["particle_type"].map(lambda n: particles.get(n).radius).to_numpy(dtype=np.float64)
     floor = picks["particle_type"].map(lambda n: -np.inf if min_scores is None else min_scores[n]).to_numpy()
-    scored = picks["particle_type"].map(lambda n: particle(n).weight > 0).to_numpy(dtype=bool)
+    scored = picks["particle_type"].map(lambda n: particles.get(n).weight > 0).to_numpy(dtype=bool)
     strong = (picks["score"].to_numpy(dtype=np.float64) >= floor) & scored
     for _, rows in picks.groupby("experiment", sort=False).indices.items():
         keep[rows] = _keep_one_run(picks[["x", "y", "z"]].to_numpy(dtype=np.float64)[rows],
@@ -73,19 +74,22 @@ def _keep_one_run(xyz: np.ndarray, names: np.ndarray, radii: np.ndarray, scores:
     return keep
 
 
-def select_picks(candidates: pd.DataFrame, thresholds: Mapping[str, float], fraction: float) -> pd.DataFrame:
+def select_picks(candidates: pd.DataFrame, thresholds: Mapping[str, float], fraction: float,
+                 particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """The final picks: candidates compete across classes (those reaching their threshold suppress), then
     each class keeps the candidates reaching its threshold."""
-    return apply_thresholds(suppress_across_classes(candidates, fraction, thresholds), thresholds)
+    return apply_thresholds(suppress_across_classes(candidates, fraction, thresholds, particles), thresholds,
+                            particles)
 
 
 def fit_thresholds_suppressed(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fraction: float,
-                              tolerance: float = 0.0, rule: str = "plateau") -> tuple[dict[str, float], pd.DataFrame]:
+                              tolerance: float = 0.0, rule: str = "plateau",
+                              particles: ParticleSet = CZII_PARTICLES) -> tuple[dict[str, float], pd.DataFrame]:
     """Thresholds for picks that compete across classes: fit without competition, let the picks above those
     thresholds suppress their weaker neighbours of other classes, fit again on what remains. Returns the
     thresholds and the suppressed candidates; ``fraction`` 0 is plain ``fit_thresholds``."""
-    first = fit_thresholds(candidates, ground_truth, tolerance=tolerance, rule=rule)
+    first = fit_thresholds(candidates, ground_truth, tolerance=tolerance, rule=rule, particles=particles)
     if fraction == 0:
         return first, candidates
-    remaining = suppress_across_classes(candidates, fraction, first)
-    return fit_thresholds(remaining, ground_truth, tolerance=tolerance, rule=rule), remaining
+    remaining = suppress_across_classes(candidates, fraction, first, particles)
+    return fit_thresholds(remaining, ground_truth, tolerance=tolerance, rule=rule, particles=particles), remaining

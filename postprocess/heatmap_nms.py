@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from particles import NUM_CLASSES, PARTICLE_NAMES, PARTICLES, index_to_angstrom, particle
+from particles import CZII_PARTICLES, ParticleSet, index_to_angstrom
 
 _GATHER_ELEMENTS = 1 << 22  # candidates x offsets gathered per step: bounds temporary memory (~100 MB)
 _SMOOTH_BLOCK = 16
@@ -34,29 +34,33 @@ def odd_kernel(size: float) -> int:
     return max(3, 2 * int(round((size - 1) / 2)) + 1)
 
 
-def peak_kernel_sizes(kernel_fraction: float, output_stride: int, spacing: float) -> dict[str, int]:
+def peak_kernel_sizes(kernel_fraction: float, output_stride: int, spacing: float,
+                      particles: ParticleSet = CZII_PARTICLES) -> dict[str, int]:
     """Max-pool kernel side per class: ``kernel_fraction`` x radius in voxels (of ``spacing`` Å) at the output
     stride."""
     if kernel_fraction <= 0:
         raise ValueError(f"kernel_fraction must be > 0; got {kernel_fraction}")
-    return {p.name: odd_kernel(kernel_fraction * p.radius / spacing / output_stride) for p in PARTICLES}
+    return {p.name: odd_kernel(kernel_fraction * p.radius / spacing / output_stride) for p in particles.particles}
 
 
-def resolve_thresholds(thresholds: Mapping[str, float] | Sequence[float] | float) -> list[float]:
-    """Per-channel thresholds from a name->value mapping (all six names), a sequence of six, or one float."""
+def resolve_thresholds(thresholds: Mapping[str, float] | Sequence[float] | float,
+                       particles: ParticleSet = CZII_PARTICLES) -> list[float]:
+    """Per-channel thresholds from a name->value mapping (every class), a sequence (one per class), or one
+    float."""
+    n = particles.num_classes
     if isinstance(thresholds, Mapping):
         for name in thresholds:
-            particle(name)
-        missing = [n for n in PARTICLE_NAMES if n not in thresholds]
+            particles.get(name)
+        missing = [name for name in particles.names if name not in thresholds]
         if missing:
             raise ValueError(f"thresholds lack classes {missing}")
-        values = [float(thresholds[n]) for n in PARTICLE_NAMES]
+        values = [float(thresholds[name]) for name in particles.names]
     elif isinstance(thresholds, (int, float)):
-        values = [float(thresholds)] * NUM_CLASSES
+        values = [float(thresholds)] * n
     else:
         values = [float(t) for t in thresholds]
-        if len(values) != NUM_CLASSES:
-            raise ValueError(f"need {NUM_CLASSES} thresholds (one per class); got {len(values)}")
+        if len(values) != n:
+            raise ValueError(f"need {n} thresholds (one per class); got {len(values)}")
     if not all(math.isfinite(t) for t in values):
         raise ValueError(f"thresholds must be finite; got {values}")
     return values
@@ -215,8 +219,8 @@ def subvoxel_offsets(volume: torch.Tensor, zyx: torch.Tensor) -> torch.Tensor:
 def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float] | Sequence[float] | float,
                    *, spacing: float, output_stride: int = 1, kernel_fraction: float = 1.0,
                    smooth_sigma: float | None = None, max_per_class: int | None = None,
-                   subvoxel: bool = True) -> pd.DataFrame:
-    """``[6, D, H, W]`` probabilities of a tomogram of ``spacing`` Å/voxel -> picks table (experiment,
+                   subvoxel: bool = True, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+    """``[C, D, H, W]`` probabilities (C: the classes of ``particles``) of a tomogram of ``spacing`` Å/voxel -> picks table (experiment,
     particle_type, x, y, z in Å, score).
 
     Kernel side per class = odd(kernel_fraction x radius / (spacing x output_stride)), >= 3.
@@ -224,18 +228,18 @@ def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float
     keeps the best-scoring picks; ``subvoxel`` places each pick at its peak's sub-voxel centre
     (``subvoxel_offsets``), else at the peak voxel. All voxel work stays on ``probs.device``.
     """
-    if probs.ndim != 4 or probs.shape[0] != NUM_CLASSES:
-        raise ValueError(f"run {run}: probs must be [{NUM_CLASSES}, D, H, W]; got {tuple(probs.shape)}")
+    if probs.ndim != 4 or probs.shape[0] != particles.num_classes:
+        raise ValueError(f"run {run}: probs must be [{particles.num_classes}, D, H, W]; got {tuple(probs.shape)}")
     if output_stride < 1:
         raise ValueError(f"output_stride must be >= 1; got {output_stride}")
     if smooth_sigma is not None and smooth_sigma <= 0:
         raise ValueError(f"smooth_sigma must be > 0 or None; got {smooth_sigma}")
     if max_per_class is not None and max_per_class < 0:
         raise ValueError(f"max_per_class must be >= 0 or None; got {max_per_class}")
-    values = resolve_thresholds(thresholds)
-    kernels = peak_kernel_sizes(kernel_fraction, output_stride, spacing)
+    values = resolve_thresholds(thresholds, particles)
+    kernels = peak_kernel_sizes(kernel_fraction, output_stride, spacing, particles)
     frames = []
-    for p, threshold in zip(PARTICLES, values):
+    for p, threshold in zip(particles.particles, values):
         heatmap, candidates = probs[p.channel], None
         if smooth_sigma is not None:
             heatmap, candidates = smooth_near_threshold(heatmap, smooth_sigma, threshold)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dataio.pick_readers import validate_picks
-from particles import BETA, HIT_RADIUS_FRACTION, PARTICLE_NAMES, particle
+from particles import BETA, CZII_PARTICLES, HIT_RADIUS_FRACTION, ParticleSet
 from dataio.atomic import OutputBatch, write_text_atomic
 from postprocess.metric import MetricReport, f_beta, reference_best_scores, score_picks
 
@@ -21,16 +21,16 @@ THRESHOLD_RULES: tuple[str, ...] = ("plateau", "one-se")
 particles may drop ~0.1, one resting on 100 ~0.02), and never less than ``tolerance``."""
 
 
-def _candidates(table: pd.DataFrame) -> pd.DataFrame:
+def _candidates(table: pd.DataFrame, particles: ParticleSet) -> pd.DataFrame:
     """Validated candidates; a score column is required (thresholds act on it)."""
     if "score" not in table.columns:
         raise ValueError(f"candidates need a 'score' column; have {list(table.columns)}")
-    return validate_picks(table, "candidates")
+    return validate_picks(table, "candidates", particles)
 
 
-def _best_hitting_scores(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> np.ndarray:
+def _best_hitting_scores(cand: pd.DataFrame, truth: pd.DataFrame, name: str, radius: float) -> np.ndarray:
     """Per reference of class ``name`` (all runs), the best score of a candidate hitting it; -inf if none."""
-    hit_radius = HIT_RADIUS_FRACTION * particle(name).radius
+    hit_radius = HIT_RADIUS_FRACTION * radius
     cand = cand[cand["particle_type"] == name]
     truth = truth[truth["particle_type"] == name]
     best = []
@@ -41,16 +41,18 @@ def _best_hitting_scores(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> 
     return np.concatenate(best) if best else np.zeros(0)
 
 
-def precision_recall_curve(candidates: pd.DataFrame, ground_truth: pd.DataFrame, name: str) -> pd.DataFrame:
+def precision_recall_curve(candidates: pd.DataFrame, ground_truth: pd.DataFrame, name: str,
+                           particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Counts and P/R/F4 of class ``name`` when keeping scores >= t, for every distinct candidate score t
     (ascending). TP(t) = references whose best hitting score >= t; FP(t) = kept candidates - TP(t)."""
-    particle(name)
-    return _curve(_candidates(candidates), validate_picks(ground_truth, "ground truth"), name)
+    radius = particles.get(name).radius
+    return _curve(_candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles), name,
+                  radius)
 
 
-def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
-    """``precision_recall_curve`` on tables already validated (fitting six classes validates once)."""
-    best = np.sort(_best_hitting_scores(cand, truth, name))  # [R]
+def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str, radius: float) -> pd.DataFrame:
+    """``precision_recall_curve`` on tables already validated (fitting every class validates once)."""
+    best = np.sort(_best_hitting_scores(cand, truth, name, radius))  # [R]
     scores = np.sort(cand.loc[cand["particle_type"] == name, "score"].to_numpy(dtype=np.float64))  # [P]
     thresholds = np.unique(scores)
     kept = len(scores) - np.searchsorted(scores, thresholds, side="left")
@@ -62,7 +64,8 @@ def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float = 0.5,
-                   tolerance: float = 0.0, rule: str = "plateau") -> dict[str, float]:
+                   tolerance: float = 0.0, rule: str = "plateau",
+                   particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
     """Class -> threshold maximising that class's F4 over the OOF runs (ties: the lowest, for recall).
 
     With ``tolerance`` > 0, the lowest threshold whose F4 is within ``tolerance`` of the best: F4 is flat
@@ -75,10 +78,11 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
     """
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(THRESHOLD_RULES)}")
-    cand, truth = _candidates(candidates), validate_picks(ground_truth, "ground truth")
+    cand, truth = _candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles)
     thresholds = {}
-    for name in PARTICLE_NAMES:
-        curve = _curve(cand, truth, name)
+    for p in particles.particles:
+        name = p.name
+        curve = _curve(cand, truth, name, p.radius)
         if len(curve) == 0 or curve["f4"].max() <= 0:
             thresholds[name] = float(fallback)
             continue
@@ -94,18 +98,19 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
     return thresholds
 
 
-def _check_thresholds(thresholds: Mapping[str, float], where: str) -> dict[str, float]:
-    """All six classes, nothing else, finite numbers."""
+def _check_thresholds(thresholds: Mapping[str, float], where: str,
+                      particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
+    """Every class, nothing else, numbers in [0, 1]."""
     if not isinstance(thresholds, Mapping):
         raise ValueError(f"{where}: thresholds must be a mapping class -> float; got {type(thresholds).__name__}")
-    unknown = sorted(set(thresholds) - set(PARTICLE_NAMES))
+    unknown = sorted(set(thresholds) - set(particles.names))
     if unknown:
-        raise ValueError(f"{where}: unknown particle classes {unknown}; known: {', '.join(PARTICLE_NAMES)}")
-    missing = [n for n in PARTICLE_NAMES if n not in thresholds]
+        raise ValueError(f"{where}: unknown particle classes {unknown}; known: {', '.join(particles.names)}")
+    missing = [n for n in particles.names if n not in thresholds]
     if missing:
         raise ValueError(f"{where}: thresholds missing for classes {missing}")
     out = {}
-    for name in PARTICLE_NAMES:
+    for name in particles.names:
         value = thresholds[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{where}: threshold of {name} must be a number in [0, 1] (scores are "
@@ -114,22 +119,24 @@ def _check_thresholds(thresholds: Mapping[str, float], where: str) -> dict[str, 
     return out
 
 
-def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float]) -> pd.DataFrame:
+def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float],
+                     particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Keep the candidates whose score reaches their class threshold."""
-    cand = _candidates(candidates)
-    limits = _check_thresholds(thresholds, "apply_thresholds")
+    cand = _candidates(candidates, particles)
+    limits = _check_thresholds(thresholds, "apply_thresholds", particles)
     keep = cand["score"].to_numpy() >= cand["particle_type"].map(limits).to_numpy(dtype=np.float64)
     return cand[keep].reset_index(drop=True)
 
 
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
                     fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None,
-                    oof_scores: Mapping[str, float] | None = None) -> Path:
+                    oof_scores: Mapping[str, float] | None = None,
+                    particles: ParticleSet = CZII_PARTICLES) -> Path:
     """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}, "oof_scores": {...}}`` as JSON
     atomically; ``fitted_with`` records what the thresholds depend on (the prediction settings and checkpoints
     they were fitted for), ``oof_scores`` the out-of-fold CV they gave (kept so a run that reuses them can
     still report it)."""
-    clean = _check_thresholds(thresholds, str(path))
+    clean = _check_thresholds(thresholds, str(path), particles)
     doc = {"thresholds": clean, "fitted_with": dict(fitted_with or {}), "oof_scores": dict(oof_scores or {})}
     return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n", batch=batch)
 
@@ -142,7 +149,8 @@ def load_oof_scores(path: str | Path) -> dict[str, float]:
     return {str(k): float(v) for k, v in scores.items()} if isinstance(scores, dict) else {}
 
 
-def load_thresholds(path: str | Path) -> tuple[dict[str, float], dict[str, object] | None]:
+def load_thresholds(path: str | Path,
+                    particles: ParticleSet = CZII_PARTICLES) -> tuple[dict[str, float], dict[str, object] | None]:
     """(thresholds, what they were fitted with) from a file of ``save_thresholds``; a plain ``{class: value}``
     file (written by hand or by an older version) has no record (None). Malformed files are a clear error."""
     path = Path(path)
@@ -156,5 +164,5 @@ def load_thresholds(path: str | Path) -> tuple[dict[str, float], dict[str, objec
         record = data.get("fitted_with")
         if not isinstance(record, dict):
             raise ValueError(f"thresholds file {path}: 'fitted_with' must be a mapping; got {record!r}")
-        return _check_thresholds(data["thresholds"], f"thresholds file {path}"), record
-    return _check_thresholds(data, f"thresholds file {path}"), None
+        return _check_thresholds(data["thresholds"], f"thresholds file {path}", particles), record
+    return _check_thresholds(data, f"thresholds file {path}", particles), None

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from dataio.wandb_runs import start_run
+from particles import ParticleSet
 from postprocess.thresholds import precision_recall_curve
 
 ENSEMBLE_JOB = "ensemble"
@@ -21,9 +22,10 @@ OBJECTIVE = "oof/score"
 """The summary key a sweep maximises: the out-of-fold CV of the ensemble with its fitted thresholds."""
 
 
-def pr_curve_rows(candidates: pd.DataFrame, truth: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+def pr_curve_rows(candidates: pd.DataFrame, truth: pd.DataFrame, particles: ParticleSet) -> pd.DataFrame:
     """Every class's precision-recall curve over the candidate scores, stacked (column ``class``)."""
-    curves = [precision_recall_curve(candidates, truth, name).assign(**{"class": name}) for name in classes]
+    curves = [precision_recall_curve(candidates, truth, name, particles).assign(**{"class": name})
+              for name in particles.names]
     table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     return table.loc[:, ["class", "threshold", "precision", "recall", "f4"]] if len(table) else table
 
