@@ -35,6 +35,7 @@ from inference.predict import EnsembleSettings, predict_run
 from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
 from inference.sharding import from_rank_zero, gather_tables, init_from_env, shard_runs
 from models.logit_average import LogitAverage
+from particles import ParticleSet
 from postprocess.class_suppression import select_picks
 from postprocess.metric import format_report, report_scores, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
@@ -112,7 +113,7 @@ def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: Ense
     path = thresholds_path(args, runs)
     record = threshold_record(settings, runs)
     if path is not None and path.is_file() and not args.refit_thresholds:
-        thresholds, fitted_with = load_thresholds(path)
+        thresholds, fitted_with = load_thresholds(path, settings.particles)
         if fitted_with == record:
             print(f"thresholds from {path} (fitted out of fold with these settings and checkpoints)")
             return thresholds, None, None
@@ -131,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_outputs(args: argparse.Namespace, runs: list[FoldRun], names: list[str], overlay: Path, user_id: str,
-                  session_id: str) -> None:
+                  session_id: str, particles: ParticleSet) -> None:
     """Every output target, checked before any inference: a refusal after an hour of inference helps no one."""
     check_writable(Path(args.out), "--out")
-    check_copick_targets(overlay, names, user_id, session_id)
+    check_copick_targets(overlay, names, user_id, session_id, particles)
     if args.pictures:
         for name in names:
             check_path_name(name, "run name")
@@ -175,12 +176,13 @@ def warn_training_runs(runs: list[FoldRun], names: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     folds = fold_runs_from(args)
     cfg = folds[0].config
+    particles = cfg.particle_set  # every fold's (check_compatible): the classes of the channels
     data = args.data or [cfg.data.data_root]
     user_id, session_id = picks_owner(args, cfg.experiment)
     source = (open_source(data[0], args.split, cfg.data.tomo_type,
                           selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session),
-                          voxel_spacing=cfg.data.voxel_spacing)
-              if len(data) == 1 else open_source([Path(d) for d in data]))
+                          voxel_spacing=cfg.data.voxel_spacing, particles=particles)
+              if len(data) == 1 else open_source([Path(d) for d in data], particles=particles))
     for fold in folds:
         check_voxel_spacing(load_run_spacing(fold.run_dir), source.voxel_spacing, f"--data {data[0]}")
     names = source.run_names()
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if args.score and not source.has_picks:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
     overlay = Path(args.overlay) if args.overlay else Path(args.out).with_name(f"{Path(args.out).stem}_copick")
-    check_outputs(args, folds, names, overlay, user_id, session_id)
+    check_outputs(args, folds, names, overlay, user_id, session_id, particles)
     truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
     if args.score:
         warn_training_runs(folds, names)
@@ -214,28 +216,30 @@ def run(args: argparse.Namespace) -> int:
             tables.append(picks)
             if args.pictures:
                 slice_figure(volume, truth.get(name, picks.iloc[:0]), picks,
-                             Path(args.pictures) / f"{name}_slices.png", spacing=source.voxel_spacing, batch=batch)
+                             Path(args.pictures) / f"{name}_slices.png", spacing=source.voxel_spacing, batch=batch,
+                             particles=particles)
         table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
         if rank != 0:
             return 0
         if args.pictures and oof is not None:
             pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png",
-                             batch=batch)
+                             batch=batch, particles=particles)
         if args.export_torchscript:
             export_torchscript(models, settings.inference.window, Path(args.export_torchscript), batch)
         saved_thresholds = thresholds_path(args, folds) if record is not None else None
         if saved_thresholds is not None:
-            save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch, oof_scores=oof_scores)
+            save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch, oof_scores=oof_scores,
+                            particles=particles)
         write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
-                           voxel_spacing=source.voxel_spacing, batch=batch)
-        out = write_submission(table, args.out, batch=batch)
+                           voxel_spacing=source.voxel_spacing, batch=batch, particles=particles)
+        out = write_submission(table, args.out, batch=batch, particles=particles)
     if saved_thresholds is not None:
         print(f"thresholds fitted out of fold, saved to {saved_thresholds}")
     print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "
           f"session {session_id!r} under {overlay})")
     split_scores = {}
     if args.score:
-        report = score_picks(table, pd.concat(truth.values(), ignore_index=True), runs=names)
+        report = score_picks(table, pd.concat(truth.values(), ignore_index=True), runs=names, particles=particles)
         print(f"{args.split} score against the ground truth:")
         print(format_report(report))
         split_scores = report_scores(report, args.split)
@@ -255,8 +259,9 @@ def report_oof(folds: list[FoldRun], oof: OOFPredictions | None, thresholds: dic
     counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
     print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
           f"the {'–'.join(map(str, counts))} of them that never trained on it):")
-    report = score_picks(select_picks(oof.candidates, thresholds, settings.inference.class_suppression), oof.truth,
-                         runs=oof.runs)
+    particles = settings.particles
+    report = score_picks(select_picks(oof.candidates, thresholds, settings.inference.class_suppression, particles),
+                         oof.truth, runs=oof.runs, particles=particles)
     print(format_report(report))
     return report_scores(report, "oof")
 

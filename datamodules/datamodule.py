@@ -17,6 +17,7 @@ from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
 from datamodules.sampling import PatchSampler
 from dataio.sources import TomogramSource, open_source
 from dataio.pick_readers import PickSelection, empty_picks_table
+from particles import CZII_PARTICLES, ParticleSet
 
 class ValVolumeDataset(Dataset):
     """One item per validation run: ``{"run": str, "volume": [D, H, W] float32 normalised, "spacing": Å}``."""
@@ -34,9 +35,9 @@ class ValVolumeDataset(Dataset):
 class CryoETDataModule(L.LightningDataModule):
     """Training patches from the fold's training runs; whole tomograms of its validation runs."""
 
-    def __init__(self, cfg: DataConfig) -> None:
+    def __init__(self, cfg: DataConfig, particles: ParticleSet = CZII_PARTICLES) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.particles = cfg, particles
         self.source: TomogramSource | None = None
         self.train_runs: list[str] = []
         self.val_runs: list[str] = []
@@ -57,7 +58,7 @@ class CryoETDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         source = open_source(cfg.data_root, cfg.split, cfg.tomo_type, 0, cfg.picks_csv,
-                             PickSelection(cfg.picks_user, cfg.picks_session), cfg.voxel_spacing)
+                             PickSelection(cfg.picks_user, cfg.picks_session), cfg.voxel_spacing, self.particles)
         if not source.has_picks:
             raise ValueError(f"{cfg.data_root} (split {cfg.split}) has no picks to train on")
         folds = load_folds(resolve_folds_file(cfg.folds_file), source.run_names())
@@ -69,13 +70,14 @@ class CryoETDataModule(L.LightningDataModule):
                 raise ValueError(f"patch size {patch} is larger than tomogram {run} of shape {shape}")
         self.source = source
         volumes = [self._load(run) for run in train_runs]
-        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, cfg.sigma_scale))
+        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, cfg.sigma_scale, self.particles))
                  for run in train_runs]
         sampler = PatchSampler([v.shape for v in volumes], [p.channels for p in picks],
                                [p.centers_zyx for p in picks], patch, cfg.positive_fraction,
-                               cfg.class_sampling_weights, train_runs)
+                               cfg.class_sampling_weights, train_runs, self.particles)
         self.train_dataset = TrainPatchDataset(volumes, picks, sampler, patch, cfg.augment, cfg.target_kind,
-                                               cfg.patches_per_epoch, cfg.seed, target_stride=cfg.target_stride)
+                                               cfg.patches_per_epoch, cfg.seed, self.particles.num_classes,
+                                               target_stride=cfg.target_stride)
         self.train_runs, self.val_runs = train_runs, val_runs
         if val_runs:
             self.val_dataset = ValVolumeDataset(val_runs, [self._load(run) for run in val_runs],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from particles import NUM_CLASSES, angstrom_to_index, particle
+from particles import CZII_PARTICLES, ParticleSet, angstrom_to_index
 
 TRUNCATE: float = 3.0
 """Gaussians are rendered in the box within +-TRUNCATE sigma of their centre along each axis, 0 beyond."""
@@ -21,7 +21,7 @@ def _check_picks(centers_zyx: np.ndarray, channels: np.ndarray, num_channels: in
 
 
 def gaussian_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, channels: np.ndarray,
-                      sigmas: np.ndarray, num_channels: int = NUM_CLASSES,
+                      sigmas: np.ndarray, num_channels: int = CZII_PARTICLES.num_classes,
                       truncate: float = TRUNCATE) -> np.ndarray:
     """Render ``[num_channels, D, H, W]`` float32: per pick exp(-d^2 / 2 sigma^2), max over picks of a class.
 
@@ -48,7 +48,7 @@ def gaussian_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, chan
 
 
 def point_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, channels: np.ndarray,
-                   num_channels: int = NUM_CLASSES) -> np.ndarray:
+                   num_channels: int = CZII_PARTICLES.num_classes) -> np.ndarray:
     """Render ``[num_channels, D, H, W]`` float32 with 1 at the nearest voxel of each pick inside the volume."""
     centers, chans = _check_picks(centers_zyx, channels, num_channels)
     out = np.zeros((num_channels, *shape), dtype=np.float32)
@@ -59,12 +59,12 @@ def point_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, channel
     return out
 
 
-def pick_arrays(picks: pd.DataFrame, voxel_spacing: float,
-                sigma_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pick_arrays(picks: pd.DataFrame, voxel_spacing: float, sigma_scale: float,
+                particles: ParticleSet = CZII_PARTICLES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A picks table (Å) -> centres ``[N, 3]`` (z, y, x continuous index), channels ``[N]``, sigmas ``[N]`` (voxels)."""
     if sigma_scale <= 0:
         raise ValueError(f"sigma_scale must be positive, got {sigma_scale}")
-    kinds = [particle(name) for name in picks["particle_type"]]
+    kinds = [particles.get(name) for name in picks["particle_type"]]
     centers = angstrom_to_index(picks[["x", "y", "z"]].to_numpy(dtype=np.float64), voxel_spacing)
     channels = np.array([p.channel for p in kinds], dtype=np.int64)
     sigmas = np.array([sigma_scale * p.radius / voxel_spacing for p in kinds], dtype=np.float64)

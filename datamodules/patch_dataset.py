@@ -12,7 +12,7 @@ from config.experiment import AugmentConfig, TargetKind
 from datamodules.augmentation import draw_params, extract_patch
 from datamodules.heatmaps import TRUNCATE, gaussian_heatmaps, point_heatmaps
 from datamodules.sampling import PatchSampler
-from particles import NUM_CLASSES
+from particles import CZII_PARTICLES
 
 
 
@@ -50,7 +50,7 @@ class TrainPatchDataset(Dataset):
 
     def __init__(self, volumes: list[np.ndarray], picks: list[RunPicks], sampler: PatchSampler,
                  patch_size: tuple[int, int, int], augment: AugmentConfig, target_kind: TargetKind,
-                 patches_per_epoch: int, seed: int, num_channels: int = NUM_CLASSES,
+                 patches_per_epoch: int, seed: int, num_channels: int = CZII_PARTICLES.num_classes,
                  target_stride: int = 1) -> None:
         if len(volumes) != len(picks):
             raise ValueError(f"{len(volumes)} volumes but {len(picks)} pick sets")

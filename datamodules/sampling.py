@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from particles import NUM_CLASSES, PARTICLES
+from particles import CZII_PARTICLES, ParticleSet
 
 @dataclass(frozen=True)
 class PatchDraw:
@@ -21,7 +21,8 @@ class PatchSampler:
 
     def __init__(self, shapes: list[tuple[int, int, int]], channels: list[np.ndarray],
                  centers_zyx: list[np.ndarray], patch_size: tuple[int, int, int], positive_fraction: float,
-                 class_weights: dict[str, float], run_names: list[str] | None = None) -> None:
+                 class_weights: dict[str, float], run_names: list[str] | None = None,
+                 particles: ParticleSet = CZII_PARTICLES) -> None:
         names = run_names or [f"run {i}" for i in range(len(shapes))]
         if not shapes:
             raise ValueError("no training volumes to sample patches from")
@@ -31,7 +32,7 @@ class PatchSampler:
                                  f"of shape {tuple(shape)}")
         if not 0.0 <= positive_fraction <= 1.0:
             raise ValueError(f"positive_fraction must lie in [0, 1], got {positive_fraction}")
-        unknown = sorted(set(class_weights) - {p.name for p in PARTICLES})
+        unknown = sorted(set(class_weights) - set(particles.names))
         if unknown or any(w < 0 for w in class_weights.values()):
             raise ValueError(f"class_sampling_weights: unknown names {unknown} or negative weights in "
                              f"{class_weights}")
@@ -42,11 +43,12 @@ class PatchSampler:
         self._run = np.concatenate([np.full(len(c), i) for i, c in enumerate(channels)]).astype(np.int64)
         self._centers = np.concatenate([np.asarray(c, dtype=np.float64).reshape(-1, 3) for c in centers_zyx])
         self._channel = np.concatenate([np.asarray(c, dtype=np.int64) for c in channels])
-        weights = np.array([class_weights.get(p.name, 0.0) for p in PARTICLES])
-        present = np.bincount(self._channel, minlength=NUM_CLASSES)[:NUM_CLASSES] > 0
+        n = particles.num_classes
+        weights = np.array([class_weights.get(p.name, 0.0) for p in particles.particles])
+        present = np.bincount(self._channel, minlength=n)[:n] > 0
         weights = np.where(present, weights, 0.0)
-        self.class_probabilities = weights / weights.sum() if weights.sum() > 0 else weights  # [6]
-        self._by_class = [np.flatnonzero(self._channel == c) for c in range(NUM_CLASSES)]
+        self.class_probabilities = weights / weights.sum() if weights.sum() > 0 else weights  # [classes]
+        self._by_class = [np.flatnonzero(self._channel == c) for c in range(n)]
 
     def _clamp(self, run: int, start: np.ndarray) -> tuple[int, int, int]:
         high = self.shapes[run] - self.patch
@@ -56,7 +58,7 @@ class PatchSampler:
         """One window; a positive one holds its pick at least a quarter patch inside every face."""
         positive = self.class_probabilities.sum() > 0 and rng.random() < self.positive_fraction
         if positive:
-            channel = int(rng.choice(NUM_CLASSES, p=self.class_probabilities))
+            channel = int(rng.choice(len(self.class_probabilities), p=self.class_probabilities))
             pick = int(rng.choice(self._by_class[channel]))
             run = int(self._run[pick])
             jitter = rng.uniform(-0.25, 0.25, size=3) * self.patch

@@ -115,7 +115,8 @@ def check_compatible(runs: list[FoldRun]) -> None:
             ("activation", activation_kind(first.loss), activation_kind(cfg.loss)),
             ("out_channels", first.model.out_channels, cfg.model.out_channels),
             ("output_stride", first.model.output_stride, cfg.model.output_stride),
-            ("normalization", first.data.normalization, cfg.data.normalization)) if a != b]
+            ("normalization", first.data.normalization, cfg.data.normalization),
+            ("particle classes", first.particle_set, cfg.particle_set)) if a != b]
         if mismatch:
             raise ValueError(f"checkpoint {run.checkpoint} is of another model than {runs[0].checkpoint}: "
                              f"different {', '.join(mismatch)}")
@@ -140,7 +141,7 @@ def ensemble_settings(cfg: ExperimentConfig, autocast_dtype: torch.dtype | None 
     settings = merge(cfg.inference, {k: v for k, v in overrides.items() if v is not None})
     check_inference_settings(settings)
     return EnsembleSettings(activation_kind(cfg.loss), cfg.model.output_stride, cfg.data.normalization, settings,
-                            autocast_dtype)
+                            autocast_dtype, cfg.particle_set)
 
 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:

@@ -14,9 +14,9 @@ import torch
 from datamodules.folds import load_folds, resolve_folds_file, split_runs
 from dataio.pick_readers import PickSelection
 from dataio.sources import TomogramSource, open_source
+from particles import CZII_PARTICLES
 from inference.fold_runs import FoldRun, load_model
 from inference.run_folders import load_run_split
-from particles import PARTICLE_NAMES
 from postprocess.class_suppression import fit_thresholds_suppressed
 from inference.predict import EnsembleSettings, predict_run
 
@@ -39,7 +39,8 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     folds file as it is now."""
     data = run.config.data
     source = open_source(data.data_root, data.split, data.tomo_type, 0, data.picks_csv,
-                         PickSelection(data.picks_user, data.picks_session), data.voxel_spacing)
+                         PickSelection(data.picks_user, data.picks_session), data.voxel_spacing,
+                         run.config.particle_set)
     saved = load_run_split(run.run_dir) if run.run_dir is not None else None
     if saved is not None:
         return source, saved[1]
@@ -66,7 +67,7 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
     if not groups:
         raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
     candidates, truths = [], []
-    floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
+    floor = {n: settings.inference.candidate_threshold for n in settings.particles.names}
     settings = replace(settings, inference=replace(settings.inference, class_suppression=0.0))
     loaded: dict[Path, torch.nn.Module] = {}  # a pair model holds out two runs: read its checkpoint once
     for name, (source, members) in groups.items():
@@ -90,6 +91,8 @@ def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[st
     flat = {"activation": settings.activation, "output_stride": settings.output_stride,
             "normalization": settings.normalization, **asdict(settings.inference)}
     used = {k: v for k, v in flat.items() if k not in UNRECORDED_SETTINGS}
+    if settings.particles != CZII_PARTICLES:  # thresholds of another class set never fit these models
+        used["particles"] = list(settings.particles.names)
     checkpoints = []
     for run in runs:
         stat = run.checkpoint.stat()
@@ -103,5 +106,5 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
     oof = predict_oof(runs, settings, device)
     infer = settings.inference
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, infer.class_suppression,
-                                              infer.threshold_tolerance, infer.threshold_rule)
+                                              infer.threshold_tolerance, infer.threshold_rule, settings.particles)
     return thresholds, oof

@@ -11,7 +11,7 @@ from torch import nn
 
 from config.experiment import InferenceSettings
 from datamodules.normalization import normalize
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, ParticleSet
 from postprocess.class_suppression import select_picks
 from postprocess.heatmap_nms import pick_particles, resolve_thresholds
 from inference.probabilities import predict_probabilities
@@ -27,6 +27,7 @@ class EnsembleSettings:
     normalization: str
     inference: InferenceSettings
     autocast_dtype: torch.dtype | None = None
+    particles: ParticleSet = CZII_PARTICLES  # the classes the models' channels are, from their config
 
 
 def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
@@ -46,10 +47,12 @@ def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, setti
     infer = settings.inference
     probs = predict_probabilities(models, tensor, settings.activation, window=infer.window, overlap=infer.overlap,
                                   batch_size=infer.batch_size, tta=infer.tta, average=infer.average,
-                                  autocast_dtype=settings.autocast_dtype, pad_mode=infer.pad_mode)
-    limits = dict(zip(PARTICLE_NAMES, resolve_thresholds(thresholds)))
+                                  autocast_dtype=settings.autocast_dtype, pad_mode=infer.pad_mode,
+                                  num_classes=settings.particles.num_classes)
+    particles = settings.particles
+    limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles)))
     floor = min(infer.candidate_threshold, *limits.values())
     candidates = pick_particles(probs, run, floor, spacing=spacing, output_stride=settings.output_stride,
                                 kernel_fraction=infer.kernel_fraction, smooth_sigma=infer.smooth_sigma,
-                                max_per_class=infer.max_candidates_per_class)
-    return select_picks(candidates, limits, infer.class_suppression)
+                                max_per_class=infer.max_candidates_per_class, particles=particles)
+    return select_picks(candidates, limits, infer.class_suppression, particles)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from inference.activation import activation_channels, logits_to_probabilities
+from particles import CZII_PARTICLES
 from inference.tta import get_transforms, transformed_logits
 
 AVERAGES: tuple[str, ...] = ("logits", "probabilities")
@@ -31,8 +32,8 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
                           window: Sequence[int], overlap: float, batch_size: int,
                           tta: Sequence[str] = ("identity",), average: str = "logits",
                           autocast_dtype: torch.dtype | None = None, blend: str = "gaussian",
-                          pad_mode: str = "mirror") -> torch.Tensor:
-    """``[D, H, W]`` volume -> ``[6, D/s, H/s, W/s]`` probabilities on the volume's device.
+                          pad_mode: str = "mirror", num_classes: int = CZII_PARTICLES.num_classes) -> torch.Tensor:
+    """``[D, H, W]`` volume -> ``[num_classes, D/s, H/s, W/s]`` probabilities on the volume's device.
 
     Averages over models x TTA transforms either the logits (default: the activation is applied once to
     the mean) or the probabilities, keeping only a running sum so memory holds about one output.
@@ -40,7 +41,7 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
     """
     if average not in AVERAGES:
         raise ValueError(f"unknown average {average!r}; expected one of {AVERAGES}")
-    out_channels = activation_channels(activation_kind)
+    out_channels = activation_channels(activation_kind, num_classes)
     stride = _shared_stride(models, out_channels)
     transforms = get_transforms(tta)
     out_shape = tuple(math.ceil(n / stride) for n in volume.shape)
@@ -52,10 +53,11 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
             for transform in transforms:
                 logits = transformed_logits(model, volume, transform, window, overlap, batch_size, out_channels,
                                             stride, blend, autocast_dtype, pad_mode)
-                term = logits if average == "logits" else logits_to_probabilities(logits, activation_kind)
+                term = (logits if average == "logits"
+                        else logits_to_probabilities(logits, activation_kind, num_classes))
                 total = term.contiguous() if total is None else total.add_(term)
         finally:
             model.train(was_training)
     assert total is not None and tuple(total.shape[1:]) == out_shape
     total.div_(len(models) * len(transforms))
-    return logits_to_probabilities(total, activation_kind) if average == "logits" else total
+    return logits_to_probabilities(total, activation_kind, num_classes) if average == "logits" else total

@@ -14,6 +14,7 @@ import torch.distributed as dist
 
 from config.experiment import ValidationConfig
 from dataio.atomic import atomic_path, write_text_atomic
+from particles import CZII_PARTICLES, ParticleSet
 from postprocess.metric import MetricReport, score_picks
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from dataio.pick_writers import write_picks_table
@@ -34,8 +35,8 @@ class FoldResult:
 class FoldValidation:
     """Turns validation candidates into a score; remembers the best one across epochs."""
 
-    def __init__(self, cfg: ValidationConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: ValidationConfig, particles: ParticleSet = CZII_PARTICLES) -> None:
+        self.cfg, self.particles = cfg, particles
         self.best_score = -math.inf
 
     @staticmethod
@@ -52,15 +53,15 @@ class FoldValidation:
                 seen.setdefault(run, rows)
         return pd.concat(seen.values(), ignore_index=True) if seen else parts[0].iloc[:0]
 
-    @staticmethod
-    def evaluate(candidates: pd.DataFrame, ground_truth: pd.DataFrame, runs: list[str],
+    def evaluate(self, candidates: pd.DataFrame, ground_truth: pd.DataFrame, runs: list[str],
                  class_suppression: float = 0.0) -> FoldResult:
         """Fit per-class thresholds on the held-out runs, as the OOF protocol does, and score (candidates stay
         unsuppressed in the result: suppression depends on the thresholds the ensemble fits)."""
         truth = ground_truth[ground_truth["experiment"].isin(runs)]
-        thresholds, _ = fit_thresholds_suppressed(candidates, truth, class_suppression)
-        picks = select_picks(candidates, thresholds, class_suppression)
-        return FoldResult(candidates, thresholds, score_picks(picks, truth, runs=runs), picks)
+        thresholds, _ = fit_thresholds_suppressed(candidates, truth, class_suppression, particles=self.particles)
+        picks = select_picks(candidates, thresholds, class_suppression, self.particles)
+        return FoldResult(candidates, thresholds, score_picks(picks, truth, runs=runs, particles=self.particles),
+                          picks)
 
     def should_save(self, score: float) -> bool:
         """Whether this validation's results become the run's OOF record: every validation when the ensemble
@@ -84,8 +85,7 @@ class FoldValidation:
         if self.cfg.picture and (final or self.cfg.checkpoint == "best"):
             self._picture(run_dir, result, datamodule, loggers)
 
-    @staticmethod
-    def _picture(run_dir: Path, result: FoldResult, datamodule: Any, loggers: list[Any]) -> None:
+    def _picture(self, run_dir: Path, result: FoldResult, datamodule: Any, loggers: list[Any]) -> None:
         from postprocess.plots import slice_figure
 
         run = datamodule.val_runs[0]
@@ -93,7 +93,7 @@ class FoldValidation:
         truth = datamodule.val_picks[datamodule.val_picks["experiment"] == run]
         picks = result.picks
         png = slice_figure(volume, truth, picks[picks["experiment"] == run], run_dir / VAL_PICTURE,
-                           spacing=datamodule.val_dataset.spacing)
+                           spacing=datamodule.val_dataset.spacing, particles=self.particles)
         for logger in loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="val/slices", images=[str(png)])

@@ -17,7 +17,6 @@ from lightning_modules.fold_validation import FoldValidation
 from lightning_modules.losses import build_loss
 from lightning_modules.mixup import mixup_batch
 from models.registry import build_model
-from particles import NUM_CLASSES
 from postprocess.heatmap_nms import pick_particles
 from inference.probabilities import predict_probabilities
 
@@ -29,7 +28,8 @@ class ParticlePicker(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get the flattened config instead
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
-        expected = out_channels_for(self.cfg.loss, NUM_CLASSES)
+        self.particles = self.cfg.particle_set
+        expected = out_channels_for(self.cfg.loss, self.particles.num_classes)
         if self.cfg.model.out_channels != expected:
             raise ValueError(f"loss {self.cfg.loss.kind!r} needs model.out_channels={expected}, "
                              f"config has {self.cfg.model.out_channels}")
@@ -38,7 +38,7 @@ class ParticlePicker(L.LightningModule):
         self.model.to(memory_format=self.memory_format)
         self.loss_fn = build_loss(self.cfg.loss)
         self.activation = activation_kind(self.cfg.loss)
-        self.fold_validation = FoldValidation(self.cfg.validation)
+        self.fold_validation = FoldValidation(self.cfg.validation, self.particles)
         self._val_candidates: list[pd.DataFrame] = []
         self._val_probs: dict[str, torch.Tensor] = {}
 
@@ -67,11 +67,11 @@ class ParticlePicker(L.LightningModule):
         probs = predict_probabilities(
             [self.model], volume, self.activation, window=infer.window, overlap=infer.overlap,
             batch_size=infer.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
-            pad_mode=infer.pad_mode)
-        candidates = pick_particles(probs, run, thresholds=[infer.candidate_threshold] * NUM_CLASSES,
+            pad_mode=infer.pad_mode, num_classes=self.particles.num_classes)
+        candidates = pick_particles(probs, run, thresholds=infer.candidate_threshold,
                                     spacing=float(batch["spacing"]), output_stride=self.model.output_stride,
                                     kernel_fraction=infer.kernel_fraction, smooth_sigma=infer.smooth_sigma,
-                                    max_per_class=infer.max_candidates_per_class)
+                                    max_per_class=infer.max_candidates_per_class, particles=self.particles)
         self._val_candidates.append(candidates)
         if self.cfg.validation.save_heatmaps:
             self._val_probs[run] = probs.to(torch.float16).cpu()
