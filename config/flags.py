@@ -52,8 +52,11 @@ def add_config_flags(group: argparse._ActionsContainer, cls: type, dashed: bool 
 def given_config_values(args: argparse.Namespace, cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """The leaf flags of ``cls`` that were given, ``{dotted name: parsed value}``."""
     given = {}
-    for dotted, _, _ in leaf_fields(cls):
+    for dotted, hint, _ in leaf_fields(cls):
         value = getattr(args, dotted, None)
         if value is not None and dotted not in skip:
-            given[dotted] = parse_cli_value(value)
+            parsed = parse_cli_value(value)
+            if word_count(hint) == "+" and parsed is not None and not isinstance(parsed, list):
+                parsed = [parsed]  # one word for a list field (--tta identity) is a list of one
+            given[dotted] = parsed
     return given

@@ -18,6 +18,7 @@ from scipy.spatial import cKDTree
 
 from dataio.cli_errors import run_tool
 from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
+from dataio.particle_sets import particles_from_source
 from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks
 from particles import BETA, CZII_PARTICLES, HIT_RADIUS_FRACTION, ParticleSet
 
@@ -106,28 +107,29 @@ def reference_best_scores(pred_xyz: np.ndarray, pred_scores: np.ndarray, ref_xyz
     return best
 
 
-def load_ground_truth(path: str | Path, selection: PickSelection = PickSelection()) -> pd.DataFrame:
+def load_ground_truth(path: str | Path, selection: PickSelection = PickSelection(),
+                      particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Truth picks from a CSV, a dataset root (``train/overlay``), ``<root>/test_truth`` or an overlay root;
     ``attrs['runs']`` lists the experiments covered, including those with no particles."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ground truth not found: {path}")
     if path.is_file():
-        table = read_picks_csv(path)
+        table = read_picks_csv(path, particles)
         table.attrs["runs"] = sorted(table["experiment"].unique())
         return table
     for overlay in (train_overlay_root(path), path / "overlay", path):
         if overlay_runs_dir(overlay).is_dir():
-            return read_overlay(overlay, selection)
+            return read_overlay(overlay, selection, particles)
     raise FileNotFoundError(
         f"{path}: no ground truth found; expected a CSV, {train_overlay_root(path)}, "
         f"{path / 'overlay' / 'ExperimentRuns'} (e.g. {truth_overlay_root('<root>')}) "
         f"or {overlay_runs_dir(path)}")
 
 
-def read_submission(path: str | Path) -> pd.DataFrame:
+def read_submission(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """A submission CSV (id, experiment, particle_type, x, y, z in Å) as a checked picks table."""
-    return read_picks_csv(path)
+    return read_picks_csv(path, particles)
 
 
 def format_report(report: MetricReport) -> str:
@@ -166,13 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="copick user id of the true picks in an overlay (default: %(default)s)")
     parser.add_argument("--session-id", default=None,
                         help="copick session id of the true picks (default: the user's only session)")
+    parser.add_argument("--particles", default="czii",
+                        help="the classes scored: czii (default), copick (the --gt root's copick config), or a "
+                             "particles file / copick config JSON (radii and weights)")
     args = parser.parse_args(argv)
     return run_tool("postprocess.metric", lambda: print_scores(args))
 
 
 def print_scores(args: argparse.Namespace) -> int:
-    truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id))
-    reports = {str(path): score_picks(read_submission(path), truth) for path in args.submissions}
+    particles = particles_from_source(args.particles, args.gt)
+    truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id), particles)
+    reports = {str(path): score_picks(read_submission(path, particles), truth, particles=particles)
+               for path in args.submissions}
     if len(reports) > 1:
         labels = {str(path): path.stem for path in args.submissions}
         if len(set(labels.values())) < len(labels):

@@ -90,3 +90,13 @@ def test_recipe_tta_is_checked_and_reaches_the_ensemble_settings() -> None:
     assert ensemble_settings(cfg, tta=("identity",)).inference.tta == ("identity",)  # --tta overrides the recipe
     with pytest.raises(ValueError, match="inference.tta' must be one of"):
         resolve_config(None, None, {"inference": {"tta": ["flip_w"]}})
+
+
+def test_one_word_for_a_list_flag_is_a_list_of_one() -> None:
+    import ensemble
+
+    args = ensemble.build_parser().parse_args(["--out", "x.csv", "--tta", "identity"])
+    from config.experiment import InferenceSettings
+    from config.flags import given_config_values
+
+    assert given_config_values(args, InferenceSettings)["tta"] == ["identity"]

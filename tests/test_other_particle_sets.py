@@ -1,0 +1,91 @@
+"""A copick project whose classes are not the CZII six (four proteins under other names, plus a membrane)
+trains, ensembles, writes copick picks for every class and is scored, with no code edit."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import ensemble
+from dataio.copick_config import write_copick_configs
+from particles import Particle, ParticleSet
+from postprocess.metric import read_submission
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+RENAMED = {"ribosome": "proteasome", "virus-like-particle": "capsid", "apo-ferritin": "ferritin-cage",
+           "thyroglobulin": "tg-dimer", "beta-amylase": "membrane"}
+"""The tiny dataset's classes under this project's names; beta-galactosidase's picks are dropped."""
+FOUR = ParticleSet((Particle("proteasome", 1, 150.0, 1.0), Particle("capsid", 2, 135.0, 1.0),
+                    Particle("ferritin-cage", 3, 60.0, 1.0), Particle("tg-dimer", 4, 130.0, 2.0)))
+
+
+def four_class_project(tiny_dataset: Path, root: Path) -> Path:
+    """A copy of the tiny dataset whose pick files and copick configs name four other classes and a membrane
+    (not a particle)."""
+    shutil.copytree(tiny_dataset, root)
+    for pick in sorted(root.rglob("Picks/*.json")):
+        doc = json.loads(pick.read_text())
+        old = doc["pickable_object_name"]
+        pick.unlink()
+        if old in RENAMED:
+            doc["pickable_object_name"] = RENAMED[old]
+            (pick.parent / pick.name.replace(old, RENAMED[old])).write_text(json.dumps(doc))
+    for path in write_copick_configs(root, particles=FOUR):
+        config = json.loads(path.read_text())
+        config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": 5})
+        path.write_text(json.dumps(config))
+    return root
+
+
+def test_a_four_class_project_trains_ensembles_writes_and_scores(tiny_dataset, tmp_path, capsys) -> None:
+    root = four_class_project(tiny_dataset, tmp_path / "four")
+    runs = tmp_path / "runs"
+    flags = ["--data", str(root), "--out", str(runs), "--particles", "copick", "--model.name", "unet-tiny",
+             "--model.widths", "8", "16", "32", "--model.output_stride", "2", "--data.patch_size", "32", "32", "32",
+             "--data.batch_size", "1", "--data.num_workers", "0", "--data.patches_per_epoch", "3",
+             "--inference.window", "48", "96", "96", "--validation.picture", "false", "--trainer.accelerator", "cpu",
+             "--trainer.devices", "1", "--trainer.precision", "32", "--trainer.max_epochs", "1",
+             "--trainer.check_val_every_n_epoch", "1", "--logging.wandb", "false"]
+    for fold in ("0", "1"):
+        with open(tmp_path / f"train{fold}.log", "w") as log:
+            done = subprocess.run([sys.executable, "train.py", "--fold", fold, *flags], cwd=REPO, stdout=log,
+                                  stderr=subprocess.STDOUT, timeout=600)
+        assert done.returncode == 0, (tmp_path / f"train{fold}.log").read_text()[-3000:]
+    assert "skipping picks of 'membrane'" in (tmp_path / "train0.log").read_text()
+    (run_dir,) = [p for p in runs.iterdir() if p.name.endswith("_fold0")]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert [p["name"] for p in config["particles"]] == list(FOUR.names) and config["model"]["out_channels"] == 4
+    assert config["data"]["class_sampling_weights"] == {n: 1.0 for n in FOUR.names}
+
+    out = tmp_path / "submission.csv"
+    assert ensemble.main(["--runs", str(runs), "--split", "test", "--out", str(out), "--score",
+                          "--pictures", str(tmp_path / "pics"), "--tta", "identity", "--no-wandb"]) == 0
+    printed = capsys.readouterr().out
+    assert set(read_submission(out, FOUR)["particle_type"]) <= set(FOUR.names)
+    for name in FOUR.names:  # the OOF table and the test score each list every class of the project, once
+        assert len(re.findall(rf"^\s*{name}\s+\d", printed, re.M)) == 2, printed
+    assert "beta-galactosidase" not in printed
+    overlay = tmp_path / "submission_copick" / "ExperimentRuns"
+    for test_run in ("TS_sim_test_0", "TS_sim_test_1"):
+        written = sorted(p.name for p in (overlay / test_run / "Picks").glob("*.json"))
+        assert written == sorted(f"czii-picker_{config['experiment'].replace('_', '-')}_{n}.json" for n in FOUR.names)
+    thresholds = json.loads(next(runs.glob("*.thresholds.json")).read_text())
+    assert set(thresholds["thresholds"]) == set(FOUR.names)
+    assert thresholds["fitted_with"]["settings"]["particles"] == list(FOUR.names)
+    assert (tmp_path / "pics" / "oof_pr_curves.png").stat().st_size > 0
+    assert pd.read_csv(out).shape[1] == 6
+    # the metric tool scores it the same way, told the classes by the project's copick config
+    metric = subprocess.run([sys.executable, "-m", "postprocess.metric", str(out), "--gt", str(root / "test_truth"),
+                             "--particles", str(root / "copick_config.json")], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert metric.returncode == 0, metric.stderr
+    assert all(name in metric.stdout for name in FOUR.names) and "beta-galactosidase" not in metric.stdout
