@@ -16,7 +16,7 @@ import zarr
 
 from dataio.layout import SPLITS
 from particles import CZII_PARTICLES, ParticleSet
-from dataio.pick_readers import (PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
+from dataio.pick_readers import (DeclaredObjects, PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  empty_picks_table, load_volume, particle_files, select_pick_files, validate_picks)
 
 
@@ -129,8 +129,9 @@ class CopickProjectSource:
         files = [PickFile(Path(f"{p.user_id}_{p.session_id}_{p.pickable_object_name}.json"), p.user_id,
                           p.session_id, p.pickable_object_name) for p in sets]
         where = f"picks of {self._where(run)}"
-        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported, self.particles),
-                                                    self.selection, where)}
+        declared = DeclaredObjects(frozenset(o.name for o in self.project.pickable_objects), str(self.config))
+        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported, self.particles,
+                                                                   declared), self.selection, where)}
         return [p for p, f in zip(sets, files) if f.path in chosen]
 
     def picks(self, run: str) -> pd.DataFrame:

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from dataio.layout import (SPLITS, VOXEL_SPACING_DIR, static_runs_dir, truth_overlay_root,
-                                tomogram_path, train_overlay_root)
+from dataio.layout import (COPICK_CONFIG_NAME, SPLITS, TEST_COPICK_CONFIG_NAME, VOXEL_SPACING_DIR, static_runs_dir,
+                           truth_overlay_root, tomogram_path, train_overlay_root)
+from dataio.particle_sets import declared_objects
 from dataio.pick_readers import (PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  load_volume, read_run_picks)
 from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet
@@ -64,6 +65,8 @@ class CopickSource:
             self.overlay_root = truth if truth.is_dir() else None
         self.has_picks: bool = self.overlay_root is not None
         self._reported: set[str] = set()  # non-particle objects already named once
+        config = self.root / (COPICK_CONFIG_NAME if split == "train" else TEST_COPICK_CONFIG_NAME)
+        self._declared = declared_objects(config) if config.is_file() else None
 
     def run_names(self) -> list[str]:
         """The runs of this split, sorted."""
@@ -122,7 +125,8 @@ class CopickSource:
         if self.overlay_root is None:
             raise ValueError(f"the {self.split} split of {self.root} has no picks "
                              f"(no {truth_overlay_root(self.root)})")
-        table = read_run_picks(self.overlay_root, run, self.selection, self._reported, self.particles)
+        table = read_run_picks(self.overlay_root, run, self.selection, self._reported, self.particles,
+                               self._declared)
         shape, spacing = self._full_extent(run)
         check_picks_in_volume(table, shape, spacing, f"picks of run {run!r} in {self.overlay_root}")
         return table

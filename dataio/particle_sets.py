@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from dataio.layout import COPICK_CONFIG_NAME
+from dataio.pick_readers import DeclaredObjects
 from particles import CZII_PARTICLES, Particle, ParticleSet, check_particles
 
 CZII_ALIASES: dict[str, str] = {
@@ -97,6 +98,18 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
     if sorted(p.name for p in particles) == sorted(CZII_PARTICLES.names):  # the challenge's own: its channel order
         return CopickObjects(CZII_PARTICLES, tuple(skipped))
     return CopickObjects(ParticleSet(tuple(particles)), tuple(skipped))
+
+
+def declared_objects(config: Path) -> DeclaredObjects | None:
+    """Every object name a copick config declares (None when there is no readable config: no rule to apply)."""
+    try:
+        doc = json.loads(Path(config).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    objects = doc.get("pickable_objects") if isinstance(doc, dict) else None
+    if not isinstance(objects, list):
+        return None
+    return DeclaredObjects(frozenset(str(o.get("name")) for o in objects if isinstance(o, dict)), str(config))
 
 
 def read_particles_file(path: Path) -> ParticleSet:

@@ -194,12 +194,28 @@ def select_pick_files(files: list[PickFile], selection: PickSelection, where: st
     return chosen
 
 
+@dataclass(frozen=True)
+class DeclaredObjects:
+    """The objects a copick config declares (particles or not): picks of any other object are an error, since
+    a name the project never declared is a typo or a file from another project, not something to skip."""
+
+    names: frozenset[str]
+    config: str
+
+
 def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None,
-                   particles: ParticleSet = CZII_PARTICLES) -> list[PickFile]:
+                   particles: ParticleSet = CZII_PARTICLES,
+                   declared: DeclaredObjects | None = None) -> list[PickFile]:
     """The pick files of particle classes. Another object's (a membrane, a segmentation, a protein outside the
     particle set) is skipped with one line naming it, once per name in ``reported``; never silently, and in
-    every layout alike."""
+    every layout alike. An object the project's copick config does not declare is an error."""
     reported = set() if reported is None else reported
+    if declared is not None:
+        strangers = sorted({f.particle for f in files} - declared.names - set(particles.names))
+        if strangers:
+            raise ValueError(f"{where}: picks of {strangers}, object(s) that the copick config {declared.config} "
+                             "does not declare; add them to its pickable_objects (is_particle: false to skip "
+                             "them) or remove the files")
     for name in sorted({f.particle for f in files} - set(particles.names) - reported):
         print(f"note: skipping picks of {name!r} in {where}: not one of the particle classes "
               f"({', '.join(particles.names)})")
@@ -208,15 +224,16 @@ def particle_files(files: list[PickFile], where: str, reported: set[str] | None 
 
 
 def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection = PickSelection(),
-                   reported: set[str] | None = None, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                   reported: set[str] | None = None, particles: ParticleSet = CZII_PARTICLES,
+                   declared: DeclaredObjects | None = None) -> pd.DataFrame:
     """The selected owner's picks of one run in an overlay; a run folder without pick files gives zero rows.
     Objects that are not particles are skipped with a note (``particle_files``)."""
     run_dir = overlay_runs_dir(Path(overlay_root)) / run
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no picks for run {run!r}: {run_dir} does not exist")
     where = f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}"
-    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported, particles),
-                              selection, where)
+    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported, particles,
+                                             declared), selection, where)
     tables = [t for t in (read_pick_json(f.path, particles) for f in files) if len(t)]
     if not tables:
         return empty_picks_table()

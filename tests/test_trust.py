@@ -198,3 +198,20 @@ def test_ctrl_c_during_training_says_how_to_continue(tiny_dataset, tmp_path) -> 
     assert done.returncode == 0, done.stderr[-2000:]
     status = read_run_status(run_dir)
     assert status["status"] == "finished" and status["global_step"] > interrupted["global_step"]
+
+
+def test_picks_of_an_object_the_copick_config_never_declares_are_an_error(tiny_dataset, tmp_path) -> None:
+    """A pick file whose object is not in the project's copick config is a typo or another project's file:
+    refused by name in both layouts, never skipped."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    write_copick_configs(data)
+    picks = train_overlay_root(data) / "ExperimentRuns" / "TS_5_4" / "Picks"
+    (picks / "curation_0_ribosme.json").write_text(json.dumps({
+        "pickable_object_name": "ribosme", "user_id": "curation", "session_id": "0", "run_name": "TS_5_4",
+        "unit": "angstrom", "points": [{"location": {"x": 10.0, "y": 10.0, "z": 10.0}}]}))
+    for source in (CopickSource(data), CopickProjectSource(data / "copick_config.json")):
+        with pytest.raises(ValueError, match=r"picks of \['ribosme'\], object\(s\) that the copick config .*"
+                                             r"copick_config.json does not declare"):
+            source.picks("TS_5_4")
+        assert len(source.picks("TS_6_4")) > 0  # other runs read as before
