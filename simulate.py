@@ -15,6 +15,8 @@ from pathlib import Path
 
 from dataio.cli_errors import run_tool
 from dataio.layout import TEST_TRUTH_DIR
+from dataio.particle_sets import particles_from_source
+from particles import CZII_PARTICLES
 from simulation import simulate_dataset
 from simulation.dataset import DIFFICULTY_REPORT, particle_models
 from simulation.difficulty import DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr
@@ -37,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--templates", type=Path, default=None,
                         help="folder of MRC density maps (10 Å/voxel) named <particle>.mrc or <pdb_id>.mrc "
                              "(distractor*.mrc: unlabelled); classes without a map keep the built-in shape")
+    parser.add_argument("--particles", default="czii",
+                        help="the classes to simulate: czii (the challenge's six, default) or a particles file "
+                             "(YAML/JSON: particles: [{name, radius, weight, ...}]) or copick config; classes "
+                             "without a map in --templates and without a built-in shape are ellipsoids of "
+                             "their radius")
     parser.add_argument("--n-test", type=int, default=3, help="number of test runs (picks under test_truth)")
     parser.add_argument("--tomo-types", nargs="+", default=["denoised"], choices=["denoised", "wbp"],
                         help="tomogram types to write per run")
@@ -77,15 +84,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def simulate(args: argparse.Namespace) -> int:
     imaging = imaging_from(args)
-    templates = load_templates(args.templates) if args.templates else None
-    if templates is not None:
-        print("particle models: " + "; ".join(f"{k}: {v}" for k, v in particle_models(templates).items()))
+    particles = particles_from_source(args.particles, args.out)
+    templates = load_templates(args.templates, particles) if args.templates else None
+    if templates is not None or particles != CZII_PARTICLES:
+        print("particle models: " + "; ".join(f"{k}: {v}"
+                                              for k, v in particle_models(templates, particles).items()))
     if args.out.exists() and not args.out.is_dir():
         raise FileExistsError(f"--out {args.out} is a file, not a folder")
     clear_previous(args.out, args.overwrite)
     out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
                            n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
-                           difficulty=args.difficulty)
+                           difficulty=args.difficulty, particles=particles)
     print(f"wrote synthetic dataset to {out} (difficulty {args.difficulty}, SNR {imaging.snr}; per-run physics "
           f"and per-class SNR in {out / DIFFICULTY_REPORT})")
     return 0

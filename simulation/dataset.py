@@ -14,7 +14,8 @@ from dataio.atomic import write_text_atomic
 from dataio.copick_config import write_copick_configs
 from dataio.layout import TRAIN_RUNS, TRUTH_SESSION, TRUTH_USER, tomogram_path, train_overlay_root, truth_overlay_root
 from dataio.pick_writers import write_copick_picks
-from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, VOXEL_SPACING
+from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, VOXEL_SPACING, ParticleSet
+from simulation.shapes import BUILTIN_SHAPES
 from simulation.templates import TemplateSet, load_templates
 from simulation.difficulty import ImagingConfig
 from simulation.tomogram import SimulatedRun, Templates, simulate_run
@@ -56,29 +57,33 @@ def run_rng(seed: int, run: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(run.encode())])
 
 
-def write_run_picks(overlay_root: Path, run: str, picks: pd.DataFrame) -> None:
+def write_run_picks(overlay_root: Path, run: str, picks: pd.DataFrame,
+                    particles: ParticleSet = CZII_PARTICLES) -> None:
     """One copick pick JSON per class (empty classes too), as curated truth: ``curation_0_<particle>.json``."""
     write_copick_picks(picks.assign(experiment=run), overlay_root, runs=[run], user_id=TRUTH_USER,
-                       session_id=TRUTH_SESSION, voxel_spacing=VOXEL_SPACING)
+                       session_id=TRUTH_SESSION, voxel_spacing=VOXEL_SPACING, particles=particles)
 
 
-def particle_models(template_set: TemplateSet | None) -> dict[str, str]:
-    """Which model each particle class is simulated with: a template map's name or the built-in shape."""
+def particle_models(template_set: TemplateSet | None, particles: ParticleSet = CZII_PARTICLES) -> dict[str, str]:
+    """Which model each particle class is simulated with: a template map's name, the built-in shape, or an
+    ellipsoid of its radius (classes of other sets without a map)."""
     found = template_set.particles if template_set is not None else {}
-    return {name: f"template {found[name].name}" if name in found else "built-in shape" for name in PARTICLE_NAMES}
+    return {name: f"template {found[name].name}" if name in found
+            else "built-in shape" if name in BUILTIN_SHAPES else "ellipsoid of its radius"
+            for name in particles.names}
 
 
-def run_record(split: str, run: str, simulated: SimulatedRun) -> dict:
+def run_record(split: str, run: str, simulated: SimulatedRun, particles: ParticleSet = CZII_PARTICLES) -> dict:
     """One run's entry in ``difficulty.json``: its imaging, noise, counts and per-class SNR/CNR."""
     counts = simulated.picks["particle_type"].value_counts()
     return {"run": run, "split": split, "imaging": asdict(simulated.imaging), "noise_std": simulated.noise_std,
-            "counts": {n: int(counts.get(n, 0)) for n in PARTICLE_NAMES}, "classes": simulated.difficulty}
+            "counts": {n: int(counts.get(n, 0)) for n in particles.names}, "classes": simulated.difficulty}
 
 
-def summarise(records: list[dict]) -> dict[str, dict[str, float]]:
+def summarise(records: list[dict], particles: ParticleSet = CZII_PARTICLES) -> dict[str, dict[str, float]]:
     """Per class over all runs: voxel-weighted SNR, mean CNR, and the particle count."""
     out = {}
-    for name in PARTICLE_NAMES:
+    for name in particles.names:
         rows = [r["classes"][name] for r in records if name in r["classes"]]
         if not rows:
             continue
@@ -104,29 +109,31 @@ def _finite(value: object) -> object:
 def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo", seed: int = 0,
                      imaging: ImagingConfig | None = None, templates: Templates = None, n_test: int = 3,
                      tomo_types: tuple[str, ...] = ("denoised",), progress: bool = False,
-                     difficulty: str | None = None) -> Path:
+                     difficulty: str | None = None, particles: ParticleSet = CZII_PARTICLES) -> Path:
     """Write 7 train runs (with picks), ``n_test`` test runs (truth under test_truth), the copick config and
     ``difficulty.json`` (every run's imaging and per-class SNR). ``difficulty`` names the level for the
-    record; ``imaging`` defaults to the realistic level."""
+    record; ``imaging`` defaults to the realistic level; ``particles`` are the classes simulated (the copick
+    configs declare them)."""
     out = Path(out)
     shape = resolve_size(size)
     if n_test < 0:
         raise ValueError(f"n_test must be >= 0, got {n_test}")
     imaging = imaging or ImagingConfig()
     template_set: TemplateSet | None = (templates if templates is None or isinstance(templates, TemplateSet)
-                                        else load_templates(templates))
+                                        else load_templates(templates, particles))
     runs = [("train", r) for r in TRAIN_RUNS] + [("test", r) for r in simulated_test_runs(n_test)]
     records = []
     for split, run in tqdm(runs, desc="simulating runs", disable=not progress):
-        simulated = simulate_run(shape, run_rng(seed, run), imaging, template_set, tuple(tomo_types))
+        simulated = simulate_run(shape, run_rng(seed, run), imaging, template_set, tuple(tomo_types),
+                                 particles=particles)
         for tomo_type, volume in simulated.volumes.items():
             write_multiscale_zarr(tomogram_path(out, split, run, tomo_type), volume)
         overlay = train_overlay_root(out) if split == "train" else truth_overlay_root(out)
-        write_run_picks(overlay, run, simulated.picks)
-        records.append(run_record(split, run, simulated))
-    write_copick_configs(out, name="czii_synthetic")
+        write_run_picks(overlay, run, simulated.picks, particles)
+        records.append(run_record(split, run, simulated, particles))
+    write_copick_configs(out, name="czii_synthetic", particles=particles)
     report = {"difficulty": difficulty if difficulty is not None else imaging.snr, "seed": seed,
-              "shape_zyx": list(shape), "imaging": asdict(imaging), "models": particle_models(template_set),
-              "definition": DIFFICULTY_DEFINITION, "classes": summarise(records), "runs": records}
+              "shape_zyx": list(shape), "imaging": asdict(imaging), "models": particle_models(template_set, particles),
+              "definition": DIFFICULTY_DEFINITION, "classes": summarise(records, particles), "runs": records}
     write_text_atomic(out / DIFFICULTY_REPORT, json.dumps(_finite(report), indent=2, allow_nan=False) + "\n")
     return out

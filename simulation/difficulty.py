@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from particles import PARTICLES
+from particles import CZII_PARTICLES, ParticleSet
 from simulation.imaging import ImagingParams
 
 DIFFICULTY_LEVELS: dict[str, float] = {"easy": 8.0, "realistic": 2.0, "hard": 0.5}
@@ -77,15 +77,17 @@ class ImagingConfig:
             lowpass_fraction=rng.uniform(*self.lowpass_fraction), noise_exponent=rng.uniform(*self.noise_exponent))
 
 
-def class_difficulty(signal: np.ndarray, noise_std: float, labels: np.ndarray) -> dict[str, dict[str, float]]:
+def class_difficulty(signal: np.ndarray, noise_std: float, labels: np.ndarray,
+                     particles: ParticleSet = CZII_PARTICLES) -> dict[str, dict[str, float]]:
     """Per particle class present in ``labels`` (0 = none, else particle label): SNR, SNR in dB, CNR and
     voxel count. ``signal`` is the noise-free tomogram and ``noise_std`` the noise std per voxel."""
-    counts = np.bincount(labels.reshape(-1), minlength=len(PARTICLES) + 1)
+    size = particles.num_classes + 1
+    counts = np.bincount(labels.reshape(-1), minlength=size)
     flat_labels, flat_signal = labels.reshape(-1), signal.reshape(-1).astype(np.float64)
-    sums = np.bincount(flat_labels, weights=flat_signal, minlength=len(PARTICLES) + 1)
-    squares = np.bincount(flat_labels, weights=flat_signal ** 2, minlength=len(PARTICLES) + 1)
+    sums = np.bincount(flat_labels, weights=flat_signal, minlength=size)
+    squares = np.bincount(flat_labels, weights=flat_signal ** 2, minlength=size)
     out = {}
-    for p in PARTICLES:
+    for p in particles.particles:
         n = int(counts[p.label])
         if n == 0:
             continue

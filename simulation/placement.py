@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, VOXEL_SPACING, particle
+from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, VOXEL_SPACING, ParticleSet
 from simulation.render import DensityModel, Slab
 from simulation.shapes import random_rotations
 
@@ -62,13 +62,17 @@ def volume_scale(shape: tuple[int, int, int], slab: Slab) -> float:
     return ice / (full_y * full_x * full_z * _FULL_SLAB_FRACTION)
 
 
-def sample_counts(rng: np.random.Generator, scale: float) -> dict[str, int]:
-    """Per-class counts: a run total in the real 140-220 range (x ice volume), split by a jittered
-    class mix around the real one (Dirichlet); every class at least once, as in every real run."""
-    total = int(np.rint(rng.uniform(*RUN_TOTAL_RANGE) * scale))
-    mix = np.array([CZII_TRAIN_COUNTS[n] for n in PARTICLE_NAMES], dtype=float)
+def sample_counts(rng: np.random.Generator, scale: float,
+                  particles: ParticleSet = CZII_PARTICLES) -> dict[str, int]:
+    """Per-class counts: a run total in the real 140-220 range (x ice volume) per six classes, split by a
+    jittered class mix around the real one (Dirichlet; classes of other sets at the CZII mean); every class
+    at least once, as in every real run."""
+    names = particles.names
+    total = int(np.rint(rng.uniform(*RUN_TOTAL_RANGE) * scale * len(names) / len(CZII_TRAIN_COUNTS)))
+    mean = float(np.mean(list(CZII_TRAIN_COUNTS.values())))
+    mix = np.array([CZII_TRAIN_COUNTS.get(n, mean) for n in names], dtype=float)
     proportions = rng.dirichlet(_MIX_CONCENTRATION * mix / mix.sum())
-    return {n: max(1, int(c)) for n, c in zip(PARTICLE_NAMES, rng.multinomial(total, proportions))}
+    return {n: max(1, int(c)) for n, c in zip(names, rng.multinomial(total, proportions))}
 
 
 def sample_distractor_counts(rng: np.random.Generator, scale: float) -> dict[str, int]:
@@ -88,14 +92,14 @@ def _near_placed(placed: np.ndarray, placed_r: np.ndarray, radius: float, rng: n
 
 def place_objects(shape: tuple[int, int, int], slab: Slab, models: list[DensityModel], names: list[str],
                   labelled: list[bool], rng: np.random.Generator,
-                  spacing: float = VOXEL_SPACING) -> Placement:
+                  spacing: float = VOXEL_SPACING, particles: ParticleSet = CZII_PARTICLES) -> Placement:
     """Random sequential placement, largest first; objects that find no free spot are dropped.
 
     Exclusion radius of a pickable particle is max(its model's extent, its CZII radius); centres
     lie inside the volume and inside the ice (at least one exclusion radius, or 45 % of the ice
     thickness when thinner, from each surface).
     """
-    radii = np.array([max(m.extent, particle(n).radius) if lab else m.extent
+    radii = np.array([max(m.extent, particles.get(n).radius) if lab else m.extent
                       for m, n, lab in zip(models, names, labelled)])
     order = np.argsort(-radii, kind="stable")
     nz, ny, nx = shape

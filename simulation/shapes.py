@@ -93,6 +93,12 @@ BUILTIN_SHAPES: dict[str, ShapeModel] = {
 }
 
 
+def generic_shape(name: str, radius: float) -> ShapeModel:
+    """A class without a built-in shape or density map: a compact, slightly oblate ellipsoid of its radius
+    (semi-axes 1, 0.85 and 0.7 x radius), so classes of other sets differ by size as their radii do."""
+    return ShapeModel(name, (Component((0.0, 0.0, 0.0), (0.7 * radius, 0.85 * radius, radius)),))
+
+
 def random_distractor(kind: str, rng: np.random.Generator) -> ShapeModel:
     """An unlabelled object: another protein (2-4 blobs), a small blob, or a gold bead."""
     if kind == "protein":

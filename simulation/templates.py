@@ -8,7 +8,7 @@ import mrcfile
 import numpy as np
 from scipy.ndimage import map_coordinates
 
-from particles import PARTICLES
+from particles import CZII_PARTICLES, ParticleSet
 
 TEMPLATE_SPACING: float = 10.0
 """Å per voxel the template maps must have (checked against the MRC header when it is set)."""
@@ -69,21 +69,23 @@ def read_template(path: Path) -> TemplateModel:
     return TemplateModel(path.stem, data.astype(np.float32), com, float(radii.max() + 1.0) * TEMPLATE_SPACING)
 
 
-def load_templates(folder: str | Path) -> TemplateSet:
-    """Match ``<particle-name>.mrc`` or ``<pdb_id>.mrc`` (any case) and ``distractor*.mrc`` in ``folder``."""
+def load_templates(folder: str | Path, particles: ParticleSet = CZII_PARTICLES) -> TemplateSet:
+    """Match ``<particle-name>.mrc`` or ``<pdb_id>.mrc`` (any case) of the classes of ``particles`` and
+    ``distractor*.mrc`` in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"template folder {folder} does not exist or is not a folder")
     files = {p.stem.lower(): p for p in sorted(folder.iterdir()) if p.suffix.lower() == ".mrc"}
     found: dict[str, TemplateModel] = {}
-    for part in PARTICLES:
+    for part in particles.particles:
         for key in (part.name.lower(), part.pdb_id.lower()):
-            if key in files:
+            if key and key in files:
                 found[part.name] = read_template(files[key])
                 break
     distractors = [read_template(p) for stem, p in files.items() if stem.startswith("distractor")]
     if not found:
-        expected = ", ".join(f"{p.name}.mrc|{p.pdb_id.lower()}.mrc" for p in PARTICLES)
+        expected = ", ".join(f"{p.name}.mrc" + (f"|{p.pdb_id.lower()}.mrc" if p.pdb_id else "")
+                             for p in particles.particles)
         raise ValueError(f"template folder {folder}: no file matches a particle; expected names: {expected}"
                          f"; found: {sorted(p.name for p in files.values()) or 'no .mrc files'}")
     return TemplateSet(found, distractors)

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from particles import PARTICLE_NAMES, VOXEL_SPACING, index_to_angstrom, particle
+from particles import CZII_PARTICLES, VOXEL_SPACING, Particle, ParticleSet, index_to_angstrom
 from simulation.difficulty import ImagingConfig, class_difficulty
 from simulation.imaging import ImagingParams, reconstruct
 from simulation.placement import (Placement, place_objects, sample_counts, sample_distractor_counts,
                                   sample_slab, volume_scale)
 from simulation.render import DensityModel, Slab, render_into, slab_occupancy
-from simulation.shapes import BUILTIN_SHAPES, random_distractor
+from simulation.shapes import BUILTIN_SHAPES, generic_shape, random_distractor
 from simulation.templates import TemplateSet, load_templates
 
 PROTEIN_CONTRAST: float = 0.4
@@ -29,15 +29,22 @@ def _as_template_set(templates: Templates) -> TemplateSet | None:
     return load_templates(templates)
 
 
+def particle_model(p: Particle, templates: TemplateSet | None) -> DensityModel:
+    """A class's density: its template map, else its built-in shape (the CZII six), else an ellipsoid of its
+    radius."""
+    model = templates.particles.get(p.name) if templates is not None else None
+    return model or BUILTIN_SHAPES.get(p.name) or generic_shape(p.name, p.radius)
+
+
 def build_objects(counts: dict[str, int], distractor_counts: dict[str, int], rng: np.random.Generator,
-                  templates: TemplateSet | None) -> tuple[list[DensityModel], list[str], list[bool]]:
+                  templates: TemplateSet | None,
+                  particles: ParticleSet = CZII_PARTICLES) -> tuple[list[DensityModel], list[str], list[bool]]:
     """Density models, names and pickable flags for every object of a run (templates where given)."""
     models: list[DensityModel] = []
     names: list[str] = []
     labelled: list[bool] = []
-    for name in PARTICLE_NAMES:
-        model = templates.particles.get(name) if templates is not None else None
-        model = model if model is not None else BUILTIN_SHAPES[name]
+    for p in particles.particles:
+        name, model = p.name, particle_model(p, templates)
         models += [model] * counts[name]
         names += [name] * counts[name]
         labelled += [True] * counts[name]
@@ -55,7 +62,8 @@ def build_objects(counts: dict[str, int], distractor_counts: dict[str, int], rng
 
 
 def render_potential(shape: tuple[int, int, int], slab: Slab, placement: Placement,
-                     spacing: float = VOXEL_SPACING) -> tuple[np.ndarray, np.ndarray]:
+                     spacing: float = VOXEL_SPACING,
+                     particles: ParticleSet = CZII_PARTICLES) -> tuple[np.ndarray, np.ndarray]:
     """Scattering potential ``[z, y, x]`` float32 (ice occupancy + PROTEIN_CONTRAST x density) and the
     label volume ``[z, y, x]`` uint8 (particle label inside each pickable particle, 0 elsewhere)."""
     density = np.zeros(shape, dtype=np.float32)
@@ -63,7 +71,7 @@ def render_potential(shape: tuple[int, int, int], slab: Slab, placement: Placeme
     for name, model, centre, rot, pickable in zip(placement.names, placement.models, placement.centres,
                                                   placement.rotations, placement.labelled):
         render_into(density, model, centre, rot, spacing, labels=labels if pickable else None,
-                    label=particle(name).label if pickable else 0)
+                    label=particles.get(name).label if pickable else 0)
     density *= np.float32(PROTEIN_CONTRAST)
     density += slab_occupancy(shape, slab)
     return density, labels
@@ -91,22 +99,24 @@ class SimulatedRun:
 
 def simulate_run(shape: tuple[int, int, int], rng: np.random.Generator, imaging: ImagingConfig | None = None,
                  templates: Templates = None, tomo_types: tuple[str, ...] = ("denoised",),
-                 spacing: float = VOXEL_SPACING) -> SimulatedRun:
-    """One run: slab, objects, placement, potential, imaging drawn from ``imaging`` (default: realistic)."""
+                 spacing: float = VOXEL_SPACING, particles: ParticleSet = CZII_PARTICLES) -> SimulatedRun:
+    """One run: slab, objects, placement, potential, imaging drawn from ``imaging`` (default: realistic), of
+    the classes of ``particles``."""
     if len(shape) != 3 or min(shape) < 8:
         raise ValueError(f"tomogram shape must be 3 sizes >= 8 (z, y, x), got {shape}")
     shape = tuple(int(s) for s in shape)
     template_set = _as_template_set(templates)
     slab = sample_slab(shape, rng)
     scale = volume_scale(shape, slab)
-    counts = sample_counts(rng, scale)
-    models, names, labelled = build_objects(counts, sample_distractor_counts(rng, scale), rng, template_set)
-    placement = place_objects(shape, slab, models, names, labelled, rng, spacing)
-    potential, labels = render_potential(shape, slab, placement, spacing)
+    counts = sample_counts(rng, scale, particles)
+    models, names, labelled = build_objects(counts, sample_distractor_counts(rng, scale), rng, template_set,
+                                            particles)
+    placement = place_objects(shape, slab, models, names, labelled, rng, spacing, particles)
+    potential, labels = render_potential(shape, slab, placement, spacing, particles)
     params = (imaging or ImagingConfig()).draw(rng)
     recon = reconstruct(potential, rng, params, spacing, labels > 0, tuple(tomo_types))
     return SimulatedRun(recon.volumes, placement_picks(placement, spacing), placement, params,
-                        class_difficulty(recon.signal, recon.noise_std, labels), recon.noise_std)
+                        class_difficulty(recon.signal, recon.noise_std, labels, particles), recon.noise_std)
 
 
 def simulate_tomogram(shape: tuple[int, int, int], rng: np.random.Generator, imaging: ImagingConfig | None = None,

@@ -89,3 +89,48 @@ def test_a_four_class_project_trains_ensembles_writes_and_scores(tiny_dataset, t
                             text=True, timeout=120)
     assert metric.returncode == 0, metric.stderr
     assert all(name in metric.stdout for name in FOUR.names) and "beta-galactosidase" not in metric.stdout
+
+
+def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path, capsys) -> None:
+    """simulate.py --particles writes a nine-class dataset (two classes from MRC maps, the rest ellipsoids of
+    their radii) whose copick configs declare the set; train.py --particles copick and ensemble.py use it."""
+    import mrcfile
+    import numpy as np
+
+    nine = ParticleSet(tuple(Particle(f"c{i}", i, 50.0 + 10 * i, 2.0 if i in (2, 7) else 1.0) for i in range(1, 10)))
+    spec = tmp_path / "nine.yaml"
+    spec.write_text(yaml.safe_dump({"particles": nine.to_records()}))
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    grid = np.indices((16, 16, 16)).astype(np.float32) - 7.5
+    for name, axes in (("c1", (6.0, 4.0, 3.0)), ("c9", (7.0, 7.0, 7.0))):
+        density = (((grid / np.array(axes)[:, None, None, None]) ** 2).sum(0) <= 1).astype(np.float32)
+        with mrcfile.new(maps / f"{name}.mrc") as mrc:
+            mrc.set_data(density)
+            mrc.voxel_size = 10.0
+    root = tmp_path / "data"
+    done = subprocess.run([sys.executable, "simulate.py", "--out", str(root), "--size", "48,96,96", "--n-test", "2",
+                           "--particles", str(spec), "--templates", str(maps)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "c1: template c1" in done.stdout and "c5: ellipsoid of its radius" in done.stdout
+    declared = json.loads((root / "copick_config.json").read_text())["pickable_objects"]
+    assert [(o["name"], o["radius"]) for o in declared] == [(p.name, p.radius) for p in nine.particles]
+    runs = tmp_path / "runs"
+    flags = ["--data", str(root), "--out", str(runs), "--particles", "copick", "--model.name", "unet-tiny",
+             "--model.widths", "8", "16", "32", "--model.output_stride", "2", "--data.patch_size", "32", "32", "32",
+             "--data.batch_size", "1", "--data.num_workers", "0", "--data.patches_per_epoch", "2",
+             "--inference.window", "48", "96", "96", "--validation.picture", "false", "--trainer.accelerator", "cpu",
+             "--trainer.devices", "1", "--trainer.precision", "32", "--trainer.max_epochs", "1",
+             "--trainer.check_val_every_n_epoch", "1", "--logging.wandb", "false"]
+    for fold in ("0", "1"):
+        trained = subprocess.run([sys.executable, "train.py", "--fold", fold, *flags], cwd=REPO,
+                                 capture_output=True, text=True, timeout=600)
+        assert trained.returncode == 0, trained.stderr[-3000:]
+    out = tmp_path / "submission.csv"
+    assert ensemble.main(["--runs", str(runs), "--split", "test", "--out", str(out), "--score", "--tta", "identity",
+                          "--no-wandb"]) == 0
+    printed = capsys.readouterr().out
+    for p in nine.particles:
+        assert len(re.findall(rf"^\s*{p.name}\s+\d", printed, re.M)) == 2, printed
+    assert set(read_submission(out, nine)["particle_type"]) <= set(nine.names)
