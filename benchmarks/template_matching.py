@@ -14,7 +14,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy.ndimage import gaussian_filter
 
-from particles import PARTICLES, particle
+from particles import CZII_PARTICLES, ParticleSet
 
 TEMPLATE_REACH: float = 1.3
 """Template box half-side in units of the class radius: the particle plus a ring of its surroundings."""
@@ -120,11 +120,11 @@ def local_ncc(volume: np.ndarray | Correlator, template: np.ndarray, mask_radius
 
 
 def class_templates(volumes: Sequence[np.ndarray], centres: Sequence[Mapping[str, np.ndarray]],
-                    spacing: float) -> dict[str, np.ndarray]:
+                    spacing: float, particles: ParticleSet = CZII_PARTICLES) -> dict[str, np.ndarray]:
     """Class name -> rotation-averaged mean subvolume (box half-side TEMPLATE_REACH x radius) over the runs'
     picks of that class. Classes with no picks are left out."""
     out = {}
-    for p in PARTICLES:
+    for p in particles.particles:
         half = int(np.ceil(TEMPLATE_REACH * p.radius / spacing))
         mean = average_subvolumes(volumes, [c.get(p.name, np.zeros((0, 3))) for c in centres], half)
         if mean is not None:
@@ -132,22 +132,24 @@ def class_templates(volumes: Sequence[np.ndarray], centres: Sequence[Mapping[str
     return out
 
 
-def score_maps(volume: np.ndarray, templates: Mapping[str, np.ndarray], spacing: float) -> np.ndarray:
-    """``[6, D, H, W]`` NCC maps, channel = particle channel; a class without a template scores -1."""
-    out = np.full((len(PARTICLES), *volume.shape), -1.0, dtype=np.float32)
+def score_maps(volume: np.ndarray, templates: Mapping[str, np.ndarray], spacing: float,
+               particles: ParticleSet = CZII_PARTICLES) -> np.ndarray:
+    """``[C, D, H, W]`` NCC maps, channel = particle channel; a class without a template scores -1."""
+    out = np.full((particles.num_classes, *volume.shape), -1.0, dtype=np.float32)
     if not templates:
         return out
     corr = Correlator(volume, max(t.shape[0] for t in templates.values()))
     for name, template in templates.items():
-        p = particle(name)
+        p = particles.get(name)
         out[p.channel] = local_ncc(corr, template, MASK_REACH * p.radius / spacing)
     return out
 
 
-def smooth_maps(maps: np.ndarray, smoothed: Mapping[str, bool], spacing: float) -> np.ndarray:
-    """A copy of ``[6, D, H, W]`` score maps where the classes marked True are smoothed at SMOOTH_REACH x radius."""
+def smooth_maps(maps: np.ndarray, smoothed: Mapping[str, bool], spacing: float,
+                particles: ParticleSet = CZII_PARTICLES) -> np.ndarray:
+    """A copy of ``[C, D, H, W]`` score maps where the classes marked True are smoothed at SMOOTH_REACH x radius."""
     out = maps.copy()
-    for p in PARTICLES:
+    for p in particles.particles:
         if smoothed.get(p.name, False):
             out[p.channel] = gaussian_filter(maps[p.channel], SMOOTH_REACH * p.radius / spacing, mode="nearest")
     return out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dataio.atomic import write_text_atomic
 from dataio.cli_errors import run_tool
-from dataio.particle_sets import read_particles_file
+from dataio.particle_sets import SCORING_METADATA, read_particles_file
 from dataio.layout import (COPICK_CONFIG_NAME, TEST_COPICK_CONFIG_NAME, static_runs_dir, train_overlay_root,
                            truth_overlay_root)
 from particles import CZII_PARTICLES, ParticleSet
@@ -25,7 +25,8 @@ def copick_config(root: Path, split: str = "train", name: str = "czii-picker dat
     """The copick config document for one split of ``root`` (pickable objects from ``particles``)."""
     root = Path(root).resolve()
     objects = [{"name": p.name, "is_particle": True, "pdb_id": p.pdb_id or None, "label": p.label,
-                "radius": p.radius} for p in particles.particles]
+                "radius": p.radius, "metadata": {SCORING_METADATA: {"weight": p.weight, "difficulty": p.difficulty}}}
+               for p in particles.particles]
     overlay = train_overlay_root(root) if split == "train" else truth_overlay_root(root)
     return {"name": name, "description": f"The {split} split of {root} (Kaggle CZII / copick layout).",
             "version": "1.0.0", "config_type": "filesystem", "pickable_objects": objects,

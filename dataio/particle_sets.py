@@ -53,6 +53,11 @@ def czii_name(name: str, identifier: str | None = None) -> str | None:
     return CZII_ALIASES.get(key) or (CZII_ALIASES.get(identifier) if identifier else None)
 
 
+SCORING_METADATA = "czii_picker"
+"""Key of a pickable object's copick ``metadata`` holding its F-beta weight and difficulty (copick keeps the
+mapping as it is; other tools ignore it)."""
+
+
 @dataclass(frozen=True)
 class CopickObjects:
     """What a copick config declares: the particle set and the objects that are not particles."""
@@ -89,7 +94,10 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
         if obj.get("radius") in (None, 0):
             raise ValueError(f"{where}: particle {obj['name']!r} has no radius; add \"radius\" (Å) to its "
                              "pickable object")
+        scoring = (obj.get("metadata") or {}).get(SCORING_METADATA) or {}
         particles.append(Particle(name=str(obj["name"]), label=len(particles) + 1, radius=float(obj["radius"]),
+                                  weight=float(scoring.get("weight", 1.0)),
+                                  difficulty=str(scoring.get("difficulty", "medium")),
                                   pdb_id=str(obj.get("pdb_id") or "")))
     if not particles:
         raise ValueError(f"{where}: none of its pickable objects is a particle (is_particle: true); "

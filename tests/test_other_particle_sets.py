@@ -63,7 +63,7 @@ def test_a_four_class_project_trains_ensembles_writes_and_scores(tiny_dataset, t
     assert "skipping picks of 'membrane'" in (tmp_path / "train0.log").read_text()
     (run_dir,) = [p for p in runs.iterdir() if p.name.endswith("_fold0")]
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert [p["name"] for p in config["particles"]] == list(FOUR.names) and config["model"]["out_channels"] == 4
+    assert config["particles"] == FOUR.to_records() and config["model"]["out_channels"] == 4  # weights kept
     assert config["data"]["class_sampling_weights"] == {n: 1.0 for n in FOUR.names}
 
     out = tmp_path / "submission.csv"
@@ -127,6 +127,8 @@ def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path
         trained = subprocess.run([sys.executable, "train.py", "--fold", fold, *flags], cwd=REPO,
                                  capture_output=True, text=True, timeout=600)
         assert trained.returncode == 0, trained.stderr[-3000:]
+    (run_dir,) = [p for p in runs.iterdir() if p.name.endswith("_fold0")]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["particles"] == nine.to_records()
     out = tmp_path / "submission.csv"
     assert ensemble.main(["--runs", str(runs), "--split", "test", "--out", str(out), "--score", "--tta", "identity",
                           "--no-wandb"]) == 0
@@ -134,3 +136,9 @@ def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path
     for p in nine.particles:
         assert len(re.findall(rf"^\s*{p.name}\s+\d", printed, re.M)) == 2, printed
     assert set(read_submission(out, nine)["particle_type"]) <= set(nine.names)
+    # the classical baseline every accuracy table shows runs on the same set
+    baseline = subprocess.run([sys.executable, "-m", "benchmarks.classical_baseline", "--data", str(root),
+                               "--particles", "copick"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert baseline.returncode == 0, baseline.stderr[-2000:]
+    table = baseline.stdout.split("test runs (2)")[1]
+    assert all(re.search(rf"^\s*{p.name}\s+\d.*{p.weight:.4f}$", table, re.M) for p in nine.particles), table
