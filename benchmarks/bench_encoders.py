@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.bench_model_step import best_step_seconds
 from benchmarks.bench_recipes import evaluate, flags
 from config.presets import preset_overrides
 from dataio.run_status import read_run_status
@@ -85,15 +86,7 @@ def step_seconds(name: str, repeats: int = 3) -> float:
     batch, patch = CPU["data"]["batch_size"], CPU["data"]["patch_size"]
     model = build_model(model_config(name)).to(memory_format=torch.channels_last_3d)
     image = torch.randn(batch, 1, *patch).contiguous(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.AdamW(model.parameters())
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        model(image).float().mean().backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
+    return best_step_seconds(model, image, repeats)
 
 
 def budget_epochs(seconds_per_step: float, budget_minutes: float) -> int:

@@ -31,6 +31,11 @@ def step_seconds(widths: tuple[int, ...], stride: int, channels_last: bool, batc
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
         image = image.contiguous(memory_format=torch.channels_last_3d)
+    return best_step_seconds(model, image, repeats)
+
+
+def best_step_seconds(model: torch.nn.Module, image: torch.Tensor, repeats: int) -> float:
+    """Best wall time of one forward + backward + AdamW step over ``repeats`` (after one warm-up step)."""
     optimizer = torch.optim.AdamW(model.parameters())
     times = []
     for _ in range(repeats + 1):

@@ -28,6 +28,16 @@ FOUR = ParticleSet((Particle("proteasome", 1, 150.0, 1.0), Particle("capsid", 2,
                     Particle("ferritin-cage", 3, 60.0, 1.0), Particle("tg-dimer", 4, 130.0, 2.0)))
 
 
+def tiny_training_flags(root: Path, runs: Path, patches: int) -> list[str]:
+    """train.py flags of a tiny unet-tiny run of ``patches`` steps on the data's own copick particle set."""
+    return ["--data", str(root), "--out", str(runs), "--particles", "copick", "--model.name", "unet-tiny",
+            "--model.widths", "8", "16", "32", "--model.output_stride", "2", "--data.patch_size", "32", "32", "32",
+            "--data.batch_size", "1", "--data.num_workers", "0", "--data.patches_per_epoch", str(patches),
+            "--inference.window", "48", "96", "96", "--validation.picture", "false", "--trainer.accelerator", "cpu",
+            "--trainer.devices", "1", "--trainer.precision", "32", "--trainer.max_epochs", "1",
+            "--trainer.check_val_every_n_epoch", "1", "--logging.wandb", "false"]
+
+
 def four_class_project(tiny_dataset: Path, root: Path) -> Path:
     """A copy of the tiny dataset whose pick files and copick configs name four other classes and a membrane
     (not a particle)."""
@@ -49,12 +59,7 @@ def four_class_project(tiny_dataset: Path, root: Path) -> Path:
 def test_a_four_class_project_trains_ensembles_writes_and_scores(tiny_dataset, tmp_path, capsys) -> None:
     root = four_class_project(tiny_dataset, tmp_path / "four")
     runs = tmp_path / "runs"
-    flags = ["--data", str(root), "--out", str(runs), "--particles", "copick", "--model.name", "unet-tiny",
-             "--model.widths", "8", "16", "32", "--model.output_stride", "2", "--data.patch_size", "32", "32", "32",
-             "--data.batch_size", "1", "--data.num_workers", "0", "--data.patches_per_epoch", "3",
-             "--inference.window", "48", "96", "96", "--validation.picture", "false", "--trainer.accelerator", "cpu",
-             "--trainer.devices", "1", "--trainer.precision", "32", "--trainer.max_epochs", "1",
-             "--trainer.check_val_every_n_epoch", "1", "--logging.wandb", "false"]
+    flags = tiny_training_flags(root, runs, patches=3)
     for fold in ("0", "1"):
         with open(tmp_path / f"train{fold}.log", "w") as log:
             done = subprocess.run([sys.executable, "train.py", "--fold", fold, *flags], cwd=REPO, stdout=log,
@@ -117,12 +122,7 @@ def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path
     declared = json.loads((root / "copick_config.json").read_text())["pickable_objects"]
     assert [(o["name"], o["radius"]) for o in declared] == [(p.name, p.radius) for p in nine.particles]
     runs = tmp_path / "runs"
-    flags = ["--data", str(root), "--out", str(runs), "--particles", "copick", "--model.name", "unet-tiny",
-             "--model.widths", "8", "16", "32", "--model.output_stride", "2", "--data.patch_size", "32", "32", "32",
-             "--data.batch_size", "1", "--data.num_workers", "0", "--data.patches_per_epoch", "2",
-             "--inference.window", "48", "96", "96", "--validation.picture", "false", "--trainer.accelerator", "cpu",
-             "--trainer.devices", "1", "--trainer.precision", "32", "--trainer.max_epochs", "1",
-             "--trainer.check_val_every_n_epoch", "1", "--logging.wandb", "false"]
+    flags = tiny_training_flags(root, runs, patches=2)
     for fold in ("0", "1"):
         trained = subprocess.run([sys.executable, "train.py", "--fold", fold, *flags], cwd=REPO,
                                  capture_output=True, text=True, timeout=600)
