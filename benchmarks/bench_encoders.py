@@ -110,6 +110,32 @@ def model_costs(name: str) -> dict[str, Any]:
             "gflops_96": forward_flops(name) / 1e9, "s_per_step": step_seconds(name)}
 
 
+def train_loss_ends(run_dir: Path) -> tuple[float, float]:
+    """Mean training loss over the first and over the last tenth of the logged steps: did it learn at all?"""
+    import pandas as pd
+
+    frames = [pd.read_csv(p) for p in sorted(run_dir.glob("csv/version_*/metrics.csv"))]
+    loss = pd.concat(frames, ignore_index=True)["train/loss"].dropna().to_numpy()
+    n = max(1, len(loss) // 10)
+    return float(loss[:n].mean()), float(loss[-n:].mean())
+
+
+def markdown_table(out: Path) -> str:
+    """The rows of ``<out>/encoders.jsonl`` (the last per model) as the BENCHMARKS.md table."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in (out / "encoders.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows[row["model"]] = row
+    lines = ["| model | params | GFLOP per 96³ forward | CPU s/step (4 × 64³) | epochs in budget | train min | "
+             "train loss first → last tenth | val F4 | OOF CV | test F4 (3 runs) |", "|---" * 10 + "|"]
+    for name, row in rows.items():
+        first, last = train_loss_ends(out / f"enc-{name}_fold{row['fold']}")
+        lines.append(f"| {name} | {row['params'] / 1e6:.1f} M | {row['gflops_96']:.1f} | {row['s_per_step']:.2f} | "
+                     f"{row['epochs']} | {row['train_minutes']:.1f} | {first:.3f} → {last:.3f} | "
+                     f"{row['val_f4']:.3f} | {row['oof_cv']:.3f} | {row['test']:.3f} |")
+    return "\n".join(lines)
+
+
 def run_model(costs: dict[str, Any], data: Path, out: Path, fold: str, budget_minutes: float) -> dict[str, Any]:
     """Train ``costs["model"]`` for the budget (epochs from the measured step time), then score it."""
     name = costs["model"]
@@ -144,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold", default="0+1", help="the fold (or pair) every model trains")
     parser.add_argument("--budget-minutes", type=float, default=6.0, help="training wall time per model")
     parser.add_argument("--costs-only", action="store_true", help="params, FLOPs and step time; no training")
+    parser.add_argument("--table", action="store_true", help="print the results in --out as a markdown table")
     parser.add_argument("--gpu-estimate", action="store_true", help="FLOPs of the gpu preset's training and of "
                                                                      "one full-size prediction; no training")
     parser.add_argument("--costs", type=Path, help="a --costs-only output (JSON lines) measured on an idle "
@@ -151,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if args.table:
+        print(markdown_table(args.out))
+        return
     if args.gpu_estimate:
         print(json.dumps(gpu_preset_flops()), flush=True)
         return
