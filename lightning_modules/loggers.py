@@ -23,7 +23,9 @@ def build_loggers(cfg: LoggingConfig, run_dir: Path, run_name: str, group: str,
     if cfg.wandb and wandb_mode() != "disabled":
         from lightning.pytorch.loggers import WandbLogger
 
+        flat = flatten_config(config)
+        if "data.fold" in flat:  # 3 and "3+4" in one column: text, so the dashboard filters both alike
+            flat["data.fold"] = str(flat["data.fold"])
         loggers.append(WandbLogger(project=cfg.project, entity=cfg.entity, group=group, name=run_name,
-                                   job_type=TRAIN_JOB, save_dir=str(run_dir), config=flatten_config(config),
-                                   mode=wandb_mode()))
+                                   job_type=TRAIN_JOB, save_dir=str(run_dir), config=flat, mode=wandb_mode()))
     return loggers

@@ -65,7 +65,7 @@ def test_a_sweep_trial_logs_train_and_ensemble_runs_in_one_group(tiny_dataset, t
     for run in by_job["train"]:  # the full config, one key per field, the swept value as given
         assert run.config["optim.lr"] == 0.002 and run.config["data.patch_size"] == [32, 32, 32]
         assert run.config["experiment"] == experiment and "data" not in run.config
-    assert sorted(str(r.config["data.fold"]) for r in by_job["train"]) == ["0", "1"]
+    assert sorted(r.config["data.fold"] for r in by_job["train"]) == ["0", "1"]  # text, like "0+1"
     saved = json.loads((out / f"{experiment}.thresholds.json").read_text())
     oof = saved["oof_scores"]
     assert ensemble_run.summary[OBJECTIVE] == pytest.approx(oof[OBJECTIVE]) == pytest.approx(trial.summary[OBJECTIVE])
