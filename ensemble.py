@@ -275,7 +275,9 @@ def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: Ensem
               "ensemble": {"models": [f.run_dir.name if f.run_dir else str(f.checkpoint) for f in folds],
                            "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision}}
     curves = pr_curve_rows(oof.candidates, oof.truth, cfg.particle_set) if oof is not None else None
-    pictures = sorted(Path(args.pictures).glob("*.png")) if args.pictures else []
+    written = [f"{name}_slices.png" for name in names] + (["oof_pr_curves.png"] if oof is not None else [])
+    pictures = [Path(args.pictures) / png for png in written
+                if args.pictures and (Path(args.pictures) / png).is_file()]  # this run's, not older files
     directory = Path(args.runs) if args.runs else Path(args.out).resolve().parent
     where = log_ensemble_run(project=cfg.logging.project, entity=cfg.logging.entity, group=cfg.experiment,
                              name=f"ensemble-{args.split}", config=config, directory=directory, scores=scores,

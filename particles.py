@@ -15,7 +15,7 @@ Axis convention
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -87,10 +87,9 @@ class ParticleSet:
         raise ValueError(f"unknown particle name {name!r}; known: {', '.join(self.names)}")
 
     def to_records(self) -> list[dict[str, object]]:
-        """Plain records (a run folder's ``particles.yaml``, a particles file) from which ``from_records``
-        rebuilds the same set."""
-        return [{"name": p.name, "label": p.label, "radius": p.radius, "weight": p.weight,
-                 "difficulty": p.difficulty, "pdb_id": p.pdb_id} for p in self.particles]
+        """Plain records (a particles file, the run config's ``particles``) from which ``from_records`` rebuilds
+        the same set."""
+        return [asdict(p) for p in self.particles]
 
     @classmethod
     def from_records(cls, records: object, where: str) -> "ParticleSet":

@@ -66,7 +66,7 @@ class CopickSource:
         self.has_picks: bool = self.overlay_root is not None
         self._reported: set[str] = set()  # non-particle objects already named once
         config = self.root / (COPICK_CONFIG_NAME if split == "train" else TEST_COPICK_CONFIG_NAME)
-        self._declared = declared_objects(config) if config.is_file() else None
+        self._declared = declared_objects(config)  # None without a readable config
 
     def run_names(self) -> list[str]:
         """The runs of this split, sorted."""
