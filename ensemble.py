@@ -31,6 +31,7 @@ from inference.fold_runs import (FoldRun, check_compatible, check_distinct, chec
                                            ensemble_settings, find_fold_runs, fold_run_from_checkpoint, load_model,
                                            weight_soup)
 from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
+from inference.precision import PRECISIONS, autocast_dtype
 from inference.predict import EnsembleSettings, predict_run
 from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
 from inference.sharding import from_rank_zero, gather_tables, init_from_env, shard_runs
@@ -64,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refit-thresholds", action="store_true",
                    help="fit thresholds again out of fold even when saved ones match these settings")
     p.add_argument("--soup", action="store_true", help="average the folds' weights into one model first")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto: bf16 on a GPU, fp32 on the CPU")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto (default): bf16 on a GPU and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU of this rank, else the CPU)")
     p.add_argument("--score", action="store_true", help="score the picks against the split's ground truth")
     p.add_argument("--pictures", help="folder for PNGs: slices with picks per run, OOF precision-recall curves")
@@ -198,8 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
     rank, world, device = init_from_env()
     device = resolve_device(args, device)
-    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
-    settings = ensemble_settings(cfg, torch.bfloat16 if bf16 else None,
+    settings = ensemble_settings(cfg, autocast_dtype(args.precision, device),
                                  **given_config_values(args, InferenceSettings))
     # fitted once, by rank 0, and shared: every rank then predicts its share of the tomograms with them
     thresholds, oof, record = thresholds_for(args, folds, settings, device) if rank == 0 else ({}, None, None)

@@ -31,7 +31,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim": {"lr": 4e-3, "warmup_fraction": 0.05},
         "mixup": {"prob": 0.25},
         "ema": {"decay": 0.98, "start_step": 20},
-        "inference": {"window": [96, 320, 320], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"]},
+        # the window is cut to the tomogram: a full-size 184x630x630 one in a single window costs a third of
+        # 96x320x320 windows at overlap 0.25 (no compute on overlaps; BENCHMARKS.md "Prediction speed")
+        "inference": {"window": [192, 640, 640], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"]},
         "validation": {"checkpoint": "last"},
         "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 36, "check_val_every_n_epoch": 6},
     },

@@ -85,11 +85,17 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
                           list(groups), {name: len(members) for name, (_, members) in groups.items()})
 
 
+PREDICTOR = "one pass, views per window"
+"""Recorded with fitted thresholds: thresholds fitted by the earlier predictor (each view over the whole
+volume) are fitted again rather than reused."""
+
+
 def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[str, object]:
     """What OOF thresholds depend on, as plain JSON: the prediction settings and each checkpoint (path, size,
     modification time), so thresholds saved for other settings or retrained folds are never reused."""
     flat = {"activation": settings.activation, "output_stride": settings.output_stride,
-            "normalization": settings.normalization, **asdict(settings.inference)}
+            "normalization": settings.normalization, **asdict(settings.inference),
+            "precision": "bf16" if settings.autocast_dtype == torch.bfloat16 else "fp32", "predictor": PREDICTOR}
     used = {k: v for k, v in flat.items() if k not in UNRECORDED_SETTINGS}
     if settings.particles != CZII_PARTICLES:  # thresholds of another class set never fit these models
         used["particles"] = list(settings.particles.names)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from collections.abc import Sequence
 
 import torch
@@ -9,7 +10,8 @@ from torch import nn
 
 from inference.activation import activation_channels, logits_to_probabilities
 from particles import CZII_PARTICLES
-from inference.tta import get_transforms, transformed_logits
+from inference.sliding_window import ensemble_window_logits
+from inference.tta import get_transforms
 
 AVERAGES: tuple[str, ...] = ("logits", "probabilities")
 
@@ -36,8 +38,8 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
     """``[D, H, W]`` volume -> ``[num_classes, D/s, H/s, W/s]`` probabilities on the volume's device.
 
     Averages over models x TTA transforms either the logits (default: the activation is applied once to
-    the mean) or the probabilities, keeping only a running sum so memory holds about one output.
-    Models are put in eval mode for the call and restored afterwards.
+    the mean) or the probabilities, in one pass over the volume (``ensemble_window_logits``): memory holds
+    about one output. Models are put in eval mode for the call and restored afterwards.
     """
     if average not in AVERAGES:
         raise ValueError(f"unknown average {average!r}; expected one of {AVERAGES}")
@@ -45,19 +47,16 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
     stride = _shared_stride(models, out_channels)
     transforms = get_transforms(tta)
     out_shape = tuple(math.ceil(n / stride) for n in volume.shape)
-    total: torch.Tensor | None = None
+    was_training = [model.training for model in models]
     for model in models:
-        was_training = model.training
         model.eval()
-        try:
-            for transform in transforms:
-                logits = transformed_logits(model, volume, transform, window, overlap, batch_size, out_channels,
-                                            stride, blend, autocast_dtype, pad_mode)
-                term = (logits if average == "logits"
-                        else logits_to_probabilities(logits, activation_kind, num_classes))
-                total = term.contiguous() if total is None else total.add_(term)
-        finally:
-            model.train(was_training)
-    assert total is not None and tuple(total.shape[1:]) == out_shape
-    total.div_(len(models) * len(transforms))
+    term = None if average == "logits" else partial(logits_to_probabilities, kind=activation_kind,
+                                                      num_classes=num_classes)
+    try:
+        total = ensemble_window_logits(models, volume, window, overlap, batch_size, out_channels, stride, blend,
+                                       autocast_dtype, pad_mode, views=transforms, term=term)
+    finally:
+        for model, mode in zip(models, was_training):
+            model.train(mode)
+    assert tuple(total.shape[1:]) == out_shape
     return logits_to_probabilities(total, activation_kind, num_classes) if average == "logits" else total

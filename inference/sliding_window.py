@@ -1,13 +1,16 @@
-"""Whole-tomogram logits from a patch model: overlapping windows, batched, blended with a weight map."""
+"""Whole-tomogram logits from an ensemble of patch models with test-time views: overlapping windows, one pass,
+batched, blended with a weight map."""
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from inference.tta import IDENTITY, Transform
 
 BLENDS: tuple[str, ...] = ("gaussian", "constant")
 PAD_MODES: tuple[str, ...] = ("mirror", "constant", "reflect", "replicate")
@@ -65,69 +68,135 @@ def _check_geometry(model: nn.Module, window: Sequence[int], overlap: float, out
     return window  # type: ignore[return-value]
 
 
-def _pad_volume(volume: torch.Tensor, target: Sequence[int], pad_mode: str) -> torch.Tensor:
-    """Pad ``[D, H, W]`` at the far end of each axis up to ``target`` (origin unchanged, so indices stay valid)."""
-    pads = [t - s for s, t in zip(volume.shape, target)]
-    if not any(pads):
+def fitted_window(window: Sequence[int], shape: Sequence[int], multiple: int) -> tuple[int, int, int]:
+    """The window, shrunk along each axis to the volume's length rounded up to ``multiple``: a window larger
+    than the volume only pads it (with compute on the padding); the whole tomogram in one window wastes none."""
+    return tuple(min(int(w), math.ceil(n / multiple) * multiple) for w, n in zip(window, shape))  # type: ignore
+
+
+def _pad_volume(volume: torch.Tensor, target: Sequence[int], pad_mode: str, lead: int = 0) -> torch.Tensor:
+    """Pad ``[D, H, W]`` at the far end of each axis up to ``target``, and by ``lead`` voxels before each axis
+    (index ``i`` of the volume is then ``i + lead`` of the result)."""
+    after = [t - s for s, t in zip(volume.shape, target)]
+    if not any(after) and not lead:
         return volume
     if pad_mode not in PAD_MODES:
         raise ValueError(f"unknown pad_mode {pad_mode!r}; expected one of {PAD_MODES}")
     if pad_mode == "mirror":
-        pad_mode = "reflect" if all(p < s for p, s in zip(pads, volume.shape)) else "replicate"
-    if pad_mode == "reflect" and any(p >= s for p, s in zip(pads, volume.shape)):
+        pad_mode = "reflect" if all(max(p, lead) < s for p, s in zip(after, volume.shape)) else "replicate"
+    if pad_mode == "reflect" and any(max(p, lead) >= s for p, s in zip(after, volume.shape)):
         raise ValueError(f"reflect padding of a volume {tuple(volume.shape)} up to {tuple(target)} needs "
                          f"pads smaller than the volume; use pad_mode='constant' or 'replicate'")
-    flat = [0, pads[2], 0, pads[1], 0, pads[0]]
+    flat = [lead, after[2], lead, after[1], lead, after[0]]
     return F.pad(volume[None, None], flat, mode=pad_mode)[0, 0]
 
 
-def sliding_window_logits(model: nn.Module, volume: torch.Tensor, window: Sequence[int], overlap: float,
-                          batch_size: int, out_channels: int, output_stride: int = 1, blend: str = "gaussian",
-                          autocast_dtype: torch.dtype | None = None, pad_mode: str = "mirror") -> torch.Tensor:
-    """``[D, H, W]`` volume -> ``[C, ceil(D/s), ceil(H/s), ceil(W/s)]`` float32 logits on the volume's device.
+def _view_shift(view: Transform, stride: int) -> tuple[int, int, int]:
+    """Where a view's crop starts relative to the window, per axis, in a volume padded by ``stride - 1`` in front.
 
-    Output voxel ``j`` at stride ``s`` is the model's output for input voxel ``s * j`` (windows start at
-    multiples of ``s``). Volumes smaller than the window (or not a multiple of ``s``) are padded at the far
-    end and the result cropped back. The model runs under ``torch.inference_mode`` in whatever train/eval
-    mode the caller left it.
+    Output voxel ``j`` stands for input voxel ``s*j``. Reversing an axis of a window of length ``w`` (a
+    multiple of ``s``) maps window voxel ``i`` to ``w - 1 - i``, off the stride grid by ``s - 1``; reading
+    that axis's crop ``s - 1`` voxels earlier puts every output of the reversed view back on the identity
+    view's grid points, the same ``w / s`` of them. Axes kept in order read the window itself.
+    """
+    lead = stride - 1
+    reversed_axes = set(view.reversed_axes())
+    return tuple(0 if axis in reversed_axes else lead for axis in range(3))  # type: ignore[return-value]
+
+
+def ensemble_window_logits(models: Sequence[nn.Module], volume: torch.Tensor, window: Sequence[int],
+                           overlap: float, batch_size: int, out_channels: int, output_stride: int = 1,
+                           blend: str = "gaussian", autocast_dtype: torch.dtype | None = None,
+                           pad_mode: str = "mirror", views: Sequence[Transform] = (IDENTITY,),
+                           term: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """``[D, H, W]`` volume -> mean over models x test-time views of ``term(logits)`` (the logits themselves
+    by default), ``[C', ceil(D/s), ceil(H/s), ceil(W/s)]`` float32 on the volume's device.
+
+    One pass over the volume: each window is cut once from the volume (padded once), every view of it is
+    made from that crop and goes through every model, and the views' outputs, turned back to the window's
+    orientation, are summed in the window before it is blended into the whole with the weight map. Output
+    voxel ``j`` at stride ``s`` is the models' output for input voxel ``s * j`` in every view. The window is
+    never larger than the volume needs (``fitted_window``). Up to ``batch_size`` crops of equal shape go
+    through a model at once. The models run under ``torch.inference_mode`` in whatever train/eval mode the
+    caller left them.
     """
     if volume.ndim != 3:
         raise ValueError(f"volume must be [D, H, W]; got shape {tuple(volume.shape)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-    window = _check_geometry(model, window, overlap, output_stride)
+    if not models or not views:
+        raise ValueError("ensemble_window_logits needs at least one model and one view")
+    for model in models:
+        window = _check_geometry(model, window, overlap, output_stride)
     s = output_stride
+    divisor = max(int(getattr(m, "size_divisor", 1)) for m in models)
+    window = fitted_window(window, volume.shape, math.lcm(divisor, s))
     out_shape = tuple(math.ceil(n / s) for n in volume.shape)
     padded_shape = tuple(max(w, o * s) for w, o in zip(window, out_shape))
     device = volume.device
-    run_device = _model_device(model, device)
-    padded = _pad_volume(volume.float(), padded_shape, pad_mode)
+    run_device = _model_device(models[0], device)
+    lead = s - 1 if any(v.reversed_axes() for v in views) else 0
+    padded = _pad_volume(volume.float(), padded_shape, pad_mode, lead)
+    shifts = [_view_shift(v, s) if lead else (0, 0, 0) for v in views]
 
     starts = [window_starts(n, w, overlap, s) for n, w in zip(padded_shape, window)]
     corners = torch.cartesian_prod(*(torch.tensor(a, dtype=torch.long) for a in starts)).reshape(-1, 3).tolist()
     out_win = tuple(w // s for w in window)
     weight = importance_map(out_win, blend, device)  # [d/s, h/s, w/s]
-    acc = torch.zeros((out_channels, *(n // s for n in padded_shape)), dtype=torch.float32, device=device)
-    weight_sum = torch.zeros(acc.shape[1:], dtype=torch.float32, device=device)
+    weight_sum = torch.zeros(tuple(n // s for n in padded_shape), dtype=torch.float32, device=device)
+    acc: torch.Tensor | None = None
     autocast = (torch.autocast(device_type=run_device.type, dtype=autocast_dtype)
                 if autocast_dtype is not None else contextlib.nullcontext())
+    per_chunk = max(1, batch_size // len(views))  # windows whose views fill about one batch
 
     with torch.inference_mode():
-        for first in range(0, len(corners), batch_size):
-            batch_corners = corners[first:first + batch_size]
-            crops = torch.stack([padded[z:z + window[0], y:y + window[1], x:x + window[2]]
-                                 for z, y, x in batch_corners])[:, None].to(run_device)  # [B, 1, d, h, w]
-            with autocast:
-                logits = model(crops)
-            expected = (len(batch_corners), out_channels, *out_win)
-            if tuple(logits.shape) != expected:
-                raise ValueError(f"model returned {tuple(logits.shape)} for windows {tuple(crops.shape)}; "
-                                 f"expected {expected} (out_channels={out_channels}, output_stride={s})")
-            logits = logits.to(device=device, dtype=torch.float32)
-            for (z, y, x), patch in zip(batch_corners, logits):
+        for first in range(0, len(corners), per_chunk):
+            chunk = corners[first:first + per_chunk]
+            inputs: list[tuple[int, Transform, torch.Tensor]] = []  # (window in chunk, view, model input)
+            for k, (z, y, x) in enumerate(chunk):
+                crop = padded[z:z + window[0] + lead, y:y + window[1] + lead, x:x + window[2] + lead].to(run_device)
+                for view, (a, b, c) in zip(views, shifts):
+                    inputs.append((k, view, view.forward(crop[a:a + window[0], b:b + window[1], c:c + window[2]])))
+            sums = [torch.zeros(0, device=device)] * len(chunk)
+            for model in models:
+                for batch in _equal_shape_batches(inputs, batch_size):
+                    crops = torch.stack([item[2] for item in batch])[:, None]  # [B, 1, d', h', w']
+                    with autocast:
+                        logits = model(crops)
+                    want = (len(batch), out_channels, *(n // s for n in crops.shape[-3:]))
+                    if tuple(logits.shape) != want:
+                        raise ValueError(f"model returned {tuple(logits.shape)} for windows {tuple(crops.shape)}; "
+                                         f"expected {want} (out_channels={out_channels}, output_stride={s})")
+                    logits = logits.to(device=device, dtype=torch.float32)
+                    for (k, view, _), out in zip(batch, logits):
+                        back = view.inverse(out, out_win)
+                        back = term(back) if term is not None else back
+                        sums[k] = back if not sums[k].numel() else sums[k].add_(back)
+            for (z, y, x), total in zip(chunk, sums):
+                if acc is None:  # channels of term's output; a normal tensor, so callers may change it in place
+                    with torch.inference_mode(False):
+                        acc = torch.zeros((total.shape[0], *weight_sum.shape), dtype=torch.float32, device=device)
                 region = (slice(z // s, z // s + out_win[0]), slice(y // s, y // s + out_win[1]),
                           slice(x // s, x // s + out_win[2]))
-                acc[(slice(None), *region)].addcmul_(patch, weight)
+                acc[(slice(None), *region)].addcmul_(total, weight)
                 weight_sum[region].add_(weight)
-    acc.div_(weight_sum)
+    assert acc is not None
+    acc.div_(weight_sum * (len(models) * len(views)))
     return acc[:, :out_shape[0], :out_shape[1], :out_shape[2]].contiguous()
+
+
+def _equal_shape_batches(inputs: list[tuple[int, Transform, torch.Tensor]],
+                         batch_size: int) -> list[list[tuple[int, Transform, torch.Tensor]]]:
+    """The inputs in groups of one shape (a quarter turn swaps y and x), at most ``batch_size`` each."""
+    by_shape: dict[tuple[int, ...], list[tuple[int, Transform, torch.Tensor]]] = {}
+    for item in inputs:
+        by_shape.setdefault(tuple(item[2].shape), []).append(item)
+    return [group[i:i + batch_size] for group in by_shape.values() for i in range(0, len(group), batch_size)]
+
+
+def sliding_window_logits(model: nn.Module, volume: torch.Tensor, window: Sequence[int], overlap: float,
+                          batch_size: int, out_channels: int, output_stride: int = 1, blend: str = "gaussian",
+                          autocast_dtype: torch.dtype | None = None, pad_mode: str = "mirror") -> torch.Tensor:
+    """One model, no test-time views: ``[D, H, W]`` -> ``[C, ceil(D/s), ceil(H/s), ceil(W/s)]`` logits."""
+    return ensemble_window_logits([model], volume, window, overlap, batch_size, out_channels, output_stride, blend,
+                                  autocast_dtype, pad_mode)

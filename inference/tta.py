@@ -1,5 +1,9 @@
 """Test-time augmentation: flips and xy rot90 with exact inverses on the logits, also on a stride-2 grid.
 
+The ensemble applies the views window by window (``inference.sliding_window.ensemble_window_logits``, which
+keeps a reversed axis on the stride grid by where it cuts the crop); ``forward(volume, stride)`` turns a whole
+volume, for code that predicts each view over the whole tomogram.
+
 Stride-s grid convention: output voxel ``j`` stands for input voxel ``s * j`` (see ``sliding_window``).
 A plain flip of an axis of length N maps input voxel ``s*j`` to ``N - 1 - s*j``, which lies on the stride
 grid only when ``N - 1`` is a multiple of ``s``; for s = 2 and even N it falls half a coarse voxel off.
@@ -16,9 +20,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from inference.sliding_window import sliding_window_logits
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("rot90_3", rot90=3),
 )}
 TRANSFORM_NAMES: tuple[str, ...] = tuple(TRANSFORMS)
+IDENTITY = TRANSFORMS["identity"]
 
 
 def get_transforms(names: Sequence[str]) -> list[Transform]:
@@ -87,15 +89,3 @@ def get_transforms(names: Sequence[str]) -> list[Transform]:
     if unknown:
         raise ValueError(f"unknown TTA transforms {unknown}; known: {', '.join(TRANSFORM_NAMES)}")
     return [TRANSFORMS[n] for n in names]
-
-
-def transformed_logits(model: nn.Module, volume: torch.Tensor, transform: Transform, window: Sequence[int],
-                       overlap: float, batch_size: int, out_channels: int, output_stride: int = 1,
-                       blend: str = "gaussian", autocast_dtype: torch.dtype | None = None,
-                       pad_mode: str = "mirror") -> torch.Tensor:
-    """Sliding-window logits of one transformed copy of ``volume``, mapped back: ``[C, D/s, H/s, W/s]``."""
-    out_shape = tuple(math.ceil(n / output_stride) for n in volume.shape)
-    moved = transform.forward(volume, output_stride).contiguous()
-    logits = sliding_window_logits(model, moved, window, overlap, batch_size, out_channels, output_stride,
-                                   blend, autocast_dtype, pad_mode)
-    return transform.inverse(logits, out_shape)

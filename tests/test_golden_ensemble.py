@@ -27,7 +27,7 @@ from tests.training_fixtures import tiny_overrides
 
 GOLDEN = Path(__file__).parent / "data" / "golden_submission.csv"
 GOLDEN_THRESHOLDS = Path(__file__).parent / "data" / "golden_thresholds.json"
-OPTIONS = ["--split", "test", "--tta", "identity", "flip_z", "--window", "48", "96", "96"]
+OPTIONS = ["--split", "test", "--tta", "identity", "flip_z", "--window", "48", "96", "96", "--precision", "fp32"]
 
 
 def seeded_checkpoint(path: Path, data: Path) -> Path:
@@ -99,7 +99,8 @@ def candidate_scores(data: Path, checkpoint: Path) -> pd.DataFrame:
     settings = ensemble_settings(run.config, window=(48, 96, 96), tta=("identity", "flip_z"))
     source, model = open_source(data, "test"), load_model(run)
     floor = {name: 0.0 for name in PARTICLE_NAMES}
-    return pd.concat([predict_run([model], source.load_tomogram(r), r, settings, floor, torch.device("cpu"))
+    return pd.concat([predict_run([model], source.load_tomogram(r), r, settings, floor, torch.device("cpu"),
+                                  source.voxel_spacing)
                       for r in source.run_names()], ignore_index=True)
 
 

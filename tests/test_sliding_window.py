@@ -102,7 +102,8 @@ def test_wrong_stride_or_channels_is_clear_error() -> None:
     with pytest.raises(ValueError, match="out_channels=4"):
         sliding_window_logits(DeltaConv(3), torch.zeros(8, 8, 8), (8, 8, 8), 0.0, 1, 4)
     with pytest.raises(ValueError, match="reflect"):
-        sliding_window_logits(DeltaConv(), torch.zeros(3, 8, 8), (8, 8, 8), 0.0, 1, 3, pad_mode="reflect")
+        sliding_window_logits(DeltaConv(size_divisor=8), torch.zeros(3, 8, 8), (8, 8, 8), 0.0, 1, 3,
+                              pad_mode="reflect")
 
 
 class Flatness(nn.Module):

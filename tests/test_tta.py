@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from inference.probabilities import predict_probabilities
-from inference.sliding_window import sliding_window_logits
-from inference.tta import TRANSFORM_NAMES, TRANSFORMS, get_transforms, transformed_logits
+from inference.sliding_window import ensemble_window_logits, sliding_window_logits
+from inference.tta import TRANSFORM_NAMES, TRANSFORMS, get_transforms
 from tests.test_sliding_window import DeltaConv, Subsample
 
 
@@ -32,13 +32,45 @@ def test_plain_flip_is_misaligned_on_even_stride2_grid() -> None:
 
 
 @pytest.mark.parametrize("model, stride", [(DeltaConv(), 1), (Subsample(), 2)])
-def test_tta_with_equivariant_model_equals_no_tta(model: nn.Module, stride: int) -> None:
+@pytest.mark.parametrize("shape", [(12, 16, 20), (13, 15, 17)])
+@pytest.mark.parametrize("name", TRANSFORM_NAMES)
+def test_each_view_of_an_equivariant_model_equals_no_tta(model: nn.Module, stride: int, shape: tuple[int, ...],
+                                                          name: str) -> None:
+    """Window by window, a reversed axis at stride 2 is read one voxel early: every view lands exactly on
+    the identity view's grid (an off-grid view would give the neighbouring voxel's value)."""
     torch.manual_seed(2)
-    volume = torch.randn(12, 16, 20)
+    volume = torch.randn(shape)
     plain = sliding_window_logits(model, volume, (8, 8, 8), 0.25, 4, 3, stride)
-    views = [transformed_logits(model, volume, TRANSFORMS[name], (8, 8, 8), 0.25, 4, 3, stride)
-             for name in TRANSFORM_NAMES]  # what inference.probabilities averages, view by view
-    torch.testing.assert_close(torch.stack(views).mean(0), plain, rtol=1e-5, atol=1e-5)
+    view = ensemble_window_logits([model], volume, (8, 8, 8), 0.25, 4, 3, stride, views=[TRANSFORMS[name]])
+    torch.testing.assert_close(view, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_one_pass_equals_the_mean_of_separate_passes() -> None:
+    """Models x views in one pass (each window cut once, batched by shape) = the mean of each model's each
+    view predicted alone, for real convolutional nets that are not flip-equivariant."""
+    from models.basic_unet import BasicUNet3d
+
+    torch.manual_seed(4)
+    models = [BasicUNet3d(3, (4, 8), output_stride=2).eval() for _ in range(2)]
+    volume = torch.randn(14, 18, 22)
+    views = get_transforms(["identity", "flip_z", "flip_y", "rot90_1"])
+    fused = ensemble_window_logits(models, volume, (8, 16, 16), 0.25, 3, 3, 2, views=views)
+    alone = torch.stack([ensemble_window_logits([m], volume, (8, 16, 16), 0.25, 1, 3, 2, views=[v])
+                         for m in models for v in views]).mean(0)
+    torch.testing.assert_close(fused, alone, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(alone, ensemble_window_logits(models[:1], volume, (8, 16, 16), 0.25, 1, 3, 2),
+                              atol=1e-3)  # the views and models do differ
+
+
+def test_a_window_larger_than_the_volume_shrinks_to_it() -> None:
+    """The window is cut to the volume (rounded up to the model's divisor): a lone window of any requested
+    size gives the model's output on the volume padded only to that divisor."""
+    torch.manual_seed(5)
+    volume = torch.randn(10, 12, 13)
+    big = sliding_window_logits(DeltaConv(size_divisor=4), volume, (64, 64, 64), 0.25, 1, 3, 1, pad_mode="constant")
+    fitted = sliding_window_logits(DeltaConv(size_divisor=4), volume, (12, 12, 16), 0.25, 1, 3, 1,
+                                   pad_mode="constant")
+    torch.testing.assert_close(big, fitted)
 
 
 def test_tta_detects_non_equivariant_model() -> None:
@@ -49,7 +81,7 @@ def test_tta_detects_non_equivariant_model() -> None:
             return x + torch.arange(x.shape[-1], dtype=x.dtype)
 
     volume = torch.zeros(4, 8, 8)
-    flipped = transformed_logits(XRamp(), volume, TRANSFORMS["flip_x"], (4, 8, 8), 0.0, 1, 1, 1)
+    flipped = ensemble_window_logits([XRamp()], volume, (4, 8, 8), 0.0, 1, 1, 1, views=[TRANSFORMS["flip_x"]])
     assert torch.equal(flipped[0, 0, 0], torch.arange(7.0, -1.0, -1.0))
 
 
