@@ -21,7 +21,7 @@ from tqdm import tqdm
 from config.experiment import InferenceSettings
 from config.flags import add_config_flags, given_config_values
 from config.yaml_cli import to_dict
-from dataio.atomic import OutputBatch, atomic_path, check_writable
+from dataio.atomic import OutputBatch, check_writable
 from dataio.cli_errors import run_tool
 from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
 from dataio.pick_readers import PickSelection, empty_picks_table
@@ -31,11 +31,11 @@ from inference.fold_runs import (FoldRun, check_compatible, check_distinct, chec
                                            ensemble_settings, find_fold_runs, fold_run_from_checkpoint, load_model,
                                            weight_soup)
 from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
+from inference.export import EXPORT_SUFFIXES, export_ensemble
 from inference.precision import PRECISIONS, autocast_dtype
 from inference.predict import EnsembleSettings, predict_run
 from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
 from inference.sharding import from_rank_zero, gather_tables, init_from_env, shard_runs
-from models.logit_average import LogitAverage
 from particles import ParticleSet
 from postprocess.class_suppression import select_picks
 from postprocess.metric import format_report, report_scores, score_picks
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU of this rank, else the CPU)")
     p.add_argument("--score", action="store_true", help="score the picks against the split's ground truth")
     p.add_argument("--pictures", help="folder for PNGs: slices with picks per run, OOF precision-recall curves")
-    p.add_argument("--export-torchscript", help="also save the averaged ensemble as a TorchScript file")
+    p.add_argument("--export", help="also save the logit-averaging ensemble for deployment: FILE.onnx (ONNX, for ONNX "
+                                    "Runtime or TensorRT) or FILE.pt2 (torch.export); checked against PyTorch first")
     p.add_argument("--no-wandb", action="store_true",
                    help="do not log this ensemble to W&B (default: a run of job type 'ensemble' in the experiment's "
                         "group when the recipe logs to W&B: OOF CV, thresholds, PR curves, score, pictures)")
@@ -141,8 +142,10 @@ def check_outputs(args: argparse.Namespace, runs: list[FoldRun], names: list[str
         for name in names:
             check_path_name(name, "run name")
         check_writable(Path(args.pictures) / "oof_pr_curves.png", "--pictures")
-    if args.export_torchscript:
-        check_writable(Path(args.export_torchscript), "--export-torchscript")
+    if args.export:
+        if Path(args.export).suffix.lower() not in EXPORT_SUFFIXES:
+            raise ValueError(f"--export {args.export}: the file name must end in {' or '.join(EXPORT_SUFFIXES)}")
+        check_writable(Path(args.export), "--export")
     path = thresholds_path(args, runs)
     if path is not None:
         check_writable(path, "thresholds file")
@@ -224,8 +227,8 @@ def run(args: argparse.Namespace) -> int:
         if args.pictures and oof is not None:
             pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png",
                              batch=batch, particles=particles)
-        if args.export_torchscript:
-            export_torchscript(models, settings.inference.window, Path(args.export_torchscript), batch)
+        if args.export:
+            export_ensemble(models, Path(args.export), batch)
         saved_thresholds = thresholds_path(args, folds) if record is not None else None
         if saved_thresholds is not None:
             save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch, oof_scores=oof_scores,
@@ -284,18 +287,6 @@ def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: Ensem
                              thresholds=thresholds, pr_curves=curves, pictures=pictures)
     if where:
         print(f"W&B: ensemble run of group {cfg.experiment!r} logged ({where})")
-
-
-def export_torchscript(models: list[torch.nn.Module], window: tuple[int, int, int], path: Path,
-                       batch: OutputBatch | None = None) -> None:
-    """Trace the logit-averaging ensemble on one window and save it (atomically)."""
-    ensemble = LogitAverage(models).eval()
-    example = torch.zeros((1, 1, *window), device=next(ensemble.parameters()).device)
-    with torch.inference_mode():
-        traced = torch.jit.trace(ensemble, example)
-    with atomic_path(path, suffix=".pt", batch=batch) as tmp:
-        traced.save(str(tmp))
-    print(f"exported the {len(models)}-model ensemble to {path} (TorchScript, input [B, 1, {window}])")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "supp0.5": {"class_suppression": 0.5},
     "constant-pad": {"pad_mode": "constant"},
     "kernel1-supp0.5": {"kernel_fraction": 1.0, "class_suppression": 0.5},
+    "cc3d": {"picker": "cc3d"},
 }
 """Post-processing settings scored on the same trained folds (no retraining): ensemble settings overrides."""
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -48,6 +49,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "class-contrast": {"loss": {"class_contrast": True}},
     "ce": {"loss": {"kind": "ce"}},
     "no-mixup": {"mixup": {"prob": 0.0}},
+    # the field's recipe options (issue 23), each alone over the CPU recipe
+    "sphere": {"data": {"target_kind": "sphere"}},
+    "dice": {"loss": {"kind": "dice"}},
+    "tversky": {"loss": {"kind": "tversky"}},
+    "dice-ce": {"loss": {"kind": "dice_ce"}},
+    "tversky-ce": {"loss": {"kind": "tversky_ce"}},
+    "sphere-dice-ce": {"data": {"target_kind": "sphere"}, "loss": {"kind": "dice_ce"}},
+    "deep-supervision": {"model": {"deep_supervision": [0.5, 0.25]}},
     # the CPU recipe before issue 9 (preset cpu-demo as it was): 12 epochs of 96 patches of 64^3
     "old-cpu-demo": {"model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 32, 64, 128]},
                      "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
@@ -104,7 +113,7 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
             "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": thresholds}
 
 
-def run_variant(name: str, data: Path, out: Path, folds: list[int], extra: list[str],
+def run_variant(name: str, data: Path, out: Path, folds: list[str], extra: list[str],
                 postprocess: list[str], reuse: bool = False, label: str | None = None) -> list[dict[str, Any]]:
     """Train every fold of one variant (train.py), then score it under each post-processing setting.
     ``reuse`` scores the folds already trained under ``out`` instead; ``label`` names the runs (default: the
@@ -151,7 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="simulated copick root with test_truth")
     parser.add_argument("--out", type=Path, required=True, help="folder for the runs and results.jsonl")
     parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
-    parser.add_argument("--folds", nargs="+", type=int, default=list(range(7)))
+    parser.add_argument("--folds", nargs="+", default=[str(k) for k in range(7)],
+                        help="folds to train, K or the pair form K+L (default: 0..6)")
     parser.add_argument("--postprocess", nargs="+", default=["as-trained"], choices=sorted(POSTPROCESS),
                         help="post-processing settings to score each variant with (no retraining)")
     parser.add_argument("--label", help="name of the runs (one variant only; default: the variant's name)")

@@ -9,11 +9,14 @@ from typing import Literal
 from config.fields import option
 from particles import PARTICLES, Particle, ParticleSet
 
-LossKind = Literal["bce", "focal", "ce"]
+LossKind = Literal["bce", "focal", "ce", "dice", "tversky", "dice_ce", "tversky_ce"]
+SOFTMAX_LOSSES: tuple[str, ...] = ("ce", "dice_ce", "tversky_ce")
+"""Losses on a softmax over background + classes (the model gets a background channel)."""
 CheckpointChoice = Literal["last", "best"]
 ThresholdRule = Literal["plateau", "one-se"]
 NormalizationMode = Literal["zscore", "percentile"]
-TargetKind = Literal["gaussian", "point"]
+TargetKind = Literal["gaussian", "point", "sphere"]
+PickerKind = Literal["nms", "cc3d"]
 Average = Literal["logits", "probabilities"]
 PadMode = Literal["mirror", "constant", "reflect", "replicate"]
 TTAName = Literal["identity", "flip_z", "flip_y", "flip_x", "rot90_1", "rot90_2", "rot90_3"]
@@ -71,7 +74,9 @@ class DataConfig:
                                                            "each class", factory=default_class_weights)
     normalization: NormalizationMode = option("zscore", "per-tomogram intensity normalisation")
     augment: AugmentConfig = option(help="training augmentations", factory=AugmentConfig)
-    target_kind: TargetKind = option("gaussian", "gaussian heatmaps or single-voxel points")
+    target_kind: TargetKind = option("gaussian", "gaussian heatmaps, single-voxel points, or spheres (1 inside "
+                                                 "sphere_scale x the particle radius)")
+    sphere_scale: float = option(1.0, "sphere targets: radius = sphere_scale * particle radius")
     sigma_scale: float = option(0.4, "Gaussian sigma = sigma_scale * particle radius (voxels)")
     target_stride: int = option(1, "render targets at the model's output_stride (voxel j <-> patch voxel j * s); "
                                    "set from model.output_stride")
@@ -91,18 +96,26 @@ class ModelConfig:
     decoder_channels: tuple[int, ...] = option(DEFAULT_DECODER_CHANNELS, "smp decoder widths, deepest first; "
                                                                          "their number is the encoder depth")
     widths: tuple[int, ...] = option((8, 16, 32, 64), "unet-tiny only: channels per level")
+    deep_supervision: tuple[float, ...] = option((), "deep supervision: loss weights of extra heads on the next "
+                                                     "coarser decoder levels, finest first (e.g. 0.5 0.25; the "
+                                                     "1st place used one); empty: off. Training only")
 
 
 @dataclass
 class LossConfig:
     """``bce``/``focal`` train sigmoid heatmaps (6 channels); ``ce`` trains softmax point targets (7)."""
 
-    kind: LossKind = option("bce", "bce (sigmoid per class), focal, or ce (softmax with a background channel)")
+    kind: LossKind = option("bce", "bce (sigmoid per class), focal, ce (softmax with a background channel), dice "
+                                   "or tversky (sigmoid, region overlap), dice_ce or tversky_ce (softmax: ce + "
+                                   "region_weight x the overlap loss of the particle channels)")
     pos_weight: float = option(32.0, "extra weight of voxels inside a target blob (bce) or of particle classes "
                                      "(ce)")
     focal_gamma: float = option(2.0, "modulation |y - p|^gamma of the (quality) focal loss")
     class_contrast: bool = option(False, "bce: weight every channel near any particle, so wrong-class firing "
                                          "costs")
+    tversky_alpha: float = option(0.3, "tversky: weight of false positives")
+    tversky_beta: float = option(0.7, "tversky: weight of false negatives (above alpha favours recall, as F4 does)")
+    region_weight: float = option(1.0, "dice_ce / tversky_ce: weight of the overlap term beside the ce term")
 
 
 @dataclass
@@ -148,6 +161,9 @@ class InferenceSettings:
                                                  "without them")
     average: Average = option("logits", "average the models' logits (then one activation) or probabilities")
     smooth_sigma: float | None = option(None, "light Gaussian smoothing of the probabilities before NMS (voxels)")
+    picker: PickerKind = option("nms", "nms: local maxima (max-pool NMS); cc3d: centroids of connected components "
+                                       "above component_threshold, scored by their peak")
+    component_threshold: float = option(0.3, "cc3d: probability a voxel needs to join a component")
     kernel_fraction: float = option(0.5, "max-pool NMS kernel ≈ this × class radius")
     candidate_threshold: float = option(0.05, "peaks kept as candidates (for threshold fitting and class "
                                               "suppression)")
@@ -228,9 +244,9 @@ class ExperimentConfig:
 
 def activation_kind(loss: LossConfig) -> str:
     """How logits become per-class probabilities for this loss (``inference.activation``)."""
-    return "softmax" if loss.kind == "ce" else "sigmoid"
+    return "softmax" if loss.kind in SOFTMAX_LOSSES else "sigmoid"
 
 
 def out_channels_for(loss: LossConfig, num_classes: int) -> int:
     """Softmax losses need a background channel; sigmoid heatmaps do not."""
-    return num_classes + 1 if loss.kind == "ce" else num_classes
+    return num_classes + 1 if loss.kind in SOFTMAX_LOSSES else num_classes

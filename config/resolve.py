@@ -78,6 +78,12 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     return cfg
 
 
+LATER_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("data", "sphere_scale"), ("model", "deep_supervision"), ("loss", "tversky_alpha"), ("loss", "tversky_beta"),
+    ("loss", "region_weight"))
+"""Fields added after recipes were first named (inference fields count only where they differ anyway)."""
+
+
 def recipe_hash(cfg: ExperimentConfig) -> str:
     """Six hex digits of the resolved config without its per-fold and per-machine fields: two recipes that
     differ in anything else (widths, learning rate, data) never share a run folder. The prediction settings
@@ -88,6 +94,9 @@ def recipe_hash(cfg: ExperimentConfig) -> str:
         doc.pop("particles")
     for section, key in RUN_ONLY_FIELDS:
         doc.get(section, {}).pop(key, None)
+    for section, key in LATER_OPTIONS:  # at their default, options added later leave older names unchanged
+        if doc[section][key] == to_dict(type(getattr(cfg, section))())[key]:
+            doc[section].pop(key)
     inference = doc.pop("inference")
     defaults = to_dict(InferenceSettings())
     doc["validation"].update({k: v for k, v in inference.items()

@@ -70,7 +70,8 @@ class CryoETDataModule(L.LightningDataModule):
                 raise ValueError(f"patch size {patch} is larger than tomogram {run} of shape {shape}")
         self.source = source
         volumes = [self._load(run) for run in train_runs]
-        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, cfg.sigma_scale, self.particles))
+        size_scale = cfg.sphere_scale if cfg.target_kind == "sphere" else cfg.sigma_scale  # sphere radius or sigma
+        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, size_scale, self.particles))
                  for run in train_runs]
         sampler = PatchSampler([v.shape for v in volumes], [p.channels for p in picks],
                                [p.centers_zyx for p in picks], patch, cfg.positive_fraction,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, get_args
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ from torch.utils.data import Dataset, Sampler
 
 from config.experiment import AugmentConfig, TargetKind
 from datamodules.augmentation import draw_params, extract_patch
-from datamodules.heatmaps import TRUNCATE, gaussian_heatmaps, point_heatmaps
+from datamodules.heatmaps import TRUNCATE, gaussian_heatmaps, point_heatmaps, sphere_masks
 from datamodules.sampling import PatchSampler
 from particles import CZII_PARTICLES
 
@@ -18,11 +18,12 @@ from particles import CZII_PARTICLES
 
 @dataclass(frozen=True)
 class RunPicks:
-    """The picks of one run in voxel units: centres ``[N, 3]`` (z, y, x), channels ``[N]``, sigmas ``[N]``."""
+    """The picks of one run in voxel units: centres ``[N, 3]`` (z, y, x), channels ``[N]``, sizes ``[N]`` (the
+    Gaussians' sigmas, or the spheres' radii for sphere targets)."""
 
     centers_zyx: np.ndarray
     channels: np.ndarray
-    sigmas: np.ndarray
+    sizes: np.ndarray
 
 
 class EpochSampler(Sampler):
@@ -54,8 +55,8 @@ class TrainPatchDataset(Dataset):
                  target_stride: int = 1) -> None:
         if len(volumes) != len(picks):
             raise ValueError(f"{len(volumes)} volumes but {len(picks)} pick sets")
-        if target_kind not in ("gaussian", "point"):
-            raise ValueError(f"unknown target_kind {target_kind!r}; use 'gaussian' or 'point'")
+        if target_kind not in get_args(TargetKind):
+            raise ValueError(f"unknown target_kind {target_kind!r}; use one of {get_args(TargetKind)}")
         if patches_per_epoch < 1:
             raise ValueError(f"patches_per_epoch must be positive, got {patches_per_epoch}")
         if target_stride < 1 or any(p % target_stride for p in patch_size):
@@ -84,14 +85,16 @@ class TrainPatchDataset(Dataset):
         patch, centers = extract_patch(self.volumes[draw.run], run.centers_zyx, draw.start,
                                        self.patch_size, params)  # [D, H, W], [N, 3]
         target = self._render(centers / self.target_stride, run.channels,
-                              run.sigmas / self.target_stride)  # [6, D/s, H/s, W/s]
+                              run.sizes / self.target_stride)  # [6, D/s, H/s, W/s]
         return {"image": torch.from_numpy(patch)[None], "target": torch.from_numpy(target)}
 
-    def _render(self, centers: np.ndarray, channels: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    def _render(self, centers: np.ndarray, channels: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """Targets (target voxel j <-> patch voxel j * stride) from the picks in or reaching into the patch."""
-        reach = TRUNCATE * sigmas[:, None] if self.target_kind == "gaussian" else 0.5
+        reach = {"gaussian": TRUNCATE * sizes[:, None], "sphere": sizes[:, None]}.get(self.target_kind, 0.5)
         near = np.all((centers > -reach - 1) & (centers < np.asarray(self.target_shape) + reach), axis=1)
         if self.target_kind == "gaussian":
-            return gaussian_heatmaps(self.target_shape, centers[near], channels[near], sigmas[near],
+            return gaussian_heatmaps(self.target_shape, centers[near], channels[near], sizes[near],
                                      self.num_channels)
+        if self.target_kind == "sphere":
+            return sphere_masks(self.target_shape, centers[near], channels[near], sizes[near], self.num_channels)
         return point_heatmaps(self.target_shape, centers[near], channels[near], self.num_channels)

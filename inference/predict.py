@@ -13,7 +13,8 @@ from config.experiment import InferenceSettings
 from datamodules.normalization import normalize
 from particles import CZII_PARTICLES, ParticleSet
 from postprocess.class_suppression import select_picks
-from postprocess.heatmap_nms import pick_particles, resolve_thresholds
+from postprocess.candidates import pick_candidates
+from postprocess.heatmap_nms import resolve_thresholds
 from inference.probabilities import predict_probabilities
 
 
@@ -52,7 +53,6 @@ def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, setti
     particles = settings.particles
     limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles)))
     floor = min(infer.candidate_threshold, *limits.values())
-    candidates = pick_particles(probs, run, floor, spacing=spacing, output_stride=settings.output_stride,
-                                kernel_fraction=infer.kernel_fraction, smooth_sigma=infer.smooth_sigma,
-                                max_per_class=infer.max_candidates_per_class, particles=particles)
+    candidates = pick_candidates(probs, run, infer, floor, spacing=spacing, output_stride=settings.output_stride,
+                                 particles=particles)
     return select_picks(candidates, limits, infer.class_suppression, particles)

@@ -63,6 +63,49 @@ def weighted_ce(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -
     return loss.sum() / voxel_weight.sum()
 
 
+REGION_SMOOTH: float = 1e-5
+"""Added to the numerator and denominator of the overlap ratio: a class absent from the batch scores 1 when
+nothing of it is predicted, and its gradient stays finite."""
+
+
+def tversky_index(prob: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """Per channel ``TP / (TP + alpha FP + beta FN)`` of soft predictions, summed over the batch and space
+    (summing over the batch keeps a rare class's ratio stable when a patch holds none of it).
+    alpha = beta = 0.5 is the Dice coefficient. prob, target: [B, C, ...] -> [C]."""
+    dims = [0, *range(2, prob.ndim)]
+    true_pos = (prob * target).sum(dims)
+    false_pos = (prob * (1.0 - target)).sum(dims)
+    false_neg = ((1.0 - prob) * target).sum(dims)
+    return (true_pos + REGION_SMOOTH) / (true_pos + alpha * false_pos + beta * false_neg + REGION_SMOOTH)
+
+
+def region_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """1 - the Tversky index of sigmoid probabilities, averaged over the classes (the Dice loss at 0.5, 0.5).
+    logits, target: [B, C, ...]."""
+    return 1.0 - tversky_index(torch.sigmoid(logits.float()), target.float(), alpha, beta).mean()
+
+
+def ce_with_region(logits: torch.Tensor, target: torch.Tensor, pos_weight: float, alpha: float, beta: float,
+                   region_weight: float) -> torch.Tensor:
+    """The weighted softmax CE plus ``region_weight`` x (1 - Tversky index) of the particle channels' softmax
+    probabilities (background left out: it would dominate the overlap). logits: [B, C+1, ...], target: [B, C, ...]."""
+    prob = torch.softmax(logits.float(), dim=1)[:, 1:]
+    region = 1.0 - tversky_index(prob, target.float(), alpha, beta).mean()
+    return weighted_ce(logits, target, pos_weight) + region_weight * region
+
+
+def deep_supervision_loss(loss_fn: LossFn, outputs: list[torch.Tensor], target: torch.Tensor,
+                          weights: tuple[float, ...]) -> torch.Tensor:
+    """The loss of the output plus ``weights[i-1]`` x the loss of level ``i`` (at 2^i x the output's stride)
+    against the target max-pooled to it: max-pooling keeps every particle's peak and every point target."""
+    if len(outputs) != len(weights) + 1:
+        raise ValueError(f"{len(outputs)} outputs for {len(weights)} deep-supervision weights")
+    total = loss_fn(outputs[0], target)
+    for level, (logits, weight) in enumerate(zip(outputs[1:], weights), 1):
+        total = total + weight * loss_fn(logits, F.max_pool3d(target, 2 ** level))
+    return total
+
+
 def build_loss(cfg: LossConfig) -> LossFn:
     """The loss function named by the config (a partial, not a lambda: ddp_spawn pickles the module)."""
     if cfg.kind == "bce":
@@ -71,4 +114,10 @@ def build_loss(cfg: LossConfig) -> LossFn:
         return partial(quality_focal, gamma=cfg.focal_gamma, pos_weight=cfg.pos_weight)
     if cfg.kind == "ce":
         return partial(weighted_ce, pos_weight=cfg.pos_weight)
-    raise ValueError(f"unknown loss kind {cfg.kind!r}; choose bce, focal or ce")
+    alpha, beta = (0.5, 0.5) if cfg.kind.startswith("dice") else (cfg.tversky_alpha, cfg.tversky_beta)
+    if cfg.kind in ("dice", "tversky"):
+        return partial(region_loss, alpha=alpha, beta=beta)
+    if cfg.kind in ("dice_ce", "tversky_ce"):
+        return partial(ce_with_region, pos_weight=cfg.pos_weight, alpha=alpha, beta=beta,
+                       region_weight=cfg.region_weight)
+    raise ValueError(f"unknown loss kind {cfg.kind!r}; choose bce, focal, ce, dice, tversky, dice_ce or tversky_ce")

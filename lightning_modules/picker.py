@@ -14,10 +14,10 @@ from lightning_modules.checkpoint_files import restore_rng_states, rng_states
 from config.experiment import ExperimentConfig, activation_kind, out_channels_for
 from config.yaml_cli import from_dict, to_dict
 from lightning_modules.fold_validation import FoldValidation
-from lightning_modules.losses import build_loss
+from lightning_modules.losses import build_loss, deep_supervision_loss
 from lightning_modules.mixup import mixup_batch
 from models.registry import build_model
-from postprocess.heatmap_nms import pick_particles
+from postprocess.candidates import pick_candidates
 from inference.probabilities import predict_probabilities
 
 
@@ -53,11 +53,14 @@ class ParticlePicker(L.LightningModule):
         image, target = batch["image"], batch["target"]  # [B, 1, D, H, W], [B, 6, D/s, H/s, W/s]
         if self.cfg.mixup.prob > 0 and torch.rand(()) < self.cfg.mixup.prob:
             image, target, _ = mixup_batch(image, target, self.cfg.mixup.alpha)
-        logits = self.model(image.contiguous(memory_format=self.memory_format))  # [B, C, D/s, H/s, W/s]; the data module renders targets at stride s
+        image = image.contiguous(memory_format=self.memory_format)
+        supervision = tuple(self.cfg.model.deep_supervision)
+        outputs = self.model.forward_levels(image) if supervision else [self.model(image)]
+        logits = outputs[0]  # [B, C, D/s, H/s, W/s]; the data module renders targets at stride s
         if logits.shape[2:] != target.shape[2:]:
             raise ValueError(f"targets {tuple(target.shape[2:])} do not match the model output "
                              f"{tuple(logits.shape[2:])}: data.target_stride must equal model.output_stride")
-        loss = self.loss_fn(logits, target)
+        loss = deep_supervision_loss(self.loss_fn, outputs, target, supervision)
         self.log("train/loss", loss, prog_bar=True, batch_size=image.shape[0])
         return loss
 
@@ -68,10 +71,8 @@ class ParticlePicker(L.LightningModule):
             [self.model], volume, self.activation, window=infer.window, overlap=infer.overlap,
             batch_size=infer.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
             pad_mode=infer.pad_mode, num_classes=self.particles.num_classes)
-        candidates = pick_particles(probs, run, thresholds=infer.candidate_threshold,
-                                    spacing=float(batch["spacing"]), output_stride=self.model.output_stride,
-                                    kernel_fraction=infer.kernel_fraction, smooth_sigma=infer.smooth_sigma,
-                                    max_per_class=infer.max_candidates_per_class, particles=self.particles)
+        candidates = pick_candidates(probs, run, infer, infer.candidate_threshold, spacing=float(batch["spacing"]),
+                                     output_stride=self.model.output_stride, particles=self.particles)
         self._val_candidates.append(candidates)
         if self.cfg.validation.save_heatmaps:
             self._val_probs[run] = probs.to(torch.float16).cpu()

@@ -28,7 +28,7 @@ class BasicUNet3d(nn.Module):
     """U-Net with ``len(widths)`` levels; ``output_stride=2`` starts with a strided stem."""
 
     def __init__(self, out_channels: int, widths: tuple[int, ...] = (8, 16, 32, 64),
-                 output_stride: int = 1, in_channels: int = 1) -> None:
+                 output_stride: int = 1, in_channels: int = 1, deep_supervision: int = 0) -> None:
         super().__init__()
         if output_stride not in (1, 2):
             raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
@@ -45,12 +45,26 @@ class BasicUNet3d(nn.Module):
         self.up = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in levels])
         self.merge = nn.ModuleList([DoubleConv(2 * widths[i], widths[i]) for i in levels])
         self.head = nn.Conv3d(widths[0], out_channels, 1)
+        if not 0 <= deep_supervision < len(widths) - 1:
+            raise ValueError(f"deep supervision on {deep_supervision} coarser levels needs more than "
+                             f"{deep_supervision + 1} decoder levels; widths {widths} give {len(widths) - 1}")
+        # extra heads on decoder levels 1..k (level i at 2^i x the output stride), used by training only
+        self.aux_heads = nn.ModuleList([nn.Conv3d(widths[i], out_channels, 1) for i in range(1, deep_supervision + 1)])
         self.output_stride = output_stride
         self.size_divisor = output_stride * 2 ** (len(widths) - 1)
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 1, D, H, W]`` -> logits ``[B, C, D/s, H/s, W/s]``."""
+        return self.head(self._decode(x)[-1])
+
+    def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output, then one per deep-supervision head, each level half the resolution of the one before."""
+        decoded = self._decode(x)  # coarsest first
+        return [self.head(decoded[-1])] + [head(decoded[-1 - i]) for i, head in enumerate(self.aux_heads, 1)]
+
+    def _decode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every decoder level's features, coarsest first."""
         shape = x.shape[-3:]
         if any(n % self.size_divisor for n in shape):
             raise ValueError(f"input spatial shape {tuple(shape)} must be a multiple of {self.size_divisor}")
@@ -59,6 +73,8 @@ class BasicUNet3d(nn.Module):
             x = block(x if i == 0 else F.max_pool3d(x, 2))
             skips.append(x)
         x = skips.pop()  # deepest features
+        decoded = []
         for up, merge in zip(self.up, self.merge):
             x = merge(torch.cat([up(x), skips.pop()], dim=1))
-        return self.head(x)
+            decoded.append(x)
+        return decoded

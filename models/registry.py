@@ -25,13 +25,14 @@ def _build_smp(cfg: ModelConfig) -> nn.Module:
     from models.smp_unet import SmpUnet3d  # imported when used: smp-3d and timm take ~5 s to import
 
     return SmpUnet3d(SMP_ENCODERS[cfg.name], cfg.out_channels, cfg.output_stride, cfg.encoder_weights,
-                     tuple(cfg.decoder_channels))
+                     tuple(cfg.decoder_channels), deep_supervision=len(cfg.deep_supervision))
 
 
 def _build_tiny(cfg: ModelConfig) -> nn.Module:
     if cfg.encoder_weights is not None:
         raise ValueError("unet-tiny has no encoder to load weights into; set encoder_weights to None")
-    return BasicUNet3d(cfg.out_channels, tuple(cfg.widths), cfg.output_stride)
+    return BasicUNet3d(cfg.out_channels, tuple(cfg.widths), cfg.output_stride,
+                       deep_supervision=len(cfg.deep_supervision))
 
 
 _BUILDERS: dict[str, Callable[[ModelConfig], nn.Module]] = {

@@ -23,7 +23,8 @@ class SmpUnet3d(nn.Module):
 
     def __init__(self, encoder: str, out_channels: int, output_stride: int = 1,
                  encoder_weights: str | Path | None = None,
-                 decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16), in_channels: int = 1) -> None:
+                 decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16), in_channels: int = 1,
+                 deep_supervision: int = 0) -> None:
         super().__init__()
         if output_stride not in (1, 2):
             raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
@@ -38,6 +39,14 @@ class SmpUnet3d(nn.Module):
             self.segmentation_head = SegmentationHead(decoder_channels[-2], out_channels, kernel_size=3)
         else:
             self.segmentation_head = net.segmentation_head
+        levels = len(self.decoder.blocks)
+        if not 0 <= deep_supervision < levels:
+            raise ValueError(f"deep supervision on {deep_supervision} coarser levels needs more than "
+                             f"{deep_supervision + 1} decoder blocks; this decoder has {levels}")
+        widths = [block.conv2[0].out_channels for block in self.decoder.blocks]  # finest last
+        # extra heads on the decoder blocks before the last (each at twice the stride of the next), training only
+        self.aux_heads = nn.ModuleList([nn.Conv3d(widths[-1 - i], out_channels, 1)
+                                        for i in range(1, deep_supervision + 1)])
         self.output_stride = output_stride
         self.size_divisor = 2 ** depth
         self.out_channels = out_channels
@@ -46,11 +55,27 @@ class SmpUnet3d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 1, D, H, W]`` -> logits ``[B, C, D/s, H/s, W/s]``."""
+        return self.segmentation_head(self._decode(x)[-1])
+
+    def forward_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output, then one per deep-supervision head, each level half the resolution of the one before."""
+        decoded = self._decode(x)
+        return ([self.segmentation_head(decoded[-1])]
+                + [head(decoded[-1 - i]) for i, head in enumerate(self.aux_heads, 1)])
+
+    def _decode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every decoder block's features, coarsest first (smp-3d's ``UnetDecoder.forward``, keeping each)."""
         shape = x.shape[-3:]
         if any(n % self.size_divisor for n in shape):
             raise ValueError(f"input spatial shape {tuple(shape)} must be a multiple of {self.size_divisor}")
-        features = self.encoder(x)
-        return self.segmentation_head(self.decoder(*features))
+        features = self.encoder(x)[1:][::-1]  # drop the full-resolution input, deepest first
+        skips = features[1:]
+        x = self.decoder.center(features[0])
+        decoded = []
+        for i, block in enumerate(self.decoder.blocks):
+            x = block(x, skips[i] if i < len(skips) else None)
+            decoded.append(x)
+        return decoded
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:

@@ -438,6 +438,10 @@ def case_ensemble_cuda_without_gpu(w: World, t: Path):
     return _ensemble(w, t, "--runs", str(w.runs), "--device", "cuda")
 
 
+def case_ensemble_export_of_unknown_format(w: World, t: Path):
+    return _ensemble(w, t, "--runs", str(w.runs), "--export", str(t / "ensemble.pt"))
+
+
 def case_ensemble_out_is_a_folder(w: World, t: Path):
     (t / "sub.csv").mkdir()
     fn, argv = _ensemble(w, t, "--runs", str(w.runs))
@@ -562,6 +566,7 @@ CASES: list[tuple[Callable, str]] = [
     (case_ensemble_unfinished_run, "that did not finish"),
     (case_train_gpu_without_gpu, "trainer settings (accelerator 'gpu'"),
     (case_ensemble_cuda_without_gpu, "--device cuda: no such CUDA GPU is visible here"),
+    (case_ensemble_export_of_unknown_format, "the file name must end in .onnx or .pt2"),
     (case_ensemble_out_is_a_folder, "is a folder; give a file path"),
     (case_ensemble_overlay_under_a_file, "blocker is a file, not a folder"),
     (case_ensemble_pictures_under_a_file, "--pictures"),

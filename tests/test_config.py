@@ -31,12 +31,14 @@ def test_precedence_defaults_preset_file_flags(tmp_path) -> None:
 def test_ce_loss_gets_a_background_channel() -> None:
     assert resolve_config("cpu", None, {"loss": {"kind": "ce"}}).model.out_channels == 7
     assert resolve_config("cpu", None, {"loss": {"kind": "bce"}}).model.out_channels == 6
+    assert resolve_config("cpu", None, {"loss": {"kind": "tversky_ce"}}).model.out_channels == 7
+    assert resolve_config("cpu", None, {"loss": {"kind": "dice"}}).model.out_channels == 6
 
 
 @pytest.mark.parametrize("bad, message", [
     ({"optim": {"lrr": 1.0}}, "unknown config key"),
     ({"optim": {"lr": "fast"}}, "optim.lr"),
-    ({"loss": {"kind": "dice"}}, "must be one of"),
+    ({"loss": {"kind": "dicey"}}, "must be one of"),
     ({"data": {"patch_size": [64, 64]}}, "data.patch_size"),
     ({"model": {"output_stride": 2}, "data": {"target_stride": 1}}, "target_stride"),
     ({"data": {"level": 1}}, "unknown config key.*data.level"),

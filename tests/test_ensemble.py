@@ -183,15 +183,34 @@ def test_shards_cover_every_run_once() -> None:
         shard_runs(runs, 4, 4)
 
 
-def test_torchscript_export_matches_the_ensemble(trained_runs, tmp_path) -> None:
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
+def test_export_matches_the_ensemble_at_other_sizes(trained_runs, tmp_path, suffix: str) -> None:
+    """The exported file (ONNX run by ONNX Runtime; torch.export loaded back) gives the mean of the models'
+    logits, within the stated tolerance, also for a batch and window other than the one it was checked on."""
+    from inference.export import EXPORT_TOLERANCE, export_ensemble, onnx_logits
+
     models = [load_model(run) for run in find_fold_runs(trained_runs)]
-    path = tmp_path / "ensemble.pt"
-    ensemble.export_torchscript(models, (32, 64, 64), path)
-    x = torch.randn(1, 1, 32, 64, 64)
+    path = tmp_path / f"ensemble{suffix}"
+    assert export_ensemble(models, path) <= EXPORT_TOLERANCE
+    x = torch.randn(2, 1, 32, 48, 64)
     with torch.inference_mode():
         expected = LogitAverage(models)(x)
-        assert torch.allclose(torch.jit.load(str(path))(x), expected, atol=1e-5)
         assert torch.allclose(expected, (models[0](x) + models[1](x)) / 2, atol=1e-6)
+        got = (torch.from_numpy(onnx_logits(path, x.numpy())) if suffix == ".onnx"
+               else torch.export.load(str(path)).module()(x))
+    assert got.shape == expected.shape
+    assert ((got - expected).abs() / (1 + expected.abs())).max() <= EXPORT_TOLERANCE
+
+
+def test_an_export_that_does_not_match_is_refused_and_not_written(tmp_path, monkeypatch) -> None:
+    import inference.export as export
+    from models.basic_unet import BasicUNet3d
+
+    monkeypatch.setattr(export, "EXPORT_TOLERANCE", -1.0)  # any difference at all is too much
+    path = tmp_path / "ensemble.onnx"
+    with pytest.raises(ValueError, match="differ from PyTorch's.*nothing was written"):
+        export.export_ensemble([BasicUNet3d(6, (4, 8), output_stride=2).eval()], path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_torchrun_shards_tomograms_and_zarr_file_lists_work(trained_runs, tiny_dataset, tmp_path) -> None:

@@ -33,15 +33,16 @@ def test_plain_flip_is_misaligned_on_even_stride2_grid() -> None:
 
 @pytest.mark.parametrize("model, stride", [(DeltaConv(), 1), (Subsample(), 2)])
 @pytest.mark.parametrize("shape", [(12, 16, 20), (13, 15, 17)])
+@pytest.mark.parametrize("window", [(8, 8, 8), (8, 8, 12)])  # a quarter turn of the second swaps y and x
 @pytest.mark.parametrize("name", TRANSFORM_NAMES)
 def test_each_view_of_an_equivariant_model_equals_no_tta(model: nn.Module, stride: int, shape: tuple[int, ...],
-                                                          name: str) -> None:
+                                                          window: tuple[int, int, int], name: str) -> None:
     """Window by window, a reversed axis at stride 2 is read one voxel early: every view lands exactly on
     the identity view's grid (an off-grid view would give the neighbouring voxel's value)."""
     torch.manual_seed(2)
     volume = torch.randn(shape)
-    plain = sliding_window_logits(model, volume, (8, 8, 8), 0.25, 4, 3, stride)
-    view = ensemble_window_logits([model], volume, (8, 8, 8), 0.25, 4, 3, stride, views=[TRANSFORMS[name]])
+    plain = sliding_window_logits(model, volume, window, 0.25, 4, 3, stride)
+    view = ensemble_window_logits([model], volume, window, 0.25, 4, 3, stride, views=[TRANSFORMS[name]])
     torch.testing.assert_close(view, plain, rtol=1e-6, atol=1e-6)
 
 

@@ -1,0 +1,29 @@
+"""Probabilities -> candidate picks with the picker the inference settings name (NMS peaks or components),
+so fold validation, the OOF fit and the ensemble pick the same way."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from config.experiment import InferenceSettings
+from particles import CZII_PARTICLES, ParticleSet
+from postprocess.components import pick_components
+from postprocess.heatmap_nms import pick_particles
+
+
+def pick_candidates(probs: torch.Tensor, run: str, settings: InferenceSettings,
+                    floor: Mapping[str, float] | Sequence[float] | float, *, spacing: float, output_stride: int,
+                    particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+    """Candidates of one tomogram: NMS peaks at or above ``floor``, or (``picker: cc3d``) the components
+    above ``settings.component_threshold``; either way at most ``max_candidates_per_class`` per class."""
+    if settings.picker == "cc3d":
+        return pick_components(probs, run, settings.component_threshold, spacing=spacing,
+                               output_stride=output_stride, max_per_class=settings.max_candidates_per_class,
+                               particles=particles)
+    if settings.picker != "nms":
+        raise ValueError(f"unknown picker {settings.picker!r}; expected nms or cc3d")
+    return pick_particles(probs, run, floor, spacing=spacing, output_stride=output_stride,
+                          kernel_fraction=settings.kernel_fraction, smooth_sigma=settings.smooth_sigma,
+                          max_per_class=settings.max_candidates_per_class, particles=particles)
