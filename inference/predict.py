@@ -13,7 +13,7 @@ from config.experiment import InferenceSettings
 from datamodules.normalization import normalize
 from particles import CZII_PARTICLES, ParticleSet
 from postprocess.class_suppression import select_picks
-from postprocess.candidates import pick_candidates
+from inference.candidates import pick_candidates
 from postprocess.heatmap_nms import resolve_thresholds
 from inference.probabilities import predict_probabilities
 

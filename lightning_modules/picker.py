@@ -17,7 +17,7 @@ from lightning_modules.fold_validation import FoldValidation
 from lightning_modules.losses import build_loss, deep_supervision_loss
 from lightning_modules.mixup import mixup_batch
 from models.registry import build_model
-from postprocess.candidates import pick_candidates
+from inference.candidates import pick_candidates
 from inference.probabilities import predict_probabilities
 
 

@@ -146,8 +146,10 @@ def test_softmax_drops_background_and_mismatches_are_errors() -> None:
 def test_the_config_offers_exactly_the_transforms_and_paddings_inference_implements() -> None:
     from typing import get_args
 
-    from config.experiment import PadMode, TTAName
+    from config.experiment import PadMode, PickerKind, TTAName
+    from inference.candidates import PICKERS
     from inference.sliding_window import PAD_MODES
 
     assert set(get_args(TTAName)) == set(TRANSFORM_NAMES)
     assert set(get_args(PadMode)) == set(PAD_MODES)
+    assert set(get_args(PickerKind)) == set(PICKERS)

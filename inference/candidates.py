@@ -12,6 +12,8 @@ from particles import CZII_PARTICLES, ParticleSet
 from postprocess.components import pick_components
 from postprocess.heatmap_nms import pick_particles
 
+PICKERS: tuple[str, ...] = ("nms", "cc3d")
+
 
 def pick_candidates(probs: torch.Tensor, run: str, settings: InferenceSettings,
                     floor: Mapping[str, float] | Sequence[float] | float, *, spacing: float, output_stride: int,
@@ -23,7 +25,7 @@ def pick_candidates(probs: torch.Tensor, run: str, settings: InferenceSettings,
                                output_stride=output_stride, max_per_class=settings.max_candidates_per_class,
                                particles=particles)
     if settings.picker != "nms":
-        raise ValueError(f"unknown picker {settings.picker!r}; expected nms or cc3d")
+        raise ValueError(f"unknown picker {settings.picker!r}; expected one of {PICKERS}")
     return pick_particles(probs, run, floor, spacing=spacing, output_stride=output_stride,
                           kernel_fraction=settings.kernel_fraction, smooth_sigma=settings.smooth_sigma,
                           max_per_class=settings.max_candidates_per_class, particles=particles)
