@@ -19,7 +19,8 @@ from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES
 from simulation import simulate_dataset
 from simulation.dataset import DIFFICULTY_REPORT, particle_models
-from simulation.difficulty import DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr
+from simulation.difficulty import (DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr,
+                                   snr_range)
 from simulation.templates import load_templates
 
 IMAGING_FLAGS = [f for f in dataclasses.fields(ImagingConfig) if f.name != "snr"]
@@ -34,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
     levels = ", ".join(f"{k} (SNR {v})" for k, v in DIFFICULTY_LEVELS.items())
     parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY,
-                        help=f"{levels}, or an SNR per protein voxel as a number; inf: no noise "
+                        help=f"{levels}, or an SNR per protein voxel as a number; inf: no noise; LOW:HIGH "
+                             "(e.g. 1:8 or hard:easy): each run's SNR log-uniform in that range, for a "
+                             f"pre-training set of every difficulty (replaces --snr-spread) "
                              f"(default: {DEFAULT_DIFFICULTY})")
     parser.add_argument("--templates", type=Path, default=None,
                         help="folder of MRC density maps (10 Å/voxel) named <particle>.mrc or <pdb_id>.mrc "
@@ -44,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(YAML/JSON: particles: [{name, radius, weight, ...}]) or copick config; classes "
                              "without a map in --templates and without a built-in shape are ellipsoids of "
                              "their radius")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="number of train runs (with picks); default: the seven CZII run names (folds.yaml "
+                             "of the repository); a number names them TS_sim_train_<i>. Every dataset gets "
+                             "<out>/folds.yaml (one run per fold) for --data.folds_file")
     parser.add_argument("--n-test", type=int, default=3, help="number of test runs (picks under test_truth)")
     parser.add_argument("--tomo-types", nargs="+", default=["denoised"], choices=["denoised", "wbp"],
                         help="tomogram types to write per run")
@@ -62,7 +69,11 @@ def imaging_from(args: argparse.Namespace) -> ImagingConfig:
     """The imaging config of the command line (a bad level or range is a ValueError)."""
     values = {f.name: tuple(getattr(args, f.name)) if isinstance(f.default, tuple) else getattr(args, f.name)
               for f in IMAGING_FLAGS}
-    return ImagingConfig(snr=resolve_snr(args.difficulty), **values)
+    ranged = snr_range(args.difficulty)
+    if ranged is None:
+        return ImagingConfig(snr=resolve_snr(args.difficulty), **values)
+    snr, values["snr_spread"] = ranged
+    return ImagingConfig(snr=snr, **values)
 
 
 def clear_previous(out: Path, overwrite: bool) -> None:
@@ -93,10 +104,12 @@ def simulate(args: argparse.Namespace) -> int:
         raise FileExistsError(f"--out {args.out} is a file, not a folder")
     clear_previous(args.out, args.overwrite)
     out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
-                           n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
+                           n_train=args.n_train, n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
                            difficulty=args.difficulty, particles=particles)
-    print(f"wrote synthetic dataset to {out} (difficulty {args.difficulty}, SNR {imaging.snr}; per-run physics "
-          f"and per-class SNR in {out / DIFFICULTY_REPORT})")
+    level = (f"SNR log-uniform per run in {args.difficulty}" if snr_range(args.difficulty)
+             else f"difficulty {args.difficulty}, SNR {imaging.snr}")
+    print(f"wrote synthetic dataset to {out} ({level}; per-run physics and per-class SNR in "
+          f"{out / DIFFICULTY_REPORT})")
     return 0
 
 

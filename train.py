@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -20,7 +21,8 @@ from dataio.particle_sets import particles_from_source
 from config.resolve import resolve_config
 from lightning_modules.training_run import TrainingInterrupted, best_metrics, fit
 
-SHORTCUTS = {"fold": "data.fold", "data": "data.data_root", "seed": "seed", "experiment": "experiment"}
+SHORTCUTS = {"fold": "data.fold", "data": "data.data_root", "seed": "seed", "experiment": "experiment",
+             "init_from": "init_from"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the run's config")
     parser.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="start an existing run folder again")
-    parser.add_argument("--init-from", help="start from another run's checkpoint weights (fine-tuning)")
+    parser.add_argument("--init-from", help="start from another run's weights: a checkpoint file or a run folder "
+                        "(its weights.ckpt), e.g. a model pre-trained on simulated data (README, Pre-training); "
+                        "recorded in the run's config")
     group = parser.add_argument_group("hyperparameters (every field of ExperimentConfig)")
     add_config_flags(group, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles"))
     return parser
@@ -56,7 +60,8 @@ def overrides_from(args: argparse.Namespace) -> dict:
     for short, dotted in SHORTCUTS.items():
         value = getattr(args, short)
         if value is not None:
-            given[dotted] = value if short in ("fold", "experiment") else parse_cli_value(value)
+            given[dotted] = (str(Path(value).absolute()) if short == "init_from"
+                             else value if short in ("fold", "experiment") else parse_cli_value(value))
     if isinstance(given.get("data.fold"), str) and given["data.fold"].strip().lstrip("-").isdigit():
         given["data.fold"] = int(given["data.fold"])
     if "seed" in given and "data.seed" not in given:  # a seed ensemble must see different patches too
@@ -104,7 +109,7 @@ def train(args: argparse.Namespace) -> int:
     if not fold_is_given(args):
         raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "
                          "two joined by '+' (0+1: the CPU design), or -1 / all to train on every run")
-    paths = fit(cfg, args.out, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
+    paths = fit(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     metrics = best_metrics(paths)
     print(f"run folder: {paths.run_dir}")
     if metrics is not None:

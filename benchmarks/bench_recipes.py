@@ -175,12 +175,17 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--label names the runs of a single variant")
         for row in run_variant(name, args.data, args.out, args.folds, args.train_args, args.postprocess,
                                args.reuse, args.label):
-            with open(args.out / "results.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-            classes = "  ".join(f"{k[:8]} {v:.2f}" for k, v in row["test_per_class"].items())
-            print(f"{row['label']:<16} {row['postprocess']:<18} OOF {row['oof_cv']:.3f}  test {row['test']:.3f} "
-                  f"(best thresholds {row['test_best_thresholds']:.3f})  ({classes})  "
-                  f"train {row['train_minutes']:.1f} + predict {row['predict_minutes']:.1f} min", flush=True)
+            record(args.out, row)
+
+
+def record(out: Path, row: dict[str, Any]) -> None:
+    """Append one scored variant to ``<out>/results.jsonl`` and print it on one line."""
+    with open(out / "results.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    classes = "  ".join(f"{k[:8]} {v:.2f}" for k, v in row["test_per_class"].items())
+    print(f"{row['label']:<16} {row['postprocess']:<18} OOF {row['oof_cv']:.3f}  test {row['test']:.3f} "
+          f"(best thresholds {row['test_best_thresholds']:.3f})  ({classes})  "
+          f"train {row['train_minutes']:.1f} + predict {row['predict_minutes']:.1f} min", flush=True)
 
 
 if __name__ == "__main__":

@@ -225,6 +225,8 @@ class ExperimentConfig:
                                                         "train.py --particles reads a copick config or a "
                                                         "particles file")
     seed: int = option(42, "global seed (initialisation; patch sampling too unless data.seed is given)")
+    init_from: str | None = option(None, "start from another run's weights, a checkpoint file or a run folder "
+                                         "(its weights.ckpt): fine-tuning after pre-training (README)")
     data: DataConfig = option(help="data, folds, patches, targets", factory=DataConfig)
     model: ModelConfig = option(help="network", factory=ModelConfig)
     loss: LossConfig = option(help="loss", factory=LossConfig)

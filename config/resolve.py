@@ -94,6 +94,8 @@ def recipe_hash(cfg: ExperimentConfig) -> str:
         doc.pop("particles")
     for section, key in RUN_ONLY_FIELDS:
         doc.get(section, {}).pop(key, None)
+    if doc.get("init_from") is None:  # added later: trained from scratch, a recipe keeps its name
+        doc.pop("init_from", None)
     for section, key in LATER_OPTIONS:  # at their default, options added later leave older names unchanged
         if doc[section][key] == to_dict(type(getattr(cfg, section))())[key]:
             doc[section].pop(key)

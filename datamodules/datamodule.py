@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from config.experiment import DataConfig
-from datamodules.folds import load_folds, resolve_folds_file, split_runs
+from dataio.folds import load_folds, resolve_folds_file, split_runs
 from datamodules.heatmaps import pick_arrays
 from datamodules.normalization import normalize
 from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset

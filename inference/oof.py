@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from datamodules.folds import load_folds, resolve_folds_file, split_runs
+from dataio.folds import load_folds, resolve_folds_file, split_runs
 from dataio.pick_readers import PickSelection
 from dataio.sources import TomogramSource, open_source
 from particles import CZII_PARTICLES

@@ -13,6 +13,8 @@ from particles import VOXEL_SPACING
 CONFIG_NAME = "config.yaml"
 SPLIT_NAME = "split.yaml"
 CHECKPOINT_DIR = "checkpoints"
+WEIGHTS_NAME = "weights.ckpt"
+"""The last epoch's EMA weights and config: what the ensemble and ``--init-from RUN_FOLDER`` read."""
 
 
 @dataclass
@@ -35,7 +37,7 @@ def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
     """The files of ``cfg``'s run under ``runs_dir``."""
     run_dir = Path(runs_dir) / f"{cfg.experiment}_fold{fold_label(cfg.data.fold)}"
     ckpt = run_dir / CHECKPOINT_DIR
-    return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt", ckpt / "weights.ckpt")
+    return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt", ckpt / WEIGHTS_NAME)
 
 
 def load_run_config(path: str | Path) -> ExperimentConfig:

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from inference.checkpoint_reader import model_weights, read_checkpoint
+from inference.run_folders import CHECKPOINT_DIR, WEIGHTS_NAME
 from lightning_modules.checkpoint_files import restore_rng_states, rng_states
 from config.experiment import ExperimentConfig, activation_kind, out_channels_for
 from config.yaml_cli import from_dict, to_dict
@@ -123,8 +124,11 @@ class ParticlePicker(L.LightningModule):
             restore_rng_states(checkpoint["rng_states"])
 
     def load_weights_from(self, checkpoint_path: str | Path) -> None:
-        """Start from another run's (EMA) weights, e.g. pretraining on simulated data then fine-tuning."""
+        """Start from another run's (EMA) weights, e.g. pretraining on simulated data then fine-tuning; a run
+        folder stands for its weights.ckpt (the final EMA weights)."""
         path = Path(checkpoint_path)
+        if path.is_dir():
+            path = path / CHECKPOINT_DIR / WEIGHTS_NAME
         weights = model_weights(read_checkpoint(path, "--init-from"))
         try:
             self.model.load_state_dict(weights, strict=True)

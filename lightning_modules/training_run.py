@@ -114,8 +114,7 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
                          f"strategy {tcfg.strategy!r}, precision {precision!r}): {err}") from None
 
 
-def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_from: str | None = None,
-        overwrite: bool = False) -> RunPaths:
+def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, overwrite: bool = False) -> RunPaths:
     """Train one fold; returns the run's paths. The datamodule checks folds and shapes before training.
 
     Under a multi-process launch (torchrun, SLURM, Lightning's own) only global rank 0 takes the run folder's
@@ -125,14 +124,13 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, init_
     if launch.prepares_run_folder:
         acquire_run_lock(paths.run_dir, launch.token)  # a second job on this folder is refused here, by name
     try:
-        return _fit(cfg, paths, launch, resume, init_from, overwrite)
+        return _fit(cfg, paths, launch, resume, overwrite)
     finally:
         if launch.prepares_run_folder:
             release_run_lock(paths.run_dir, launch.token)
 
 
-def _fit(cfg: ExperimentConfig, paths: RunPaths, launch: Launch, resume: bool, init_from: str | None,
-         overwrite: bool) -> RunPaths:
+def _fit(cfg: ExperimentConfig, paths: RunPaths, launch: Launch, resume: bool, overwrite: bool) -> RunPaths:
     if resume and paths.config.is_file():
         saved = load_run_config(paths.config)
         saved.trainer = cfg.trainer  # a resumed run may be given more epochs or other devices
@@ -144,8 +142,8 @@ def _fit(cfg: ExperimentConfig, paths: RunPaths, launch: Launch, resume: bool, i
     datamodule.setup("fit")
     has_validation = bool(datamodule.val_runs)
     module = ParticlePicker.from_config(cfg)
-    if init_from:
-        module.load_weights_from(init_from)
+    if cfg.init_from and not resume:  # a resumed run continues from its own last checkpoint
+        module.load_weights_from(cfg.init_from)
     if not launch.prepares_run_folder:
         if not launch.spawned_by_lightning:
             wait_for_run_folder(paths.run_dir, launch)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from dataio.atomic import write_text_atomic
 from dataio.copick_config import write_copick_configs
+from dataio.folds import folds_text, one_run_per_fold
 from dataio.layout import TRAIN_RUNS, TRUTH_SESSION, TRUTH_USER, tomogram_path, train_overlay_root, truth_overlay_root
 from dataio.pick_writers import write_copick_picks
 from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, VOXEL_SPACING, ParticleSet
@@ -26,6 +27,8 @@ DEMO_SHAPE: tuple[int, int, int] = (96, 256, 256)
 
 SIZES: dict[str, tuple[int, int, int]] = {"demo": DEMO_SHAPE, "full": FULL_SHAPE_ZYX}
 DIFFICULTY_REPORT = "difficulty.json"
+FOLDS_FILE_NAME = "folds.yaml"
+"""Written beside every simulated dataset: one train run per fold (the CZII seven: the repository's folds)."""
 DIFFICULTY_DEFINITION = ("snr: mean squared noise-free signal of the denoised tomogram over a class's particle "
                          "voxels / noise variance per voxel (after CTF, missing wedge, low-pass); cnr: mean "
                          "signal over those voxels / noise std (negative = darker than ice); null = "
@@ -45,6 +48,15 @@ def resolve_size(size: str | tuple[int, int, int] | list[int]) -> tuple[int, int
     if len(shape) != 3 or min(shape) < 8:
         raise ValueError(f"size {size!r}: expected three sizes >= 8 (z, y, x)")
     return shape
+
+
+def simulated_train_runs(n_train: int | None) -> list[str]:
+    """The train runs: the seven CZII run names by default, else TS_sim_train_0 .. (a pre-training set)."""
+    if n_train is None:
+        return list(TRAIN_RUNS)
+    if n_train < 1:
+        raise ValueError(f"n_train must be >= 1, got {n_train}")
+    return [f"TS_sim_train_{i}" for i in range(n_train)]
 
 
 def simulated_test_runs(n_test: int) -> list[str]:
@@ -107,10 +119,12 @@ def _finite(value: object) -> object:
 
 
 def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo", seed: int = 0,
-                     imaging: ImagingConfig | None = None, templates: Templates = None, n_test: int = 3,
+                     imaging: ImagingConfig | None = None, templates: Templates = None,
+                     n_train: int | None = None, n_test: int = 3,
                      tomo_types: tuple[str, ...] = ("denoised",), progress: bool = False,
                      difficulty: str | None = None, particles: ParticleSet = CZII_PARTICLES) -> Path:
-    """Write 7 train runs (with picks), ``n_test`` test runs (truth under test_truth), the copick config and
+    """Write the train runs (with picks; the seven CZII names, or ``n_train`` generated ones), ``n_test`` test
+    runs (truth under test_truth), the copick config, ``folds.yaml`` (one train run per fold) and
     ``difficulty.json`` (every run's imaging and per-class SNR). ``difficulty`` names the level for the
     record; ``imaging`` defaults to the realistic level; ``particles`` are the classes simulated (the copick
     configs declare them)."""
@@ -121,7 +135,8 @@ def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo",
     imaging = imaging or ImagingConfig()
     template_set: TemplateSet | None = (templates if templates is None or isinstance(templates, TemplateSet)
                                         else load_templates(templates, particles))
-    runs = [("train", r) for r in TRAIN_RUNS] + [("test", r) for r in simulated_test_runs(n_test)]
+    train_runs = simulated_train_runs(n_train)
+    runs = [("train", r) for r in train_runs] + [("test", r) for r in simulated_test_runs(n_test)]
     records = []
     for split, run in tqdm(runs, desc="simulating runs", disable=not progress):
         simulated = simulate_run(shape, run_rng(seed, run), imaging, template_set, tuple(tomo_types),
@@ -132,6 +147,7 @@ def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo",
         write_run_picks(overlay, run, simulated.picks, particles)
         records.append(run_record(split, run, simulated, particles))
     write_copick_configs(out, name="czii_synthetic", particles=particles)
+    write_text_atomic(out / FOLDS_FILE_NAME, folds_text(one_run_per_fold(train_runs)))
     report = {"difficulty": difficulty if difficulty is not None else imaging.snr, "seed": seed,
               "shape_zyx": list(shape), "imaging": asdict(imaging), "models": particle_models(template_set, particles),
               "definition": DIFFICULTY_DEFINITION, "classes": summarise(records, particles), "runs": records}

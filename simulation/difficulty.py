@@ -37,6 +37,21 @@ def resolve_snr(difficulty: str | float) -> float:
     return snr
 
 
+def snr_range(difficulty: str) -> tuple[float, float] | None:
+    """``"LOW:HIGH"`` (numbers or level names, e.g. ``1:8`` or ``hard:easy``) -> (centre SNR, spread) such that
+    a run's SNR ``centre * exp(U(-spread, spread))`` is log-uniform over [LOW, HIGH]: a dataset of every
+    difficulty (pre-training). None when ``difficulty`` is one level, not a range."""
+    if not isinstance(difficulty, str) or ":" not in difficulty:
+        return None
+    parts = difficulty.split(":")
+    if len(parts) != 2:
+        raise ValueError(f"difficulty {difficulty!r}: a range is LOW:HIGH (e.g. 1:8 or hard:easy)")
+    low, high = (resolve_snr(p.strip()) for p in parts)
+    if not low <= high or math.isinf(high):
+        raise ValueError(f"difficulty {difficulty!r}: a range needs finite LOW <= HIGH, got {low} and {high}")
+    return math.sqrt(low * high), math.log(high / low) / 2
+
+
 def _field(default: object, help: str) -> object:
     """A dataclass field whose description ``simulate.py --help`` shows."""
     return field(default=default, metadata={"help": help})

@@ -14,7 +14,7 @@ from particles import PARTICLE_NAMES, VOXEL_SPACING, particle
 from simulation.dataset import DIFFICULTY_REPORT
 from tests.training_fixtures import fixed_imaging
 from simulation.difficulty import (DIFFICULTY_LEVELS, ImagingConfig, class_difficulty,
-                                   resolve_snr)
+                                   resolve_snr, snr_range)
 from simulation.imaging import ImagingParams, ctf, reconstruct
 from simulation.tomogram import simulate_run
 
@@ -68,6 +68,19 @@ def test_levels_resolve_and_bad_levels_are_clear():
             resolve_snr(bad)
     with pytest.raises(ValueError, match="defocus_um"):
         ImagingConfig(defocus_um=(5.0, 2.0))
+
+
+def test_snr_range_is_log_uniform_between_its_ends():
+    snr, spread = snr_range("1:8")
+    assert snr == pytest.approx(math.sqrt(8)) and spread == pytest.approx(math.log(8) / 2)
+    assert snr_range("hard:easy") == pytest.approx((2.0, math.log(16) / 2))
+    assert snr_range("2") is None and snr_range("realistic") is None
+    draws = [ImagingConfig(snr=snr, snr_spread=spread).draw(np.random.default_rng(i)).snr for i in range(400)]
+    assert 1.0 <= min(draws) < 1.3 and 6.2 < max(draws) <= 8.0
+    assert 0.4 < np.mean(np.log(draws) < math.log(snr)) < 0.6  # as many runs below the geometric mean as above
+    for bad in ("8:1", "1:2:3", "1:inf", "0:2", "x:2"):
+        with pytest.raises(ValueError, match="difficulty"):
+            snr_range(bad)
 
 
 def test_imaging_is_drawn_per_run_within_its_ranges():

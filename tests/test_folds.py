@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from datamodules.folds import load_folds, split_runs
+from dataio.folds import load_folds, split_runs
 from dataio.layout import TRAIN_RUNS
 
 REPO_FOLDS = Path(__file__).resolve().parents[1] / "folds.yaml"

@@ -14,6 +14,7 @@ import scipy.fft as sfft
 import zarr
 
 from dataio import layout
+from dataio.folds import load_folds
 from dataio.layout import COPICK_CONFIG_NAME, TRAIN_RUNS, overlay_runs_dir, pick_file, tomogram_path, train_overlay_root
 from particles import PARTICLE_NAMES, PARTICLES, VOXEL_SPACING, particle
 from simulation import simulate_tomogram
@@ -213,6 +214,8 @@ def test_dataset_layout_and_config(tiny_dataset: Path):
     assert all(len(v) >= 1 for run in picks for v in run.values())  # every class in every run, as in real runs
     ribosomes = {tuple(run["ribosome"][0]) for run in picks}
     assert len(ribosomes) == len(TRAIN_RUNS)  # runs differ
+    # the folds written beside the dataset are the repository's for the CZII names
+    assert load_folds(tiny_dataset / "folds.yaml", TRAIN_RUNS) == load_folds(REPO / "folds.yaml", TRAIN_RUNS)
 
 
 def _write_mrc(path: Path, data: np.ndarray, voxel: float = 10.0) -> None:
@@ -309,3 +312,22 @@ def test_cli_writes_a_dataset(tmp_path: Path):
                               timeout=120)
     assert replaced.returncode == 0, replaced.stderr
     assert not (out / "test").exists()  # the old dataset's test runs went with it
+
+
+def test_pretraining_set_of_many_runs_and_every_difficulty(tmp_path: Path):
+    """``--n-train 5 --difficulty 1:8``: five generated train runs, a folds file that splits exactly them,
+    and each run's SNR inside the range (the report records them)."""
+    out = tmp_path / "pretrain"
+    cmd = [sys.executable, str(REPO / "simulate.py"), "--out", str(out), "--size", "16,40,40", "--n-train", "5",
+           "--n-test", "0", "--difficulty", "1:8"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    runs = [f"TS_sim_train_{i}" for i in range(5)]
+    assert sorted(p.name for p in (out / "train" / "static" / "ExperimentRuns").iterdir()) == runs
+    assert load_folds(out / "folds.yaml", runs) == {k: [run] for k, run in enumerate(runs)}
+    report = json.loads((out / "difficulty.json").read_text())
+    snrs = [r["imaging"]["snr"] for r in report["runs"]]
+    assert len(snrs) == 5 and all(1.0 <= s <= 8.0 for s in snrs) and len(set(snrs)) == 5
+    bad = subprocess.run(cmd[:3] + [str(tmp_path / "other"), "--n-train", "0"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0 and "n_train must be >= 1" in bad.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import shutil
@@ -122,6 +123,27 @@ def test_ema_before_its_start_step_holds_the_trained_weights(twin, tmp_path) -> 
     assert _differs(ema, {k: initial[k] for k in ema})
 
 
+def test_fine_tuning_from_a_run_folder_is_recorded_and_named_apart(short_run, twin, tmp_path) -> None:
+    """``train.py --init-from RUN_FOLDER`` starts from that run's weights.ckpt, records the absolute path in the
+    run's config (a run is reproduced from its folder), and gets another recipe name than training from
+    scratch; a resume continues from its own checkpoint, not from the pre-trained weights again."""
+    root, folds = twin
+    pretrained = shutil.copytree(short_run.run_dir, tmp_path / "pretrained")
+    overrides = tiny_overrides(root, folds, steps=2, seed=1)
+    runs = tmp_path / "runs"
+    assert train.main(cli_args(overrides) + ["--out", str(runs), "--init-from", str(pretrained)]) == 0
+    (run_dir,) = runs.iterdir()
+    saved = load_yaml(run_dir / "config.yaml")
+    assert saved["init_from"] == str(pretrained.absolute())
+    scratch = resolve_config(None, None, overrides)
+    assert scratch.init_from is None and run_dir.name != f"{scratch.experiment}_fold0"
+    shutil.rmtree(pretrained)
+    tuned = from_dict(ExperimentConfig, saved)
+    resumed = fit(dataclasses.replace(tuned, trainer=dataclasses.replace(tuned.trainer, max_epochs=2)), runs,
+                  resume=True)
+    assert _checkpoint(resumed.last)["epoch"] == 1
+
+
 def test_init_from_loads_weights_and_rejects_another_model(short_run, twin, tmp_path) -> None:
     root, folds = twin
     cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, seed=1))
@@ -130,11 +152,14 @@ def test_init_from_loads_weights_and_rejects_another_model(short_run, twin, tmp_
     assert _differs(module.model.state_dict(), ema)
     module.load_weights_from(short_run.last)
     assert not _differs(module.model.state_dict(), ema)
+    fresh = ParticlePicker.from_config(cfg)
+    fresh.load_weights_from(short_run.run_dir)  # a run folder: its weights.ckpt, the final EMA weights
+    assert not _differs(fresh.model.state_dict(), _model_weights(_checkpoint(short_run.weights)["state_dict"]))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         module.load_weights_from(tmp_path / "missing.ckpt")
     other = resolve_config(None, None, tiny_overrides(root, folds, steps=2, model={"widths": [4, 8, 16]}))
     with pytest.raises(ValueError, match="another model"):
-        fit(other, tmp_path, init_from=str(short_run.last))
+        fit(dataclasses.replace(other, init_from=str(short_run.last)), tmp_path)
     assert not any(tmp_path.iterdir())  # a refused run leaves no folder that would block the corrected one
 
 

@@ -1,4 +1,5 @@
-"""Read folds.yaml (fold -> validation runs), the only split definition, and refuse inconsistent ones."""
+"""folds.yaml (fold -> validation runs), the only split definition: read (refusing inconsistent ones) and
+written (beside a simulated dataset whose runs are not the CZII seven)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -100,3 +101,16 @@ def resolve_folds_file(folds_file: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"folds file {folds_file} not found (looked in the working directory and {REPO_ROOT})")
+
+
+def one_run_per_fold(runs: Iterable[str]) -> dict[int, list[str]]:
+    """Fold k holds out the k-th run, as the repository's folds.yaml does for the seven CZII runs."""
+    return {k: [str(run)] for k, run in enumerate(runs)}
+
+
+def folds_text(folds: dict[int, list[str]]) -> str:
+    """A folds file that ``load_folds`` reads back to ``folds``."""
+    header = ("# fold -> validation runs; train on every other run (`--fold -1` or `all`: every run, no "
+              "validation)\n")
+    return header + yaml.safe_dump({"folds": {int(k): list(map(str, v)) for k, v in folds.items()}},
+                                   sort_keys=False, default_flow_style=None)
