@@ -11,7 +11,22 @@ DEMO   ?= outputs/demo
 DEMO_FOLDS ?= 0+1 1+2 2+0
 export WANDB_MODE ?= offline
 
-.PHONY: setup demo test test-all clean-demo
+# Pre-training on simulation, then fine-tuning (README "Pre-training"): PRETRAIN_RUNS simulated runs of every
+# difficulty in PRETRAIN_SNR (each with its own random imaging) -> one model pre-trained on them -> the pair
+# models FINETUNE_FOLDS fine-tuned from it on DATA (its folds: FOLDS) -> the ensemble of DATA's test runs.
+# PARTICLES: czii or a particles file / copick config (the classes of DATA); TRAIN_ARGS: more train.py flags.
+PRETRAIN        ?= outputs/pretrain
+PRETRAIN_RUNS   ?= 32
+PRETRAIN_SNR    ?= hard:easy
+PRETRAIN_SIZE   ?= demo
+PRETRAIN_EPOCHS ?= 72
+DATA            ?= $(DEMO)/data
+FOLDS           ?= folds.yaml
+FINETUNE_FOLDS  ?= $(DEMO_FOLDS)
+PARTICLES       ?= czii
+TRAIN_ARGS      ?=
+
+.PHONY: setup demo pretrain test test-all clean-demo
 
 setup: $(VENV)/.installed
 
@@ -32,6 +47,18 @@ demo: setup
 	  --out $(DEMO)/submission.csv --score --pictures $(DEMO)/pictures
 	$(PY) -m benchmarks.classical_baseline --data $(DEMO)/data --submission $(DEMO)/classical_baseline.csv
 	$(PY) -m postprocess.metric $(DEMO)/submission.csv $(DEMO)/classical_baseline.csv --gt $(DEMO)/data/test_truth
+
+pretrain: setup
+	$(PY) simulate.py --out $(PRETRAIN)/data --size $(PRETRAIN_SIZE) --n-train $(PRETRAIN_RUNS) --n-test 0 \
+	  --difficulty $(PRETRAIN_SNR) --particles $(PARTICLES) --seed 1 --overwrite
+	$(PY) train.py --fold 0 --data $(PRETRAIN)/data --data.folds_file $(PRETRAIN)/data/folds.yaml \
+	  --particles $(PARTICLES) --experiment pretrained --out $(PRETRAIN)/runs --overwrite $(TRAIN_ARGS) \
+	  --trainer.max_epochs $(PRETRAIN_EPOCHS)
+	for fold in $(FINETUNE_FOLDS); do \
+	  $(PY) train.py --fold $$fold --data $(DATA) --data.folds_file $(FOLDS) --particles $(PARTICLES) \
+	    --init-from $(PRETRAIN)/runs/pretrained_fold0 --out $(PRETRAIN)/finetuned --overwrite $(TRAIN_ARGS) || exit 1; \
+	done
+	$(PY) ensemble.py --runs $(PRETRAIN)/finetuned --data $(DATA) --split test --out $(PRETRAIN)/submission.csv
 
 # the fast tier (units, bad inputs, the golden ensemble): under a minute on 2 cores
 test: setup
