@@ -31,7 +31,7 @@ from inference.fold_runs import (FoldRun, check_compatible, check_distinct, chec
                                            ensemble_settings, find_fold_runs, fold_run_from_checkpoint, load_model,
                                            weight_soup)
 from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
-from inference.export import EXPORT_SUFFIXES, export_ensemble
+from inference.export import export_ensemble, export_suffix
 from inference.precision import PRECISIONS, autocast_dtype
 from inference.predict import EnsembleSettings, predict_run
 from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
@@ -143,8 +143,7 @@ def check_outputs(args: argparse.Namespace, runs: list[FoldRun], names: list[str
             check_path_name(name, "run name")
         check_writable(Path(args.pictures) / "oof_pr_curves.png", "--pictures")
     if args.export:
-        if Path(args.export).suffix.lower() not in EXPORT_SUFFIXES:
-            raise ValueError(f"--export {args.export}: the file name must end in {' or '.join(EXPORT_SUFFIXES)}")
+        export_suffix(args.export)
         check_writable(Path(args.export), "--export")
     path = thresholds_path(args, runs)
     if path is not None:

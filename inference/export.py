@@ -26,14 +26,20 @@ def dynamic_shapes(divisor: int) -> dict[str, dict[int, object]]:
                   3: divisor * dim("height", min=1, max=64), 4: divisor * dim("width", min=1, max=64)}}
 
 
+def export_suffix(path: str | Path) -> str:
+    """``.onnx`` or ``.pt2``: the format ``path`` asks for; another name is an error, raised before any work."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise ValueError(f"--export {path}: the file name must end in {' or '.join(EXPORT_SUFFIXES)}")
+    return suffix
+
+
 def export_ensemble(models: Sequence[nn.Module], path: Path, batch: OutputBatch | None = None,
                     check_window: Sequence[int] | None = None) -> float:
     """Save the ensemble's mean logits as ``path`` (``.onnx`` or ``.pt2``), input ``[B, 1, D, H, W]`` of any batch
     and size in multiples of the networks' divisor; returns the largest difference from PyTorch on one random
     ``check_window`` (default: 4 x the divisor on each side; an error, and no file, beyond ``EXPORT_TOLERANCE``)."""
-    suffix = path.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        raise ValueError(f"--export {path}: the file name must end in {' or '.join(EXPORT_SUFFIXES)}")
+    suffix = export_suffix(path)
     ensemble = LogitAverage(list(models)).eval().float().to(memory_format=torch.contiguous_format)
     device = next(ensemble.parameters()).device
     window = tuple(check_window or (4 * ensemble.size_divisor,) * 3)
