@@ -40,3 +40,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def world(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The bad-input tests' private dataset copy with one finished run (tests/bad_input_harness.py); built once."""
+    from tests.bad_input_harness import build_world
+
+    return build_world(tiny_dataset, tmp_path_factory.mktemp("bad_inputs"))

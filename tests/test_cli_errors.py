@@ -1,5 +1,5 @@
 """The one-line answer every tool gives to an environment fault, and outputs that appear together or not at
-all (pure units: the command-line cases are in tests/test_bad_inputs.py and tests/test_trust.py)."""
+all (pure units: the command-line cases are in tests/test_bad_inputs_*.py and tests/test_trust.py)."""
 from __future__ import annotations
 
 import errno

@@ -1,4 +1,4 @@
-"""What a user must be able to trust beyond one clear error per bad input (tests/test_bad_inputs.py): outputs
+"""What a user must be able to trust beyond one clear error per bad input (tests/test_bad_inputs_*.py): outputs
 that appear together or not at all, run folders that say whether they finished, failed starts that leave
 nothing behind, Ctrl-C that says how to continue, and the same treatment of foreign objects in every layout."""
 from __future__ import annotations
