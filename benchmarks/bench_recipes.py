@@ -42,6 +42,8 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "constant-pad": {"pad_mode": "constant"},
     "kernel1-supp0.5": {"kernel_fraction": 1.0, "class_suppression": 0.5},
     "cc3d": {"picker": "cc3d"},
+    # runs trained before the cpu preset's window became the whole tomogram, predicted as it predicts now
+    "window-192x640x640": {"window": [192, 640, 640]},
 }
 """Post-processing settings scored on the same trained folds (no retraining): ensemble settings overrides."""
 VARIANTS: dict[str, dict[str, Any]] = {
