@@ -18,7 +18,7 @@ from dataio.layout import TEST_TRUTH_DIR
 from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES
 from simulation import simulate_dataset
-from simulation.dataset import DIFFICULTY_REPORT, particle_models
+from simulation.dataset import DIFFICULTY_REPORT, particle_models, resolve_size, simulated_train_runs
 from simulation.difficulty import (DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr,
                                    snr_range)
 from simulation.templates import load_templates
@@ -102,6 +102,9 @@ def simulate(args: argparse.Namespace) -> int:
                                               for k, v in particle_models(templates, particles).items()))
     if args.out.exists() and not args.out.is_dir():
         raise FileExistsError(f"--out {args.out} is a file, not a folder")
+    resolve_size(args.size), simulated_train_runs(args.n_train)  # bad values refused before the old set goes
+    if args.n_test < 0:
+        raise ValueError(f"--n-test must be >= 0, got {args.n_test}")
     clear_previous(args.out, args.overwrite)
     out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
                            n_train=args.n_train, n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,

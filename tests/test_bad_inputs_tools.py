@@ -33,6 +33,14 @@ def case_simulate_unknown_difficulty(w: World, t: Path):
     return simulate.main, ["--out", str(t / "sim"), "--difficulty", "medium"]
 
 
+def case_simulate_reversed_snr_range(w: World, t: Path):
+    return simulate.main, ["--out", str(t / "sim"), "--difficulty", "8:1"]
+
+
+def case_simulate_no_train_runs(w: World, t: Path):
+    return simulate.main, ["--out", str(t / "sim"), "--n-train", "0"]
+
+
 def case_simulate_into_a_full_folder(w: World, t: Path):
     written(t / "sim" / "notes.txt", "mine\n")
     return simulate.main, ["--out", str(t / "sim"), "--size", "48,96,96"]
@@ -85,6 +93,8 @@ CASES: list[tuple[Callable, str]] = [
     (case_metric_missing_ground_truth, "ground truth not found"),
     (case_metric_unknown_experiment, "not in the ground truth"),
     (case_simulate_unknown_difficulty, "difficulty 'medium': expected one of easy, realistic, hard"),
+    (case_simulate_reversed_snr_range, "difficulty '8:1': a range needs finite LOW <= HIGH"),
+    (case_simulate_no_train_runs, "n_train must be >= 1, got 0"),
     (case_simulate_into_a_full_folder, "is not empty; pass --overwrite"),
     (case_simulate_missing_templates, "no_maps"),
     (case_simulate_out_is_a_file, "is a file, not a folder"),

@@ -11,7 +11,8 @@ import torch
 
 import train
 from dataio.layout import tomogram_path
-from tests.bad_input_harness import RUN, World, check_one_clear_error, damaged_copy, first_chunk, last_checkpoint, pick_file_of, resumable_copy, train_cli, written, yaml_folds
+from tests.bad_input_harness import (RUN, World, check_one_clear_error, damaged_copy, first_chunk, last_checkpoint,
+                                     pick_file_of, resumable_copy, train_cli, written, yaml_folds)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

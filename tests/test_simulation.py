@@ -308,6 +308,9 @@ def test_cli_writes_a_dataset(tmp_path: Path):
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "--overwrite" in again.stderr  # an existing dataset is never clobbered
     assert (out / COPICK_CONFIG_NAME).read_bytes() == config_bytes
+    for bad in (["--n-train", "0"], ["--size", "huge"], ["--n-test", "-1"]):  # refused before the old set goes
+        refused = subprocess.run(cmd + ["--overwrite", *bad], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and tomogram_path(out, "test", "TS_sim_test_0", "denoised").is_dir()
     replaced = subprocess.run(cmd + ["--overwrite", "--n-test", "0"], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
     assert replaced.returncode == 0, replaced.stderr
