@@ -11,9 +11,10 @@ DEMO   ?= outputs/demo
 DEMO_FOLDS ?= 0+1 1+2 2+0
 export WANDB_MODE ?= offline
 
-# Pre-training on simulation, then fine-tuning (README "Pre-training on simulation"): PRETRAIN_RUNS simulated runs of every
-# difficulty in PRETRAIN_SNR (each with its own random imaging) -> one model pre-trained on them -> the pair
-# models FINETUNE_FOLDS fine-tuned from it on DATA (its folds: FOLDS) -> the ensemble of DATA's test runs.
+# Pre-training on simulation, then fine-tuning (README "Pre-training on simulation"): PRETRAIN_RUNS simulated
+# runs of every difficulty in PRETRAIN_SNR (each with its own random imaging) -> one model pre-trained on them
+# -> the pair models FINETUNE_FOLDS fine-tuned from it on DATA (its folds: FOLDS) -> the ensemble of DATA's
+# test runs.
 # PARTICLES: czii or a particles file / copick config (the classes of DATA); TRAIN_ARGS: more train.py flags.
 PRETRAIN        ?= outputs/pretrain
 PRETRAIN_RUNS   ?= 32
