@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +41,7 @@ from particles import ParticleSet
 from postprocess.class_suppression import select_picks
 from postprocess.metric import format_report, report_scores, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
-from postprocess.thresholds import load_oof_scores, load_thresholds, save_thresholds
+from postprocess.thresholds import load_component_levels, load_oof_scores, load_thresholds, save_thresholds
 from postprocess.wandb_report import log_ensemble_run, pr_curve_rows
 
 
@@ -108,24 +109,36 @@ def thresholds_path(args: argparse.Namespace, runs: list[FoldRun]) -> Path | Non
     return Path(args.thresholds) if args.thresholds else default
 
 
+@dataclass(frozen=True)
+class FittedThresholds:
+    """What the ensemble picks with: per-class thresholds, per-class component levels (cc3d with a grid of
+    levels), and, when fitted now, the OOF predictions and the record to save them with."""
+
+    thresholds: dict[str, float]
+    levels: dict[str, float] | None = None
+    oof: OOFPredictions | None = None
+    record: dict | None = None
+
+
 def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
-                   device: torch.device) -> tuple[dict[str, float], OOFPredictions | None, dict | None]:
+                   device: torch.device) -> FittedThresholds:
     """Saved thresholds fitted with these very settings and checkpoints, else thresholds fitted now on the
-    folds' out-of-fold predictions made with them; the record to save them with when fitted now, else None."""
+    folds' out-of-fold predictions made with them."""
     path = thresholds_path(args, runs)
     record = threshold_record(settings, runs)
     if path is not None and path.is_file() and not args.refit_thresholds:
         thresholds, fitted_with = load_thresholds(path, settings.particles)
+        levels = load_component_levels(path, settings.particles)
         if fitted_with == record:
             print(f"thresholds from {path} (fitted out of fold with these settings and checkpoints)")
-            return thresholds, None, None
+            return FittedThresholds(thresholds, levels)
         if args.thresholds:  # the user's own file: used as given, with a word when it was fitted otherwise
             print(f"thresholds from {path}, which records "
                   f"{'no fitting settings' if fitted_with is None else 'other settings or checkpoints'}")
-            return thresholds, None, None
+            return FittedThresholds(thresholds, levels)
         print(f"{path} was fitted with other settings or checkpoints: fitting again")
     thresholds, oof = fit_oof_thresholds(runs, settings, device)
-    return thresholds, oof, record
+    return FittedThresholds(thresholds, oof.component_levels, oof, record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,8 +217,11 @@ def run(args: argparse.Namespace) -> int:
     settings = ensemble_settings(cfg, autocast_dtype(args.precision, device),
                                  **given_config_values(args, InferenceSettings))
     # fitted once, by rank 0, and shared: every rank then predicts its share of the tomograms with them
-    thresholds, oof, record = thresholds_for(args, folds, settings, device) if rank == 0 else ({}, None, None)
-    thresholds = from_rank_zero(thresholds)
+    fitted = thresholds_for(args, folds, settings, device) if rank == 0 else FittedThresholds({})
+    oof, record = fitted.oof, fitted.record
+    thresholds, levels = from_rank_zero((fitted.thresholds, fitted.levels))
+    if levels is not None:
+        print("component levels fitted out of fold: " + ", ".join(f"{n} {v:g}" for n, v in levels.items()))
     oof_scores = report_oof(folds, oof, thresholds, settings, thresholds_path(args, folds)) if rank == 0 else {}
     models = [load_model(r, device) for r in folds]
     models = [weight_soup(models)] if args.soup else models
@@ -214,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
         tables = []
         for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
             volume = source.load_tomogram(name)
-            picks = predict_run(models, volume, name, settings, thresholds, device, source.voxel_spacing)
+            picks = predict_run(models, volume, name, settings, thresholds, device, source.voxel_spacing, levels)
             tables.append(picks)
             if args.pictures:
                 slice_figure(volume, truth.get(name, picks.iloc[:0]), picks,
@@ -231,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         saved_thresholds = thresholds_path(args, folds) if record is not None else None
         if saved_thresholds is not None:
             save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch, oof_scores=oof_scores,
-                            particles=particles)
+                            particles=particles, component_levels=levels)
         write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
                            voxel_spacing=source.voxel_spacing, batch=batch, particles=particles)
         out = write_submission(table, args.out, batch=batch, particles=particles)

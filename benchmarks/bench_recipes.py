@@ -41,7 +41,8 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "supp0.5": {"class_suppression": 0.5},
     "constant-pad": {"pad_mode": "constant"},
     "kernel1-supp0.5": {"kernel_fraction": 1.0, "class_suppression": 0.5},
-    "cc3d": {"picker": "cc3d"},
+    "cc3d": {"picker": "cc3d"},  # each class's level fitted out of fold (component_levels)
+    "cc3d-0.3": {"picker": "cc3d", "component_levels": []},  # one level for every class (before the fit)
     # runs trained before the cpu preset's window became the whole tomogram, predicted as it predicts now
     "window-192x640x640": {"window": [192, 640, 640]},
 }
@@ -89,13 +90,15 @@ def per_class(report: MetricReport) -> dict[str, float]:
     return {n: float(report.table.loc[n, "f4"]) for n in PARTICLE_NAMES if n in report.table.index}
 
 
-def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSettings) -> pd.DataFrame:
-    """Every peak of the fold ensemble above the candidate threshold on the test runs, with its score."""
+def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSettings,
+                    levels: dict[str, float] | None = None) -> pd.DataFrame:
+    """Every peak (or component at its class's ``levels``) of the fold ensemble above the candidate threshold
+    on the test runs, with its score."""
     models = [load_model(r) for r in fold_runs]
     source = open_source(data, "test", fold_runs[0].config.data.tomo_type)
     floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
     tables = [predict_run(models, source.load_tomogram(run), run, settings, floor, torch.device("cpu"),
-                          source.voxel_spacing)
+                          source.voxel_spacing, levels)
               for run in source.run_names()]
     return pd.concat(tables, ignore_index=True)
 
@@ -107,12 +110,15 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
     fraction = settings.inference.class_suppression
     thresholds, predicted = fit_oof_thresholds(fold_runs, settings)
     oof = score_picks(select_picks(predicted.candidates, thresholds, fraction), predicted.truth, runs=predicted.runs)
-    candidates = test_candidates(fold_runs, data, replace(settings, inference=replace(settings.inference, class_suppression=0.0)))
+    candidates = test_candidates(fold_runs, data, replace(settings, inference=replace(settings.inference,
+                                                                                    class_suppression=0.0)),
+                                 predicted.component_levels)
     truth = load_ground_truth(data / "test_truth")
     test = score_picks(select_picks(candidates, thresholds, fraction), truth)
     best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth)), truth)
     return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
-            "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": thresholds}
+            "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": thresholds,
+            "component_levels": predicted.component_levels}
 
 
 def run_variant(name: str, data: Path, out: Path, folds: list[str], extra: list[str],

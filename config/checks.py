@@ -44,6 +44,7 @@ _RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("inference.class_suppression", _NON_NEGATIVE, lambda v: v >= 0),
     ("inference.smooth_sigma", "None or >= 0", lambda v: v is None or v >= 0),
     ("inference.component_threshold", "in (0, 1)", lambda v: 0 < v < 1),
+    ("inference.component_levels", "in (0, 1) each", lambda v: all(0 < x < 1 for x in v)),
     ("trainer.max_steps", "-1 (off) or >= 1", lambda v: v == -1 or v >= 1),
     ("trainer.num_nodes", ">= 1", lambda v: v >= 1),
     ("trainer.check_val_every_n_epoch", ">= 1", lambda v: v >= 1),

@@ -163,7 +163,12 @@ class InferenceSettings:
     smooth_sigma: float | None = option(None, "light Gaussian smoothing of the probabilities before NMS (voxels)")
     picker: PickerKind = option("nms", "nms: local maxima (max-pool NMS); cc3d: centroids of connected components "
                                        "above component_threshold, scored by their peak")
-    component_threshold: float = option(0.3, "cc3d: probability a voxel needs to join a component")
+    component_threshold: float = option(0.3, "cc3d: probability a voxel needs to join a component (fold "
+                                             "validation's level; the ensemble's when component_levels is empty)")
+    component_levels: tuple[float, ...] = option((0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+                                                 "cc3d: levels the OOF fit tries for each class, keeping the one "
+                                                 "whose components reach the best F4 (saved with the thresholds; "
+                                                 "empty: component_threshold for every class)")
     kernel_fraction: float = option(0.5, "max-pool NMS kernel ≈ this × class radius")
     candidate_threshold: float = option(0.05, "peaks kept as candidates (for threshold fitting and class "
                                               "suppression)")

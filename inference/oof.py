@@ -18,7 +18,9 @@ from particles import CZII_PARTICLES
 from inference.fold_runs import FoldRun, load_model
 from inference.run_folders import load_run_split
 from postprocess.class_suppression import fit_thresholds_suppressed
-from inference.predict import EnsembleSettings, predict_run
+from inference.candidates import fits_component_levels, pick_candidates_per_level
+from inference.predict import EnsembleSettings, ensemble_probabilities, predict_run
+from postprocess.component_levels import candidates_at_levels, fit_component_levels
 
 UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size",)
 """Settings that do not change what the ensemble predicts (beyond rounding), so thresholds ignore them."""
@@ -32,6 +34,7 @@ class OOFPredictions:
     truth: pd.DataFrame
     runs: list[str]
     models_per_run: dict[str, int]
+    component_levels: dict[str, float] | None = None  # cc3d: each class's level, fitted on these runs
 
 
 def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
@@ -62,13 +65,15 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
                 device: torch.device | str = "cpu") -> OOFPredictions:
     """Each held-out tomogram predicted, under ``settings`` (TTA, window, NMS as the ensemble), by the
     ensemble of the models that never trained on it. Candidates are not suppressed across classes: that
-    depends on the thresholds still to be fitted."""
+    depends on the thresholds still to be fitted. With cc3d and a grid of ``component_levels``, each class's
+    level is fitted here and the candidates are those at the chosen levels."""
     groups = models_by_held_out_run(runs)
     if not groups:
         raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
     candidates, truths = [], []
     floor = {n: settings.inference.candidate_threshold for n in settings.particles.names}
     settings = replace(settings, inference=replace(settings.inference, class_suppression=0.0))
+    per_level = fits_component_levels(settings.inference)
     loaded: dict[Path, torch.nn.Module] = {}  # a pair model holds out two runs: read its checkpoint once
     for name, (source, members) in groups.items():
         if not source.has_picks:
@@ -78,11 +83,24 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
             if run.checkpoint not in loaded:
                 loaded[run.checkpoint] = load_model(run, device)
         models = [loaded[run.checkpoint] for run in members]
-        candidates.append(predict_run(models, source.load_tomogram(name), name, settings, floor,
-                                      torch.device(device), source.voxel_spacing))
+        volume = source.load_tomogram(name)
+        if per_level:
+            probs = ensemble_probabilities(models, volume, name, settings, torch.device(device))
+            candidates.append(pick_candidates_per_level(probs, name, settings.inference,
+                                                        spacing=source.voxel_spacing,
+                                                        output_stride=settings.output_stride,
+                                                        particles=settings.particles))
+        else:
+            candidates.append(predict_run(models, volume, name, settings, floor, torch.device(device),
+                                          source.voxel_spacing))
         truths.append(source.picks(name))
-    return OOFPredictions(pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True),
-                          list(groups), {name: len(members) for name, (_, members) in groups.items()})
+    table, truth = pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True)
+    levels = None
+    if per_level:
+        levels = fit_component_levels(table, truth, settings.inference.component_threshold, settings.particles)
+        table = candidates_at_levels(table, levels)
+    return OOFPredictions(table, truth, list(groups),
+                          {name: len(members) for name, (_, members) in groups.items()}, levels)
 
 
 PREDICTOR = "one pass, views per window"

@@ -31,28 +31,35 @@ class EnsembleSettings:
     particles: ParticleSet = CZII_PARTICLES  # the classes the models' channels are, from their config
 
 
-def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
-                thresholds: Mapping[str, float], device: torch.device, spacing: float) -> pd.DataFrame:
-    """Picks (with score, in Å at the tomogram's ``spacing``) of one run; only the ensemble's output for this
-    tomogram is held in memory.
-
-    Peaks above the candidate threshold compete across classes first (those reaching their class threshold
-    suppress weaker picks of other classes on the same spot, as when the thresholds were fitted), then each
-    class keeps those reaching its threshold.
-    """
+def ensemble_probabilities(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
+                           device: torch.device) -> torch.Tensor:
+    """``[C, D/s, H/s, W/s]`` probabilities of one run: normalised, every model and TTA view in one pass."""
     try:
         normalised = normalize(volume, settings.normalization)  # type: ignore[arg-type]
     except ValueError as err:
         raise ValueError(f"run {run}: {err}") from err
     tensor = torch.from_numpy(normalised).to(device)  # [D, H, W]
     infer = settings.inference
-    probs = predict_probabilities(models, tensor, settings.activation, window=infer.window, overlap=infer.overlap,
-                                  batch_size=infer.batch_size, tta=infer.tta, average=infer.average,
-                                  autocast_dtype=settings.autocast_dtype, pad_mode=infer.pad_mode,
-                                  num_classes=settings.particles.num_classes)
-    particles = settings.particles
+    return predict_probabilities(models, tensor, settings.activation, window=infer.window, overlap=infer.overlap,
+                                 batch_size=infer.batch_size, tta=infer.tta, average=infer.average,
+                                 autocast_dtype=settings.autocast_dtype, pad_mode=infer.pad_mode,
+                                 num_classes=settings.particles.num_classes)
+
+
+def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
+                thresholds: Mapping[str, float], device: torch.device, spacing: float,
+                levels: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Picks (with score, in Å at the tomogram's ``spacing``) of one run; only the ensemble's output for this
+    tomogram is held in memory. ``levels``: each class's component level fitted out of fold (cc3d).
+
+    Peaks above the candidate threshold compete across classes first (those reaching their class threshold
+    suppress weaker picks of other classes on the same spot, as when the thresholds were fitted), then each
+    class keeps those reaching its threshold.
+    """
+    probs = ensemble_probabilities(models, volume, run, settings, device)
+    particles, infer = settings.particles, settings.inference
     limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles)))
     floor = min(infer.candidate_threshold, *limits.values())
     candidates = pick_candidates(probs, run, infer, floor, spacing=spacing, output_stride=settings.output_stride,
-                                 particles=particles)
+                                 particles=particles, levels=levels)
     return select_picks(candidates, limits, infer.class_suppression, particles)

@@ -2,6 +2,8 @@
 that segmentation-style solutions (sphere masks, Dice losses) use."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import torch
@@ -26,19 +28,26 @@ def component_centroids(heatmap: np.ndarray, level: float) -> tuple[np.ndarray, 
     return centroids[order], peaks[order]
 
 
-def pick_components(probs: torch.Tensor, run: str, level: float, *, spacing: float, output_stride: int = 1,
-                    max_per_class: int | None = None, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+def pick_components(probs: torch.Tensor, run: str, level: float | Mapping[str, float], *, spacing: float,
+                    output_stride: int = 1, max_per_class: int | None = None,
+                    particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """``[C, D, H, W]`` probabilities -> picks table (experiment, particle_type, x, y, z in Å, score): one pick
-    per connected component of each class above ``level``, at its centroid, scored by its peak probability
-    (so per-class thresholds fitted on scores keep whole components or drop them)."""
+    per connected component of each class above ``level`` (one for all, or class -> level), at its centroid,
+    scored by its peak probability (so per-class thresholds fitted on scores keep whole components or drop
+    them)."""
     if probs.ndim != 4 or probs.shape[0] != particles.num_classes:
         raise ValueError(f"run {run}: probs must be [{particles.num_classes}, D, H, W]; got {tuple(probs.shape)}")
-    if not 0 < level < 1:
-        raise ValueError(f"component level must be in (0, 1); got {level}")
+    levels = dict(level) if isinstance(level, Mapping) else {n: level for n in particles.names}
+    missing = [n for n in particles.names if n not in levels]
+    if missing:
+        raise ValueError(f"component levels missing for classes {missing}")
+    bad = {n: v for n, v in levels.items() if not 0 < v < 1}
+    if bad:
+        raise ValueError(f"component level must be in (0, 1); got {bad if isinstance(level, Mapping) else level}")
     maps = probs.float().cpu().numpy()
     frames = []
     for p in particles.particles:
-        zyx, scores = component_centroids(maps[p.channel], level)
+        zyx, scores = component_centroids(maps[p.channel], levels[p.name])
         if max_per_class is not None:
             zyx, scores = zyx[:max_per_class], scores[:max_per_class]
         xyz = index_to_angstrom(zyx * output_stride, spacing)

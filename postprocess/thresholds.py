@@ -131,14 +131,34 @@ def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float],
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
                     fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None,
                     oof_scores: Mapping[str, float] | None = None,
-                    particles: ParticleSet = CZII_PARTICLES) -> Path:
+                    particles: ParticleSet = CZII_PARTICLES,
+                    component_levels: Mapping[str, float] | None = None) -> Path:
     """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}, "oof_scores": {...}}`` as JSON
     atomically; ``fitted_with`` records what the thresholds depend on (the prediction settings and checkpoints
     they were fitted for), ``oof_scores`` the out-of-fold CV they gave (kept so a run that reuses them can
-    still report it)."""
+    still report it), ``component_levels`` (cc3d) each class's level fitted with them."""
     clean = _check_thresholds(thresholds, str(path), particles)
-    doc = {"thresholds": clean, "fitted_with": dict(fitted_with or {}), "oof_scores": dict(oof_scores or {})}
+    doc: dict[str, object] = {"thresholds": clean, "fitted_with": dict(fitted_with or {}),
+                              "oof_scores": dict(oof_scores or {})}
+    if component_levels is not None:
+        doc["component_levels"] = _check_levels(component_levels, str(path), particles)
     return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n", batch=batch)
+
+
+def _check_levels(levels: object, where: str, particles: ParticleSet) -> dict[str, float]:
+    """Component levels: like thresholds, but strictly inside (0, 1) (a level of 0 or 1 cuts nothing out)."""
+    clean = _check_thresholds(levels, f"{where}: component_levels", particles)  # type: ignore[arg-type]
+    bad = {name: value for name, value in clean.items() if not 0.0 < value < 1.0}
+    if bad:
+        raise ValueError(f"{where}: component levels must be in (0, 1); got {bad}")
+    return clean
+
+
+def load_component_levels(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> dict[str, float] | None:
+    """Each class's component level saved with the thresholds (cc3d), None when the file has none."""
+    data = json.loads(Path(path).read_text())
+    levels = data.get("component_levels") if isinstance(data, dict) else None
+    return None if levels is None else _check_levels(levels, str(path), particles)
 
 
 def load_oof_scores(path: str | Path) -> dict[str, float]:

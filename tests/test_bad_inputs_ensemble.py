@@ -70,6 +70,10 @@ def case_ensemble_copy_of_a_checkpoint(w: World, t: Path):
     return ensemble_cli(w, t, "--checkpoints", str(last_checkpoint(w)), str(copy))
 
 
+def case_ensemble_component_level_of_one(w: World, t: Path):
+    return ensemble_cli(w, t, "--runs", str(w.runs), "--picker", "cc3d", "--component-levels", "0.2", "1")
+
+
 def case_ensemble_negative_threshold(w: World, t: Path):
     limits = {name: 0.3 for name in PARTICLE_NAMES} | {"ribosome": -0.1}
     path = written(t / "thresholds.json", json.dumps(limits))
@@ -127,6 +131,7 @@ CASES: list[tuple[Callable, str]] = [
     (case_ensemble_copy_of_a_checkpoint, "(the same weights): each model would be averaged in twice"),
     (case_ensemble_negative_threshold, "threshold of ribosome must be a number in [0, 1]"),
     (case_ensemble_unfinished_run, "that did not finish"),
+    (case_ensemble_component_level_of_one, "'inference.component_levels' must be in (0, 1) each"),
     (case_ensemble_cuda_without_gpu, "--device cuda: no such CUDA GPU is visible here"),
     (case_ensemble_export_of_unknown_format, "the file name must end in .onnx or .pt2"),
     (case_ensemble_out_is_a_folder, "is a folder; give a file path"),

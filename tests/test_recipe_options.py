@@ -11,13 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from config.experiment import LossConfig, activation_kind, out_channels_for
+from config.experiment import InferenceSettings, LossConfig, activation_kind, out_channels_for
 from datamodules.heatmaps import sphere_masks
 from lightning_modules.losses import (build_loss, ce_with_region, deep_supervision_loss, region_loss, tversky_index,
                                       weighted_bce, weighted_ce)
 from models.basic_unet import BasicUNet3d
 from particles import CZII_PARTICLES, VOXEL_SPACING
 from postprocess.components import component_centroids, pick_components
+from postprocess.thresholds import load_component_levels
 
 
 def test_a_sphere_marks_the_voxels_within_its_radius() -> None:
@@ -152,7 +153,16 @@ def test_the_options_train_pair_models_fit_oof_thresholds_and_ensemble(tiny_data
                           "--tta", "identity", "flip_y", "--precision", "fp32"])
     printed = capsys.readouterr().out
     assert code == 0 and "out-of-fold CV over" in printed and "test score against the ground truth" in printed
-    thresholds = next(runs.glob("*.thresholds.json")).read_text()
+    saved = next(runs.glob("*.thresholds.json"))
+    thresholds = saved.read_text()
     assert '"picker": "cc3d"' in thresholds and '"component_threshold": 0.2' in thresholds
+    levels = load_component_levels(saved)  # each class's level, fitted out of fold from the default grid
+    assert levels is not None and set(levels.values()) <= set(InferenceSettings().component_levels)
+    assert "component levels fitted out of fold: apo-ferritin" in printed
     table = read_submission(out)
     assert isinstance(table, pd.DataFrame) and set(table.columns) >= {"experiment", "particle_type", "x", "y", "z"}
+    again = tmp_path / "again.csv"  # the saved thresholds and levels are reused: the same picks
+    assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(again),
+                          "--tta", "identity", "flip_y", "--precision", "fp32"]) == 0
+    assert "thresholds from" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(read_submission(again), table)
