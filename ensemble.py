@@ -262,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(report))
         split_scores = report_scores(report, args.split)
     if cfg.logging.wandb and not args.no_wandb:
-        log_to_wandb(args, folds, settings, {**oof_scores, **split_scores}, thresholds, oof, names)
+        log_to_wandb(args, folds, settings, {**oof_scores, **split_scores}, thresholds, oof, names, levels)
     return 0
 
 
@@ -286,12 +286,13 @@ def report_oof(folds: list[FoldRun], oof: OOFPredictions | None, thresholds: dic
 
 def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: EnsembleSettings,
                  scores: dict[str, float], thresholds: dict[str, float], oof: OOFPredictions | None,
-                 names: list[str]) -> None:
+                 names: list[str], levels: dict[str, float] | None) -> None:
     """The ensemble's W&B run, in the folds' experiment group beside their training runs."""
     cfg = folds[0].config
     config = {**to_dict(cfg), "inference": to_dict(settings.inference),
               "ensemble": {"models": [f.run_dir.name if f.run_dir else str(f.checkpoint) for f in folds],
-                           "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision}}
+                           "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision,
+                           "component_levels": levels}}
     curves = pr_curve_rows(oof.candidates, oof.truth, cfg.particle_set) if oof is not None else None
     written = [f"{name}_slices.png" for name in names] + (["oof_pr_curves.png"] if oof is not None else [])
     pictures = [Path(args.pictures) / png for png in written
