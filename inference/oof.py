@@ -97,7 +97,9 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
     table, truth = pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True)
     levels = None
     if per_level:
-        levels = fit_component_levels(table, truth, settings.inference.component_threshold, settings.particles)
+        infer = settings.inference
+        levels = fit_component_levels(table, truth, infer.component_threshold, infer.threshold_tolerance,
+                                      settings.particles)
         table = candidates_at_levels(table, levels)
     return OOFPredictions(table, truth, list(groups),
                           {name: len(members) for name, (_, members) in groups.items()}, levels)

@@ -21,9 +21,11 @@ def _at_level(candidates: pd.DataFrame, level: float) -> pd.DataFrame:
 
 
 def fit_component_levels(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float,
-                         particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
+                         tolerance: float = 0.0, particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
     """Class -> the level (of the ``level`` column) whose candidates reach the highest F4 at their best score
-    threshold; ties go to the lowest level (recall), a class no level finds gets ``fallback``."""
+    threshold; a class no level finds gets ``fallback``. When several levels reach it (within ``tolerance``),
+    the middle one of them: the plateau's ends are where a class starts to merge neighbours (low) or to miss
+    faint particles (high), which new tomograms reach sooner than the OOF runs did."""
     if LEVEL_COLUMN not in candidates.columns:
         raise ValueError(f"candidates need a {LEVEL_COLUMN!r} column to fit component levels; "
                          f"have {list(candidates.columns)}")
@@ -36,7 +38,8 @@ def fit_component_levels(candidates: pd.DataFrame, ground_truth: pd.DataFrame, f
             curve = precision_recall_curve(tables[level], ground_truth, name, particles)
             best.append(float(curve["f4"].max()) if len(curve) else 0.0)
         top = max(best, default=0.0)
-        chosen[name] = levels[int(np.flatnonzero(np.asarray(best) >= top - 1e-12)[0])] if top > 0 else fallback
+        plateau = np.flatnonzero(np.asarray(best) >= top - tolerance - 1e-12)
+        chosen[name] = levels[int(plateau[(len(plateau) - 1) // 2])] if top > 0 else fallback
     return chosen
 
 

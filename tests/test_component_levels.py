@@ -52,10 +52,16 @@ def test_each_class_gets_the_level_that_finds_its_particles() -> None:
     assert chosen.groupby("particle_type").size().to_dict() == {APO.name: 1, RIBO.name: 2}
 
 
-def test_equal_f4_at_two_levels_keeps_the_lower() -> None:
-    settings = InferenceSettings(picker="cc3d", component_levels=(0.5, 0.35))
+def test_a_plateau_of_levels_gives_its_middle() -> None:
+    """The ribosomes are found alike at 0.35, 0.5 and 0.7 (0.1 merges them): the middle of that plateau."""
+    settings = InferenceSettings(picker="cc3d", component_levels=(0.7, 0.1, 0.5, 0.35))
     candidates = pick_candidates_per_level(probabilities(), "run", settings, spacing=VOXEL_SPACING, output_stride=1)
-    assert fit_component_levels(candidates, truth(), fallback=0.5)[RIBO.name] == 0.35
+    levels = fit_component_levels(candidates, truth(), fallback=0.5)
+    assert levels[RIBO.name] == 0.5 and levels[APO.name] == 0.1
+    two = candidates[candidates[LEVEL_COLUMN].isin([0.35, 0.5])]
+    assert fit_component_levels(two, truth(), fallback=0.5)[RIBO.name] == 0.35  # an even plateau: the lower
+    # a tolerance widens the plateau by F4, not by level: the merged blob (hitting neither) stays off it
+    assert fit_component_levels(candidates, truth(), fallback=0.5, tolerance=0.1)[RIBO.name] == 0.5
     with pytest.raises(ValueError, match="'level' column"):
         fit_component_levels(candidates.drop(columns=LEVEL_COLUMN), truth(), fallback=0.5)
 
