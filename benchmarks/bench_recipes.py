@@ -41,6 +41,7 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "supp0.5": {"class_suppression": 0.5},
     "constant-pad": {"pad_mode": "constant"},
     "kernel1-supp0.5": {"kernel_fraction": 1.0, "class_suppression": 0.5},
+    "nms": {"picker": "nms"},
     "cc3d": {"picker": "cc3d"},  # each class's level fitted out of fold (component_levels)
     "cc3d-0.3": {"picker": "cc3d", "component_levels": []},  # one level for every class (before the fit)
     # runs trained before the cpu preset's window became the whole tomogram, predicted as it predicts now
@@ -52,6 +53,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "class-contrast": {"loss": {"class_contrast": True}},
     "ce": {"loss": {"kind": "ce"}},
     "no-mixup": {"mixup": {"prob": 0.0}},
+    # the CPU recipe before Dice and fitted components became its defaults (the rows "default" of 2026-12-03)
+    "bce-nms": {"loss": {"kind": "bce"}, "inference": {"picker": "nms"}},
     # the field's recipe options (issue 23), each alone over the CPU recipe
     "sphere": {"data": {"target_kind": "sphere"}},
     "dice": {"loss": {"kind": "dice"}},

@@ -23,17 +23,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     # same budget (BENCHMARKS.md, "The CPU recipe"). A strided stem puts every convolution at 20 Å; the width
     # goes to the deeper levels, where it costs little; a high learning rate and 36 short epochs; the
     # ensemble uses the final EMA weights and averages 4 test-time transforms (hard level: +0.11 on 20 runs).
-    # About 5 min per fold on a 92x315x315 run.
+    # The Dice loss on the Gaussian heatmaps and connected-component picking with each class's level fitted
+    # out of fold beat weighted BCE and NMS at 12 epochs (realistic and hard) and at 36 epochs on 20 realistic
+    # test runs (BENCHMARKS.md, "Recipe options"). About 5 min per fold on a 92x315x315 run.
     "cpu": {
         "model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 48, 96, 192]},
         "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
                  "patches_per_epoch": 96, "positive_fraction": 0.8},
+        "loss": {"kind": "dice"},
         "optim": {"lr": 4e-3, "warmup_fraction": 0.05},
         "mixup": {"prob": 0.25},
         "ema": {"decay": 0.98, "start_step": 20},
         # the window is cut to the tomogram: a full-size 184x630x630 one in a single window costs a third of
         # 96x320x320 windows at overlap 0.25 (no compute on overlaps; BENCHMARKS.md "Prediction speed")
-        "inference": {"window": [192, 640, 640], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"]},
+        "inference": {"window": [192, 640, 640], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"],
+                      "picker": "cc3d"},
         "validation": {"checkpoint": "last"},
         "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 36, "check_val_every_n_epoch": 6},
     },
