@@ -208,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
     overlay = Path(args.overlay) if args.overlay else Path(args.out).with_name(f"{Path(args.out).stem}_copick")
     check_outputs(args, folds, names, overlay, user_id, session_id, particles)
+    for name in names:  # every tomogram's metadata checked (codecs, dtype, shape) before any inference
+        source.tomogram(name)
     truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
     if args.score:
         warn_training_runs(folds, names)

@@ -178,3 +178,16 @@ def index_to_angstrom(zyx_index: np.ndarray, spacing: float = VOXEL_SPACING) -> 
     """Convert array indices ``[N, 3]`` (z, y, x; integer or continuous) to picks (x, y, z in Å)."""
     zyx = np.asarray(zyx_index, dtype=np.float64).reshape(-1, 3)
     return zyx[:, ::-1] * spacing
+
+
+def checked_spacing(value: object, where: str) -> float:
+    """A voxel spacing read from a file (copick folder name, OME-NGFF scale, MRC header, split file): a
+    positive finite number of Å, else an error naming ``where`` (a spacing of 0 or NaN would divide every
+    coordinate into nonsense)."""
+    try:
+        spacing = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: voxel spacing {value!r} is not a number") from None
+    if not np.isfinite(spacing) or spacing <= 0:
+        raise ValueError(f"{where}: voxel spacing {value!r} must be a positive finite number of Å")
+    return spacing

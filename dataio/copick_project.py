@@ -15,7 +15,8 @@ import pandas as pd
 import zarr
 
 from dataio.layout import SPLITS
-from particles import CZII_PARTICLES, ParticleSet
+from dataio.zarr_reader import ZarrTomogram
+from particles import CZII_PARTICLES, ParticleSet, checked_spacing
 from dataio.pick_readers import (DeclaredObjects, PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  empty_picks_table, load_volume, particle_files, select_pick_files, validate_picks)
 
@@ -82,7 +83,9 @@ class CopickProjectSource:
 
     def _choose_spacing(self, wanted: float | None) -> float:
         first = self._runs[sorted(self._runs)[0]]
-        present = sorted(float(vs.voxel_size) for vs in first.voxel_spacings)
+        present = sorted(checked_spacing(vs.voxel_size, f"{self.config}: run {first.name!r}, folder "
+                                                         f"VoxelSpacing{vs.voxel_size}")
+                         for vs in first.voxel_spacings)
         if wanted is not None:
             if not any(abs(s - wanted) < 1e-3 for s in present):
                 raise ValueError(f"{self.config}: run {first.name!r} has no voxel spacing {wanted} Å; "
@@ -112,8 +115,7 @@ class CopickProjectSource:
         if not found:
             types = sorted({t.tomo_type for t in spacing.tomograms}) if spacing is not None else []
             raise FileNotFoundError(f"{self._where(run)}: no such tomogram; types present: {types}")
-        group = zarr.open(found[0].zarr(), mode="r")
-        array = group["0"] if isinstance(group, zarr.Group) else group
+        array = ZarrTomogram(found[0].zarr(), self._where(run)).array(0)
         check_volume_array(array, self._where(run))
         check_chunks(array, self._where(run))
         return array

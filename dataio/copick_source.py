@@ -10,23 +10,10 @@ import zarr
 from dataio.layout import (COPICK_CONFIG_NAME, SPLITS, TEST_COPICK_CONFIG_NAME, VOXEL_SPACING_DIR, static_runs_dir,
                            truth_overlay_root, tomogram_path, train_overlay_root)
 from dataio.particle_sets import declared_objects
+from dataio.zarr_reader import ZarrTomogram
 from dataio.pick_readers import (PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  load_volume, read_run_picks)
 from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet
-
-
-def _level_path(group: zarr.Group, level: int, where: Path) -> str:
-    """The array name of multiscale ``level`` (OME-NGFF ``datasets`` order, else the name ``str(level)``)."""
-    multiscales = group.attrs.get("multiscales")
-    names = [str(d["path"]) for d in multiscales[0]["datasets"]] if multiscales else None
-    if names is not None and level < len(names):
-        name = names[level]
-    else:
-        name = str(level)
-    if name not in group:
-        raise ValueError(f"{where}: no multiscale level {level} (array {name!r}); "
-                         f"arrays present: {sorted(group.array_keys())}")
-    return name
 
 
 class CopickSource:
@@ -95,11 +82,7 @@ class CopickSource:
     def tomogram(self, run: str) -> zarr.Array:
         """The run's tomogram as a lazy zarr array ``[z, y, x]`` at the chosen level."""
         path = self.tomogram_path(run)
-        try:
-            group = zarr.open_group(str(path), mode="r")
-        except (zarr.errors.GroupNotFoundError, ValueError) as err:
-            raise ValueError(f"{path}: not a zarr group ({err})") from None
-        array = group[_level_path(group, self.level, path)]
+        array = ZarrTomogram(path, str(path)).array(self.level)
         check_volume_array(array, f"{path} level {self.level}")
         check_chunks(array, f"{path} level {self.level}")
         return array
@@ -112,11 +95,8 @@ class CopickSource:
         """Shape and spacing of the finest level present, the physical extent picks must lie in."""
         array = self.tomogram(run)
         if self.level > 0:
-            group = zarr.open_group(str(self.tomogram_path(run)), mode="r")
-            multiscales = group.attrs.get("multiscales")
-            finest = str(multiscales[0]["datasets"][0]["path"]) if multiscales else "0"
-            if finest in group:
-                return tuple(group[finest].shape), VOXEL_SPACING
+            path = self.tomogram_path(run)
+            return tuple(ZarrTomogram(path, str(path)).array(0).shape), VOXEL_SPACING
         return tuple(array.shape), self.voxel_spacing
 
     def picks(self, run: str) -> pd.DataFrame:

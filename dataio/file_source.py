@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from dataio.copick_source import _level_path
 from dataio.pick_readers import (check_picks_in_volume, check_volume_array, empty_picks_table, load_volume,
                                       read_picks_csv)
-from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet
+from dataio.zarr_reader import ZarrTomogram
+from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet, checked_spacing
 
 MRC_SUFFIXES: tuple[str, ...] = (".mrc", ".rec", ".map")
 ZARR_SUFFIX = ".zarr"
@@ -25,27 +25,18 @@ def run_name_of(path: Path) -> str:
     return path.stem
 
 
-def _zarr_node(path: Path) -> zarr.Group | zarr.Array:
-    try:
-        return zarr.open(str(path), mode="r")
-    except (zarr.errors.PathNotFoundError, ValueError) as err:
-        raise ValueError(f"{path}: not a zarr array or group ({err})") from None
-
-
 def _open_zarr(path: Path) -> zarr.Array:
-    """Level 0 of a zarr multiscale group (or a bare zarr array), lazily."""
-    node = _zarr_node(path)
-    return node[_level_path(node, 0, path)] if isinstance(node, zarr.Group) else node
+    """Level 0 of a zarr multiscale group (or a bare zarr array), lazily, its metadata checked first."""
+    return ZarrTomogram(path, str(path)).array(0)
 
 
 def _zarr_spacing(path: Path) -> float:
-    """Level 0's OME-NGFF scale (Å), or VOXEL_SPACING when the group carries none."""
-    node = _zarr_node(path)
-    multiscales = node.attrs.get("multiscales") if isinstance(node, zarr.Group) else None
-    try:
-        return float(multiscales[0]["datasets"][0]["coordinateTransformations"][0]["scale"][0])
-    except (TypeError, KeyError, IndexError, ValueError):
+    """Level 0's OME-NGFF scale (Å), or VOXEL_SPACING when the file carries none (said once)."""
+    spacing = ZarrTomogram(path, str(path)).spacing(0)
+    if spacing is None:
+        print(f"note: {path} gives no OME-NGFF voxel spacing: taken as {VOXEL_SPACING} Å")
         return VOXEL_SPACING
+    return spacing
 
 
 def _open_mrc(path: Path) -> np.ndarray:
@@ -61,13 +52,20 @@ def _open_mrc(path: Path) -> np.ndarray:
 
 
 def _header_spacing(path: Path) -> float:
-    """The voxel size (Å) in the header, or VOXEL_SPACING where the header leaves it unset (0)."""
+    """The voxel size (Å) in the header; an unset one (0 on every axis) is VOXEL_SPACING, said once; a
+    negative, NaN or non-cubic one is an error."""
     try:
         with mrcfile.open(path, mode="r", permissive=False, header_only=True) as mrc:
-            size = float(mrc.voxel_size.x)
+            sizes = [float(mrc.voxel_size[axis]) for axis in "xyz"]
     except (ValueError, OSError, EOFError) as err:
         raise ValueError(f"{path}: not a valid MRC file ({err})") from None
-    return size if size > 0 else VOXEL_SPACING
+    if sizes == [0.0, 0.0, 0.0]:
+        print(f"note: the MRC header of {path} gives no voxel size (0): taken as {VOXEL_SPACING} Å")
+        return VOXEL_SPACING
+    values = [checked_spacing(v, f"{path} (MRC header voxel size)") for v in sizes]
+    if max(values) > min(values) * 1.01:
+        raise ValueError(f"{path}: voxels are not cubic (MRC header voxel size {values} Å); resample them first")
+    return values[0]
 
 
 class FileSource:
