@@ -42,9 +42,20 @@ def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def experiment_config(doc: dict[str, Any]) -> ExperimentConfig:
-    """The config a run folder or checkpoint carries, whichever version wrote it."""
-    return from_dict(ExperimentConfig, upgrade(doc))
+def experiment_config(doc: dict[str, Any], where: str = "saved config") -> ExperimentConfig:
+    """The config a run folder or checkpoint carries, whichever version wrote it, through the same value checks
+    as a command line (a copied or edited config decides nothing unchecked: folder names, ranges)."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(doc).__name__}")
+    try:
+        cfg = from_dict(ExperimentConfig, upgrade(doc))
+        cfg.particle_set  # noqa: B018 (checked: labels, names, radii, weights)
+        check_config_values(cfg)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    if not cfg.experiment:
+        raise ValueError(f"{where}: names no experiment")
+    return cfg
 
 
 def resolve_config(preset: str | None, config_file: str | None, overrides: dict[str, Any]) -> ExperimentConfig:

@@ -13,9 +13,9 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 
 from config.fields import description
+from dataio.bounded_reads import parse_yaml, read_yaml
 
 T = TypeVar("T")
 
@@ -166,7 +166,7 @@ def parse_cli_value(text: str | list[str]) -> Any:
     """Parse a command-line value as YAML (``1e-3`` -> float, ``[96,96,96]`` or ``96 96 96`` -> list)."""
     if isinstance(text, list):
         return [parse_cli_value(t) for t in text] if len(text) != 1 else parse_cli_value(text[0])
-    value = yaml.safe_load(text)
+    value = parse_yaml(text, f"value {text!r}")
     if isinstance(value, str) and value.lower() in ("none", "null"):
         return None
     if isinstance(value, str):
@@ -180,12 +180,7 @@ def parse_cli_value(text: str | list[str]) -> Any:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with an error naming the file when it is missing or malformed."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+    data = read_yaml(path, "config file")
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping at the top level")
     return data

@@ -7,13 +7,13 @@ and inference need, with the truth chosen by user and session exactly as for a K
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import zarr
 
+from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import SPLITS
 from dataio.zarr_reader import ZarrTomogram
 from particles import CZII_PARTICLES, ParticleSet, checked_spacing
@@ -37,10 +37,7 @@ def check_not_moved(config: Path) -> None:
     root = config.parent.resolve()
     if not any((root / split / "static").is_dir() for split in SPLITS):
         return
-    try:
-        doc = json.loads(config.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{config}: not a readable copick config ({err})") from None
+    doc = read_json(config, "copick config")
     for key in ("static_root", "overlay_root"):
         url = doc.get(key) if isinstance(doc, dict) else None
         if isinstance(url, str) and url.startswith("local://"):
@@ -49,6 +46,30 @@ def check_not_moved(config: Path) -> None:
                 raise ValueError(f"{config}: its {key} {target} lies outside the dataset folder it sits in ({root}),"
                                  " so it would read another copy of the data (was the dataset copied or moved?); "
                                  f"rewrite its configs with: python -m dataio.copick_config {root}")
+
+
+def checked_points(pick_set: object) -> list:
+    """A copick pick set's points, its file first checked to be a regular file of a bounded size (copick
+    would block on a FIFO or read /dev/zero forever) and copick's parse errors named by file."""
+    path = getattr(pick_set, "path", "a copick pick file")
+    fs = getattr(pick_set, "fs", None)
+    if fs is not None:
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"pick file not found: {path}") from None
+        if info.get("type") != "file":
+            raise ValueError(f"pick file {path} is not a regular file (a folder, FIFO or device): refusing to read it")
+        if (info.get("size") or 0) > MAX_PICKS_BYTES:
+            raise ValueError(f"pick file {path} is {info['size']:,} bytes, more than the {MAX_PICKS_BYTES:,} "
+                             "such a file may hold")
+    try:
+        return list(pick_set.points or [])
+    except RecursionError:
+        raise ValueError(f"pick file {path}: nested too deeply to be a pick file") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as err:  # JSON and pydantic errors alike
+        raise ValueError(f"pick file {path}: copick cannot read it ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:300]})") from None
 
 
 class CopickProjectSource:
@@ -140,7 +161,7 @@ class CopickProjectSource:
         """The run's selected picks (Å), checked against the volume bounds."""
         tables = []
         for pick_set in self._pick_sets(run):
-            xyz = np.array([[p.location.x, p.location.y, p.location.z] for p in pick_set.points or []],
+            xyz = np.array([[p.location.x, p.location.y, p.location.z] for p in checked_points(pick_set)],
                            dtype=np.float64).reshape(-1, 3)
             tables.append(pd.DataFrame({"experiment": [run] * len(xyz),
                                         "particle_type": [pick_set.pickable_object_name] * len(xyz),

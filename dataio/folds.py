@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from dataio.bounded_reads import read_yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ALL_FOLDS: tuple[str, ...] = ("-1", "all")
@@ -25,12 +27,9 @@ def _fold_key(key: object, path: Path) -> int:
 def load_folds(path: str | Path, available_runs: Iterable[str]) -> dict[int, list[str]]:
     """Fold number -> its validation runs; every available run in exactly one fold, none unknown."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"folds file not found: {path}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: malformed YAML ({err})") from None
+    doc = read_yaml(path, "folds file")
     if not isinstance(doc, dict) or "folds" not in doc:
         raise ValueError(f"{path}: expected a mapping with a 'folds' key")
     raw = doc["folds"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from dataio.bounded_reads import read_json, read_yaml
 from dataio.layout import COPICK_CONFIG_NAME
 from dataio.pick_readers import DeclaredObjects
 from particles import CZII_PARTICLES, Particle, ParticleSet, check_particles
@@ -76,9 +77,15 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
     if not isinstance(objects, list):
         raise ValueError(f"{where}: no 'pickable_objects' list; not a copick config")
     particles, skipped, seen = [], [], {}
-    for obj in sorted(objects, key=lambda o: (int(o.get("label", 0) or 0), str(o.get("name")))):
+    for obj in objects:
         if not isinstance(obj, dict) or "name" not in obj:
             raise ValueError(f"{where}: a pickable object without a name: {obj!r}")
+        if not isinstance(obj.get("label", 0) or 0, int) or isinstance(obj.get("label"), bool):
+            raise ValueError(f"{where}: pickable object {obj['name']!r} has label {obj.get('label')!r}, not an integer")
+        if obj.get("metadata") is not None and not isinstance(obj["metadata"], dict):
+            raise ValueError(f"{where}: pickable object {obj['name']!r} has metadata {obj.get('metadata')!r}, "
+                             "not a mapping")
+    for obj in sorted(objects, key=lambda o: (int(o.get("label", 0) or 0), str(o.get("name")))):
         if not obj.get("is_particle", False):
             skipped.append(str(obj["name"]))
             continue
@@ -95,8 +102,12 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
             raise ValueError(f"{where}: particle {obj['name']!r} has no radius; add \"radius\" (Å) to its "
                              "pickable object")
         scoring = (obj.get("metadata") or {}).get(SCORING_METADATA) or {}
-        particles.append(Particle(name=str(obj["name"]), label=len(particles) + 1, radius=float(obj["radius"]),
-                                  weight=float(scoring.get("weight", 1.0)),
+        if not isinstance(scoring, dict):
+            raise ValueError(f"{where}: metadata.{SCORING_METADATA} of {obj['name']!r} must be a mapping "
+                             "(weight, difficulty)")
+        particles.append(Particle(name=str(obj["name"]), label=len(particles) + 1,
+                                  radius=_number(obj["radius"], f"{where}: radius of {obj['name']!r}"),
+                                  weight=_number(scoring.get("weight", 1.0), f"{where}: weight of {obj['name']!r}"),
                                   difficulty=str(scoring.get("difficulty", "medium")),
                                   pdb_id=str(obj.get("pdb_id") or "")))
     if not particles:
@@ -108,12 +119,21 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
     return CopickObjects(ParticleSet(tuple(particles)), tuple(skipped))
 
 
-def declared_objects(config: Path) -> DeclaredObjects | None:
-    """Every object name a copick config declares (None when there is no readable config: no rule to apply)."""
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} must be a number, got {value!r}")
     try:
-        doc = json.loads(Path(config).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+
+
+def declared_objects(config: Path) -> DeclaredObjects | None:
+    """Every object name a copick config declares (None when there is no config, or it lists no objects: no
+    rule to apply; an unreadable one is an error naming it)."""
+    if not Path(config).exists():
         return None
+    doc = read_json(config, "copick config")
     objects = doc.get("pickable_objects") if isinstance(doc, dict) else None
     if not isinstance(objects, list):
         return None
@@ -124,12 +144,7 @@ def read_particles_file(path: Path) -> ParticleSet:
     """A particles file (YAML or JSON): ``particles: [{name, radius, weight?, label?, difficulty?, pdb_id?}]``,
     or a copick config (its pickable objects)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"particles file {path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text())  # JSON is YAML
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"particles file {path} is neither YAML nor JSON: {err}") from None
+    doc = read_yaml(path, "particles file")  # JSON is YAML
     if isinstance(doc, dict) and "pickable_objects" in doc:
         return particle_set_from_copick(doc, f"particles file {path}").particles
     if not isinstance(doc, dict) or "particles" not in doc:

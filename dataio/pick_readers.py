@@ -1,13 +1,13 @@
 """Read picks (copick JSON, CSV) into checked picks tables, so bad files fail loudly and early."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, overlay_runs_dir, parse_pick_file_name, picks_dir
 from particles import CZII_PARTICLES, ParticleSet
 
@@ -91,12 +91,9 @@ def _points_xyz(points: object, path: Path) -> np.ndarray:
 def read_pick_json(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
     """Read one copick pick file (unit Å) into a picks table; an empty points list gives zero rows."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"pick file not found: {path}")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: malformed or truncated JSON ({err})") from None
+    doc = read_json(path, "pick file", MAX_PICKS_BYTES)
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(doc).__name__}")
     missing = [k for k in _REQUIRED_KEYS if k not in doc]
@@ -150,10 +147,7 @@ def pick_file_owner(path: Path) -> PickFile:
     """copick's owner of a pick file: from its name, or, for a Kaggle-flattened ``<object>.json``, its JSON."""
     user, session, particle = parse_pick_file_name(path.stem)
     if user is None:
-        try:
-            doc = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: malformed or truncated JSON ({err})") from None
+        doc = read_json(path, "pick file", MAX_PICKS_BYTES)
         doc = doc if isinstance(doc, dict) else {}
         user, session = str(doc.get("user_id") or TRUTH_USER), str(doc.get("session_id") or TRUTH_SESSION)
     return PickFile(path, user, session, particle)

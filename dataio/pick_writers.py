@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, check_path_name, pick_file
 from dataio.pick_readers import PICK_COLUMNS
 from particles import CZII_PARTICLES, ParticleSet
@@ -60,8 +61,8 @@ def check_replaceable(target: Path, overlay_root: Path | None = None) -> None:
     if not target.exists():
         return
     try:
-        doc = json.loads(target.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = read_json(target, "pick file", MAX_PICKS_BYTES)
+    except (OSError, ValueError):
         doc = None
     if not isinstance(doc, dict) or doc.get("written_by") != WRITER_TAG:
         raise FileExistsError(f"{target} exists and was not written by {WRITER_TAG} (curated or another "

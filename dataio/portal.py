@@ -18,6 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from dataio.bounded_reads import read_json
 from dataio.atomic import check_writable, write_text_atomic
 from dataio.cli_errors import run_tool
 from dataio.particle_sets import apply_czii_aliases, particle_set_from_copick
@@ -33,7 +34,7 @@ def write_portal_config(dataset_ids: list[int], overlay: Path, out: Path) -> lis
         raw = Path(scratch) / "copick.json"
         from_czcdp_datasets(dataset_ids, overlay_root=f"local://{overlay.resolve()}",
                             overlay_fs_args={"auto_mkdir": True}, output_path=str(raw))
-        doc = json.loads(raw.read_text())
+        doc = read_json(raw, "copick's portal config")
     return finish_portal_config(doc, out)
 
 

@@ -9,6 +9,8 @@ import socket
 import time
 from pathlib import Path
 
+from dataio.bounded_reads import read_json
+
 
 def lock_path(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
@@ -27,8 +29,8 @@ def _alive(pid: int) -> bool:
 def read_lock(run_dir: Path) -> dict | None:
     """The holder recorded in the run folder's lock, or None when there is no (readable) lock."""
     try:
-        doc = json.loads(lock_path(run_dir).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = read_json(lock_path(run_dir), "run lock")
+    except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dataio.bounded_reads import read_json
 from dataio.atomic import write_text_atomic
 
 RUN_STATUS_NAME = "run.json"
@@ -29,8 +30,8 @@ def read_run_status(run_dir: Path) -> dict[str, Any] | None:
     if not path.is_file() or path.is_symlink():
         return None
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = read_json(path, "run record")
+    except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and doc.get("created_by") == CREATED_BY else None
 

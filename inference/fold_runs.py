@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from config.experiment import ExperimentConfig, activation_kind
 from config.resolve import experiment_config
 from config.checks import check_inference_settings
 from config.yaml_cli import merge, to_dict
-from inference.run_folders import CONFIG_NAME, load_run_config, run_paths
+from inference.run_folders import CONFIG_NAME, fold_label, folder_paths, load_run_config
 from models.registry import build_model
 from inference.predict import EnsembleSettings
 
@@ -46,7 +47,7 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
     by_experiment: dict[str, list[tuple[FoldRun | None, str]]] = {}
     for config_path in sorted(runs_dir.glob(f"*/{CONFIG_NAME}")):
         cfg = load_run_config(config_path)
-        paths = run_paths(runs_dir, cfg)
+        paths = folder_paths(config_path.parent)
         wanted = [paths.best] if cfg.validation.checkpoint == "best" else []
         found = [p for p in (*wanted, paths.weights, paths.last) if p.is_file()]
         state = run_state(config_path.parent)
@@ -66,6 +67,7 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
     if experiment not in by_experiment:
         raise ValueError(f"no runs of experiment {experiment!r} under {runs_dir}; found {sorted(by_experiment)}")
     found_runs = by_experiment[experiment]
+    check_one_folder_per_fold([run for run, _ in found_runs if run is not None], experiment)
     unfinished = [label for run, label in found_runs if not label.endswith("(finished)")]
     if unfinished and not allow_unfinished:
         raise ValueError(f"runs of experiment {experiment!r} that did not finish: {'; '.join(unfinished)}. "
@@ -79,10 +81,24 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
     usable = [run for run, _ in found_runs if run is not None]
     if not usable:
         raise ValueError(f"no run of experiment {experiment!r} under {runs_dir} wrote a checkpoint")
+    check_distinct([run.checkpoint for run in usable], "run folder checkpoint")
     return sorted(usable, key=lambda r: r.fold)
 
 
-def check_distinct(paths: list[Path]) -> None:
+def check_one_folder_per_fold(runs: list[FoldRun], experiment: str) -> None:
+    """Two folders of one recipe and fold (a ``cp -r`` backup, a renamed copy) would be averaged in twice, in
+    the ensemble and in the out-of-fold fit: refuse them, naming both."""
+    seen: dict[str, Path] = {}
+    for run in runs:
+        label = fold_label(run.fold)
+        if label in seen:
+            raise ValueError(f"run folders {seen[label]} and {run.run_dir} both hold fold {label} of experiment "
+                             f"{experiment!r} (is one a copy?): each model would be averaged in twice; move one "
+                             "out of --runs")
+        seen[label] = run.run_dir
+
+
+def check_distinct(paths: list[Path], what: str = "--checkpoints") -> None:
     """The same weights given twice would count twice in the average: refuse repeats (the same file, or
     files of identical content)."""
     sizes = [Path(p).stat().st_size if Path(p).is_file() else -1 for p in paths]
@@ -92,7 +108,7 @@ def check_distinct(paths: list[Path]) -> None:
             continue
         digest = hashlib.sha1(Path(path).read_bytes()).hexdigest() if size >= 0 else str(path)
         if digest in seen:
-            raise ValueError(f"--checkpoints {path} repeats {seen[digest]} (the same weights): each model "
+            raise ValueError(f"{what} {path} repeats {seen[digest]} (the same weights): each model "
                              "would be averaged in twice")
         seen[digest] = Path(path)
 
@@ -100,8 +116,12 @@ def check_distinct(paths: list[Path]) -> None:
 def fold_run_from_checkpoint(path: str | Path) -> FoldRun:
     """A checkpoint given on the command line: its config comes from the hyperparameters inside it."""
     path = Path(path)
-    config = read_checkpoint(path, "--checkpoints")["hyper_parameters"]["config"]
-    return FoldRun(experiment_config(config), path)
+    checkpoint = read_checkpoint(path, "--checkpoints")
+    config = (checkpoint.get("hyper_parameters") or {}).get("config") if isinstance(checkpoint, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"--checkpoints {path} holds no config (hyper_parameters.config): it was not written by "
+                         "train.py")
+    return FoldRun(experiment_config(config, f"config inside --checkpoints {path}"), path)
 
 
 def check_compatible(runs: list[FoldRun]) -> None:
@@ -147,7 +167,8 @@ def ensemble_settings(cfg: ExperimentConfig, autocast_dtype: torch.dtype | None 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:
     """The plain network with the checkpoint's weights (the EMA weights when EMA was on), in eval mode."""
     weights = model_weights(read_checkpoint(run.checkpoint, f"fold {run.fold}"))
-    model = build_model(run.config.model)
+    # the checkpoint holds every weight: the encoder file the training started from is neither needed nor read
+    model = build_model(dataclasses.replace(run.config.model, encoder_weights=None))
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:

@@ -8,7 +8,7 @@ from pathlib import Path
 from config.experiment import ExperimentConfig
 from config.resolve import experiment_config
 from config.yaml_cli import load_yaml
-from particles import VOXEL_SPACING
+from particles import VOXEL_SPACING, checked_spacing
 
 CONFIG_NAME = "config.yaml"
 SPLIT_NAME = "split.yaml"
@@ -33,16 +33,21 @@ def fold_label(fold: int | str) -> str:
     return "all" if str(fold) in ("-1", "all") else str(fold)
 
 
-def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
-    """The files of ``cfg``'s run under ``runs_dir``."""
-    run_dir = Path(runs_dir) / f"{cfg.experiment}_fold{fold_label(cfg.data.fold)}"
+def folder_paths(run_dir: str | Path) -> RunPaths:
+    """The files of the run folder ``run_dir``: found from the folder itself, never from names in its config."""
+    run_dir = Path(run_dir)
     ckpt = run_dir / CHECKPOINT_DIR
     return RunPaths(run_dir, run_dir / CONFIG_NAME, ckpt / "last.ckpt", ckpt / "best.ckpt", ckpt / WEIGHTS_NAME)
 
 
+def run_paths(runs_dir: str | Path, cfg: ExperimentConfig) -> RunPaths:
+    """The files of the run train.py makes for ``cfg`` under ``runs_dir`` (``<experiment>_fold<k>``)."""
+    return folder_paths(Path(runs_dir) / f"{cfg.experiment}_fold{fold_label(cfg.data.fold)}")
+
+
 def load_run_config(path: str | Path) -> ExperimentConfig:
-    """The resolved config saved beside a run's checkpoints."""
-    return experiment_config(load_yaml(path))
+    """The resolved config saved beside a run's checkpoints, through the command line's value checks."""
+    return experiment_config(load_yaml(path), f"run config {path}")
 
 
 def load_run_spacing(run_dir: str | Path | None) -> float | None:
@@ -50,8 +55,8 @@ def load_run_spacing(run_dir: str | Path | None) -> float | None:
     path = Path(run_dir) / SPLIT_NAME if run_dir is not None else None
     if path is None or not path.is_file():
         return None
-    spacing = (load_yaml(path) or {}).get("voxel_spacing")
-    return None if spacing is None else float(spacing)
+    spacing = load_yaml(path).get("voxel_spacing")
+    return None if spacing is None else checked_spacing(spacing, f"split file {path}")
 
 
 def check_voxel_spacing(trained: float | None, given: float, where: str, tolerance: float = 0.01) -> None:

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from dataio.pick_readers import validate_picks
+from dataio.bounded_reads import read_json
 from particles import BETA, CZII_PARTICLES, HIT_RADIUS_FRACTION, ParticleSet
 from dataio.atomic import OutputBatch, write_text_atomic
-from postprocess.metric import MetricReport, f_beta, reference_best_scores, score_picks
+from postprocess.metric import f_beta, reference_best_scores
 
 CURVE_COLUMNS: tuple[str, ...] = ("threshold", "tp", "fp", "fn", "precision", "recall", "f4")
 THRESHOLD_RULES: tuple[str, ...] = ("plateau", "one-se")
@@ -156,7 +157,7 @@ def _check_levels(levels: object, where: str, particles: ParticleSet) -> dict[st
 
 def load_component_levels(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> dict[str, float] | None:
     """Each class's component level saved with the thresholds (cc3d), None when the file has none."""
-    data = json.loads(Path(path).read_text())
+    data = read_json(path, "thresholds file")
     levels = data.get("component_levels") if isinstance(data, dict) else None
     return None if levels is None else _check_levels(levels, str(path), particles)
 
@@ -164,7 +165,7 @@ def load_component_levels(path: str | Path, particles: ParticleSet = CZII_PARTIC
 def load_oof_scores(path: str | Path) -> dict[str, float]:
     """The out-of-fold scores saved with the thresholds (empty for files written by hand or before they were
     recorded)."""
-    data = json.loads(Path(path).read_text())
+    data = read_json(path, "thresholds file")
     scores = data.get("oof_scores", {}) if isinstance(data, dict) else {}
     return {str(k): float(v) for k, v in scores.items()} if isinstance(scores, dict) else {}
 
@@ -174,12 +175,7 @@ def load_thresholds(path: str | Path,
     """(thresholds, what they were fitted with) from a file of ``save_thresholds``; a plain ``{class: value}``
     file (written by hand or by an older version) has no record (None). Malformed files are a clear error."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"thresholds file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"thresholds file {path} is not valid JSON: {err}") from None
+    data = read_json(path, "thresholds file")
     if isinstance(data, dict) and "thresholds" in data:
         record = data.get("fitted_with")
         if not isinstance(record, dict):

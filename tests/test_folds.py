@@ -50,7 +50,7 @@ def test_split_runs_leaving_several_folds_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("folds: [0: TS_A\n", "malformed YAML"),
+    ("folds: [0: TS_A\n", "is not valid YAML"),
     ("splits:\n  0: [TS_A, TS_B, TS_C]\n", "'folds' key"),
     ("folds:\n  0: [TS_A, TS_B, TS_Z]\n  1: [TS_C]\n", r"unknown runs \['TS_Z'\]"),
     ("folds:\n  0: [TS_A, TS_B]\n  1: [TS_B, TS_C]\n", r"run 'TS_B' is in two folds \(0 and 1\)"),

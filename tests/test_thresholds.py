@@ -84,7 +84,7 @@ def test_json_round_trip_and_errors(tmp_path: Path) -> None:
     assert load_thresholds(plain) == (limits, None)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json.*not valid JSON"):
+    with pytest.raises(ValueError, match="bad.json.*malformed or truncated JSON"):
         load_thresholds(bad)
     bad.write_text(json.dumps(limits | {"bogus": 0.2}))
     with pytest.raises(ValueError, match="unknown particle classes \\['bogus'\\]"):
