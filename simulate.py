@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import sys
 from pathlib import Path
 
 from dataio.cli_errors import run_tool
-from dataio.layout import TEST_TRUTH_DIR
 from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES
 from simulation import simulate_dataset
 from simulation.dataset import DIFFICULTY_REPORT, particle_models, resolve_size, simulated_train_runs
 from simulation.difficulty import (DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr,
                                    snr_range)
+from simulation.ownership import check_budget, clear_dataset
 from simulation.templates import load_templates
 
 IMAGING_FLAGS = [f for f in dataclasses.fields(ImagingConfig) if f.name != "snr"]
@@ -77,14 +76,13 @@ def imaging_from(args: argparse.Namespace) -> ImagingConfig:
 
 
 def clear_previous(out: Path, overwrite: bool) -> None:
-    """Refuse to write into a non-empty folder unless asked; when asked, drop the old dataset's parts."""
+    """Refuse to write into a non-empty folder unless asked; when asked, drop only the old dataset's parts that
+    simulate.py's own marker names (a folder without it is refused: nothing there is ours to delete)."""
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace the dataset there")
-    for part in ("train", "test", TEST_TRUTH_DIR):
-        if (out / part).is_dir():
-            shutil.rmtree(out / part)
+    clear_dataset(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,9 +100,11 @@ def simulate(args: argparse.Namespace) -> int:
                                               for k, v in particle_models(templates, particles).items()))
     if args.out.exists() and not args.out.is_dir():
         raise FileExistsError(f"--out {args.out} is a file, not a folder")
-    resolve_size(args.size), simulated_train_runs(args.n_train)  # bad values refused before the old set goes
+    shape, train_runs = resolve_size(args.size), simulated_train_runs(args.n_train)
     if args.n_test < 0:
         raise ValueError(f"--n-test must be >= 0, got {args.n_test}")
+    # every refusal (a bad value, too little memory or disk, a folder that is not ours) before the old set goes
+    check_budget(args.out, shape, len(train_runs) + args.n_test, len(args.tomo_types))
     clear_previous(args.out, args.overwrite)
     out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
                            n_train=args.n_train, n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,

@@ -93,7 +93,7 @@ def joined_negative_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(joined_negative_values(sys.argv[1:] if argv is None else list(argv)))
     try:
-        return run_tool("train.py", lambda: train(args))
+        return run_tool("train.py", lambda: train(args), passthrough=(TrainingInterrupted,))
     except TrainingInterrupted as stop:
         print(f"train.py: {stop}; continue it with the same command and --resume", file=sys.stderr)
         return 130

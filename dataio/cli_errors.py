@@ -1,10 +1,14 @@
 """How every command line tool answers bad input and environment faults: one line naming the file or flag
-and what is wrong, exit code 2, never a traceback. Bugs (anything else) still raise with their traceback."""
+and what is wrong, exit code 2, never a traceback; the unexpected too, with its traceback saved to a file."""
 from __future__ import annotations
 
 import errno
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 BAD_INPUT_EXIT = 2
 """argparse's own exit code for a bad command line; every tool uses it for every refused input."""
@@ -30,11 +34,37 @@ def describe(err: BaseException) -> str:
     return text if not isinstance(err, OSError) or err.errno is None else f"{text} ({err.strerror})"
 
 
-def run_tool(prog: str, body: Callable[[], int | None]) -> int:
+def save_traceback(prog: str, err: BaseException) -> Path:
+    """Write the traceback of an unexpected error to a new file in the system's temporary folder (never
+    beside the user's data) and return its path."""
+    name = prog.replace("/", "-").replace(".py", "")
+    fd, path = tempfile.mkstemp(prefix=f"czii-picker-{name}-internal-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{prog} {' '.join(sys.argv[1:])}\n\n")
+        handle.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+    return Path(path)
+
+
+def run_tool(prog: str, body: Callable[[], int | None],
+             passthrough: tuple[type[BaseException], ...] = ()) -> int:
     """Run a tool's body; a ValueError or OSError (bad input, a missing, unreadable or unwritable file, a
-    full disk) becomes ``<prog>: error: <message>`` on stderr and exit code 2."""
+    full disk) becomes ``<prog>: error: <message>`` on stderr and exit code 2. Running out of memory or
+    nesting is said as such; anything else unexpected is one line saying "internal error" with its
+    traceback saved to a file to report, exit code 2 too. Exceptions of ``passthrough`` (and Ctrl-C)
+    propagate."""
     try:
         return int(body() or 0)
+    except passthrough:
+        raise
     except (ValueError, OSError) as err:
         print(f"{prog}: error: {describe(err)}", file=sys.stderr)
-        return BAD_INPUT_EXIT
+    except MemoryError:
+        print(f"{prog}: error: out of memory: an input is larger than this machine can hold (a tomogram's "
+              "shape, a batch or window size); use smaller settings or a larger machine", file=sys.stderr)
+    except RecursionError:
+        print(f"{prog}: error: an input is nested too deeply to be read", file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 (the boundary: never a bare traceback for a user)
+        report = save_traceback(prog, err)
+        print(f"{prog}: error: internal error ({type(err).__name__}: {' '.join(str(err).split())[:300]}); "
+              f"please report it with the traceback saved in {report}", file=sys.stderr)
+    return BAD_INPUT_EXIT

@@ -307,7 +307,9 @@ def load_volume(array: object, where: str) -> np.ndarray:
     try:
         volume = np.asarray(array[...], dtype=np.float32)
     except MemoryError:
-        raise
+        gib = float(np.prod(array.shape, dtype=np.float64)) * 4 / 2**30
+        raise ValueError(f"{where}: a tomogram of shape {tuple(array.shape)} ({gib:,.1f} GiB as float32) does not "
+                         "fit in this machine's memory") from None
     except Exception as err:  # blosc, zlib, OSError, mrcfile...: a corrupt chunk or file, named here
         raise ValueError(f"{where}: cannot read the tomogram ({type(err).__name__}: {err}); "
                          f"a chunk or the file is truncated or corrupt") from None

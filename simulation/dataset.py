@@ -19,6 +19,7 @@ from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, VOXEL_SPACING, ParticleSet
 from simulation.shapes import BUILTIN_SHAPES
 from simulation.templates import TemplateSet, load_templates
 from simulation.difficulty import ImagingConfig
+from simulation.ownership import write_marker
 from simulation.tomogram import SimulatedRun, Templates, simulate_run
 from dataio.zarr_writer import write_multiscale_zarr
 
@@ -137,6 +138,7 @@ def simulate_dataset(out: str | Path, size: str | tuple[int, int, int] = "demo",
                                         else load_templates(templates, particles))
     train_runs = simulated_train_runs(n_train)
     runs = [("train", r) for r in train_runs] + [("test", r) for r in simulated_test_runs(n_test)]
+    write_marker(out)  # before any part: --overwrite may later delete exactly what this names
     records = []
     for split, run in tqdm(runs, desc="simulating runs", disable=not progress):
         simulated = simulate_run(shape, run_rng(seed, run), imaging, template_set, tuple(tomo_types),

@@ -97,6 +97,8 @@ def check_one_clear_error(world: World, tmp_path: Path, make: Callable, message:
     """The case's command exits with code 2 and one line holding ``message``: no traceback, no code run by a
     file it opened, nothing half-written or written outside ``--out``, nothing that blocks the corrected run."""
     fn, argv = make(world, tmp_path)
+    victim = tmp_path / "victim" / "thesis.tex"  # planted by a case whose tool must not touch it
+    planted = victim.read_text() if victim.is_file() else None
     code, text = run_cli(fn, argv)
     assert code == 2, text[-2000:]
     assert message in text, text[-2000:]
@@ -104,8 +106,8 @@ def check_one_clear_error(world: World, tmp_path: Path, make: Callable, message:
     assert not (tmp_path / "PWNED").exists(), "a checkpoint ran code when it was opened"
     if make.__name__.startswith("case_ensemble"):  # refused before any prediction: no submission half made
         assert not (tmp_path / "sub.csv").is_file() and "predicting" not in text
-    if "victim" in make.__name__:  # nothing outside --out was touched
-        assert (tmp_path / "victim" / "thesis.tex").read_text() == "years of work\n"
+    if planted is not None:  # a file the tool was not to touch is still there, unchanged
+        assert victim.is_file() and victim.read_text() == planted
     if "overwrite_a_folder" in make.__name__:
         assert (tmp_path / "runs" / world.run_dir.name / "notes.txt").is_file()
     if fn is train.main and "--resume" not in argv and "--overwrite" not in argv:  # a failed start leaves nothing

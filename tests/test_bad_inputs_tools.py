@@ -46,6 +46,18 @@ def case_simulate_into_a_full_folder(w: World, t: Path):
     return simulate.main, ["--out", str(t / "sim"), "--size", "48,96,96"]
 
 
+def case_simulate_overwrite_someones_folder(w: World, t: Path):
+    """Someone's folder that happens to have train/ and test/ subfolders: --overwrite deletes nothing there."""
+    written(t / "victim" / "thesis.tex", "years of work\n")
+    written(t / "victim" / "train" / "chapter1.tex", "more work\n")
+    return simulate.main, ["--out", str(t / "victim"), "--size", "16,32,32", "--overwrite"]
+
+
+def case_simulate_size_beyond_memory(w: World, t: Path):
+    written(t / "victim" / "thesis.tex", "years of work\n")
+    return simulate.main, ["--out", str(t / "victim"), "--size", "3000,3000,3000", "--overwrite"]
+
+
 def case_simulate_missing_templates(w: World, t: Path):
     return simulate.main, ["--out", str(t / "sim"), "--templates", str(t / "no_maps")]
 
@@ -96,6 +108,8 @@ CASES: list[tuple[Callable, str]] = [
     (case_simulate_reversed_snr_range, "difficulty '8:1': a range needs finite LOW <= HIGH"),
     (case_simulate_no_train_runs, "n_train must be >= 1, got 0"),
     (case_simulate_into_a_full_folder, "is not empty; pass --overwrite"),
+    (case_simulate_overwrite_someones_folder, "has no .czii-picker-dataset.json saying simulate.py wrote"),
+    (case_simulate_size_beyond_memory, "GiB of memory and"),
     (case_simulate_missing_templates, "no_maps"),
     (case_simulate_out_is_a_file, "is a file, not a folder"),
     (case_baseline_missing_data, "data path not found"),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dataio.atomic import OutputBatch, check_writable, write_text_atomic
@@ -23,12 +25,41 @@ def test_an_environment_fault_is_one_line_naming_the_file(code, advice, capsys) 
     assert capsys.readouterr().err == f"ensemble.py: error: /data/out/submission.csv: {advice}\n"
 
 
-def test_the_projects_own_messages_pass_unchanged_and_bugs_still_raise() -> None:
+def test_the_projects_own_messages_pass_unchanged() -> None:
     assert describe(ValueError("config key 'optim.lr' must be > 0,\n  got -1")) == \
         "config key 'optim.lr' must be > 0, got -1"
     assert describe(FileNotFoundError("data path not found: /x")) == "data path not found: /x"
-    with pytest.raises(KeyError):  # a bug keeps its traceback
-        run_tool("train.py", lambda: {}["missing"])
+
+
+def test_the_unexpected_is_one_line_with_its_traceback_saved(capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # re-read TMPDIR
+    try:
+        assert run_tool("train.py", lambda: {}["missing"]) == 2
+    finally:
+        tempfile.tempdir = None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.py: error: internal error (KeyError: 'missing'); please report" in err
+    (report,) = tmp_path.glob("czii-picker-train-internal-error-*.txt")
+    assert "Traceback" in report.read_text() and "KeyError" in report.read_text() and str(report) in err
+    assert run_tool("x", lambda: np.empty(2**62, dtype=np.uint8)) == 2  # numpy refuses the allocation at once
+    assert "out of memory" in capsys.readouterr().err
+
+
+def test_passthrough_and_ctrl_c_propagate() -> None:
+    class Stop(Exception):
+        pass
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    def stopped() -> int:
+        raise Stop
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tool("train.py", interrupted)
+    with pytest.raises(Stop):
+        run_tool("train.py", stopped, passthrough=(Stop,))
 
 
 def test_a_batch_appears_together_or_not_at_all(tmp_path) -> None:

@@ -308,13 +308,41 @@ def test_cli_writes_a_dataset(tmp_path: Path):
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "--overwrite" in again.stderr  # an existing dataset is never clobbered
     assert (out / COPICK_CONFIG_NAME).read_bytes() == config_bytes
-    for bad in (["--n-train", "0"], ["--size", "huge"], ["--n-test", "-1"]):  # refused before the old set goes
+    for bad in (["--n-train", "0"], ["--size", "huge"], ["--n-test", "-1"],
+                ["--size", "3000,3000,3000"]):  # refused before the old set goes (the last: memory)
         refused = subprocess.run(cmd + ["--overwrite", *bad], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert refused.returncode == 2 and tomogram_path(out, "test", "TS_sim_test_0", "denoised").is_dir()
+        assert (out / COPICK_CONFIG_NAME).read_bytes() == config_bytes
+    (out / "my_notes.txt").write_text("mine\n")  # the user's file beside the dataset
     replaced = subprocess.run(cmd + ["--overwrite", "--n-test", "0"], cwd=REPO, capture_output=True, text=True,
                               timeout=120)
     assert replaced.returncode == 0, replaced.stderr
     assert not (out / "test").exists()  # the old dataset's test runs went with it
+    assert (out / "my_notes.txt").read_text() == "mine\n"  # what simulate.py did not write stays
+
+
+def test_overwrite_deletes_only_what_the_marker_names(tmp_path: Path):
+    from simulation.ownership import MARKER_NAME, check_budget, clear_dataset, write_marker
+
+    out = tmp_path / "ds"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "x").write_text("old run")
+    (out / "elsewhere").mkdir()
+    (out / "elsewhere" / "keep.txt").write_text("keep")
+    (out / "test").symlink_to(out / "elsewhere")  # a link is removed, never followed
+    with pytest.raises(FileExistsError, match=f"has no {MARKER_NAME}"):
+        clear_dataset(out)
+    assert (out / "train" / "x").is_file()
+    write_marker(out)
+    removed = clear_dataset(out)
+    assert sorted(p.name for p in removed) == sorted(["train", "test", MARKER_NAME])
+    assert (out / "elsewhere" / "keep.txt").read_text() == "keep" and not (out / "test").exists()
+    (out / MARKER_NAME).write_text(json.dumps({"created_by": "czii-picker simulate.py", "parts": ["../victim"]}))
+    with pytest.raises(ValueError, match="cannot name a file or folder"):
+        clear_dataset(out)
+    with pytest.raises(ValueError, match="GiB of memory"):
+        check_budget(out, (96, 256, 256), 10, 1, memory=2**28)
+    check_budget(tmp_path / "new", (16, 40, 40), 10, 1, memory=2**32)
 
 
 def test_pretraining_set_of_many_runs_and_every_difficulty(tmp_path: Path):
