@@ -36,7 +36,7 @@ from inference.export import export_ensemble, export_suffix
 from inference.precision import PRECISIONS, autocast_dtype
 from inference.predict import EnsembleSettings, predict_run
 from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
-from inference.sharding import from_rank_zero, gather_tables, init_from_env, shard_runs
+from inference.sharding import from_rank_zero, gather_objects, gather_tables, init_from_env, shard_runs
 from particles import ParticleSet
 from postprocess.class_suppression import select_picks
 from postprocess.metric import format_report, report_scores, score_picks
@@ -239,8 +239,12 @@ def run(args: argparse.Namespace) -> int:
                              Path(args.pictures) / f"{name}_slices.png", spacing=source.voxel_spacing, batch=batch,
                              particles=particles)
         table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
+        staged = gather_objects(batch.staged())  # every rank's pictures: rank 0 commits them with its own
         if rank != 0:
+            batch.hand_over()  # committed by rank 0 with everything else, or removed by it when it fails
             return 0
+        for target, tmp in (item for other in staged[1:] for item in other):
+            batch.adopt(target, tmp)
         if args.pictures and oof is not None:
             pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png",
                              batch=batch, particles=particles)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from dataio.run_status import read_run_status
@@ -49,6 +51,42 @@ def current_launch(env: Mapping[str, str] | None = None) -> Launch:
         return Launch(int(env["LOCAL_RANK"]), int(env.get("WORLD_SIZE", "1")), token, spawned_by_lightning=True,
                       local_rank=int(env["LOCAL_RANK"]), kind="lightning")
     return Launch(0, 1, f"pid-{os.getpid()}@{socket.gethostname()}")
+
+
+TOKEN_KEY = "czii-picker/launch-token"
+
+
+def new_token(kind: str) -> str:
+    """A token no other launch has: host, process, start time and a random part."""
+    return f"{kind}-{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{secrets.token_hex(4)}"
+
+
+def with_unique_token(launch: Launch, env: Mapping[str, str] | None = None, timeout_s: float = 900.0) -> Launch:
+    """``launch`` with a token unique to this launch and shared by all its processes, for the run lock and
+    ``run.json``. A single process makes its own. A torchrun launch's rank 0 makes one and hands it to the
+    other ranks through the launch's own store (torchrun's agent store at MASTER_ADDR:MASTER_PORT), since its
+    environment is the same on every host that runs a plain ``torchrun`` (run id ``none``, port 29500).
+    SLURM's job and step ids are unique on their cluster; Lightning's own children never take the lock."""
+    env = os.environ if env is None else env
+    if launch.kind == "single":
+        return replace(launch, token=new_token("pid"))
+    if launch.kind != "torchrun":
+        return launch
+    if launch.world_size == 1:
+        return replace(launch, token=new_token("torchrun"))
+    if env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() != "true":  # no store to meet at before training
+        return launch
+    from torch.distributed import TCPStore  # imported here: only a torchrun launch needs it
+
+    store = TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), is_master=False,
+                     timeout=timedelta(seconds=timeout_s))
+    key = f"{TOKEN_KEY}/{env.get('TORCHELASTIC_RESTART_COUNT', '0')}"  # a restarted attempt is a new launch
+    if launch.rank == 0:
+        token = new_token("torchrun")
+        store.set(key, token)
+    else:
+        token = store.get(key).decode()  # waits for rank 0
+    return replace(launch, token=token)
 
 
 def slurm_rendezvous(env: Mapping[str, str] | None = None) -> str:

@@ -1,15 +1,24 @@
 """One job per run folder: a lock file beside it (``<runs>/.<run>.lock``, so ``--overwrite`` cannot delete
 it) names the job that holds the folder. A second job is refused by name; a lock whose process is gone (on
-this host) is stale and taken over; all processes of one multi-process launch share it."""
+this host) is stale and taken over; all processes of one multi-process launch share it (their launch token).
+
+Made to hold on a shared (network) file system: the lock appears complete in one step (a temporary file with
+the holder's record is hard-linked into place, which fails if a lock exists), and a stale lock is taken over
+only by renaming it away and checking that what was moved is still the stale record, so two starters never
+both win."""
 from __future__ import annotations
 
 import json
 import os
 import socket
+import tempfile
 import time
 from pathlib import Path
 
 from dataio.bounded_reads import read_json
+
+UNREADABLE_GRACE_S = 60.0
+"""A lock that cannot be read (left by a version that wrote it in two steps) is taken over after this long."""
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -26,13 +35,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_lock(run_dir: Path) -> dict | None:
-    """The holder recorded in the run folder's lock, or None when there is no (readable) lock."""
+def _read(path: Path) -> dict | None:
     try:
-        doc = read_json(lock_path(run_dir), "run lock")
+        doc = read_json(path, "run lock")
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def read_lock(run_dir: Path) -> dict | None:
+    """The holder recorded in the run folder's lock, or None when there is no (readable) lock."""
+    return _read(lock_path(run_dir))
 
 
 def _describe(holder: dict) -> str:
@@ -40,32 +53,93 @@ def _describe(holder: dict) -> str:
             f"{holder.get('since')}")
 
 
+def _is_stale(path: Path, holder: dict | None, host: str) -> bool:
+    """A lock whose process is gone on this host, or one left unreadable for longer than the grace period."""
+    if holder is None:
+        try:
+            return time.time() - path.stat().st_mtime > UNREADABLE_GRACE_S
+        except FileNotFoundError:
+            return False
+    pid = holder.get("pid")
+    return holder.get("host") == host and isinstance(pid, int) and not _alive(pid)
+
+
+def _complete_record(folder: Path, record: str) -> Path:
+    """A temporary file beside the lock holding the whole record, flushed to disk."""
+    fd, tmp = tempfile.mkstemp(prefix=".lock.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(record)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)
+    return Path(tmp)
+
+
+def _place(tmp: Path, path: Path, record: str) -> None:
+    """Put the complete record at ``path`` unless a lock is there (FileExistsError): a hard link, atomic on
+    local and network file systems; where links are not supported, an exclusive create and write."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some FUSE / SMB mounts)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(record)
+
+
+def _take_over(path: Path, stale: dict | None, launch: str) -> bool:
+    """Move the stale lock away (an atomic rename only one starter can make of that file) and keep it gone only
+    if what was moved is the stale record; someone else's fresh lock is put back. True when it was removed."""
+    moved = path.with_name(f"{path.name}.stale-{os.getpid()}-{launch[-12:].replace('/', '_')}")
+    try:
+        os.rename(path, moved)
+    except FileNotFoundError:
+        return False  # another starter moved it first
+    if _read(moved) == stale:
+        moved.unlink(missing_ok=True)
+        return True
+    try:  # not the record judged stale: a newer holder's lock, restored where it was
+        os.link(moved, path)
+    except FileExistsError:
+        pass
+    moved.unlink(missing_ok=True)
+    return False
+
+
 def acquire_run_lock(run_dir: Path, launch: str) -> Path:
-    """Take the run folder for the launch ``launch`` (re-entrant for the same launch). Refuses, naming the
-    holder, a folder another live job holds; takes over a lock whose process has died on this host."""
+    """Take the run folder for the launch ``launch`` (re-entrant for the same launch). Refuses, naming the lock
+    file and its holder, a folder another live job holds; takes over a lock whose process has died on this
+    host."""
     path = lock_path(run_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
-    doc = json.dumps({"host": host, "pid": os.getpid(), "launch": launch,
-                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = read_lock(run_dir) or {}
-            if holder.get("launch") == launch:
+    record = json.dumps({"host": host, "pid": os.getpid(), "launch": launch,
+                         "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    tmp = _complete_record(path.parent, record)
+    try:
+        for _ in range(5):
+            try:
+                _place(tmp, path, record)
                 return path
-            if holder.get("host") == host and isinstance(holder.get("pid"), int) and not _alive(holder["pid"]):
-                print(f"note: {path} was left by a job that is gone ({_describe(holder)}): taking it over")
-                path.unlink(missing_ok=True)
+            except FileExistsError:
+                pass
+            holder = _read(path)
+            if holder is not None and holder.get("launch") == launch:
+                return path
+            if _is_stale(path, holder, host):
+                what = _describe(holder) if holder else "an unreadable record"
+                if _take_over(path, holder, launch):
+                    print(f"note: {path} was left by a job that is gone ({what}): taking it over")
                 continue
-            raise FileExistsError(f"run folder {run_dir} is in use by another job ({_describe(holder)}); wait for "
-                                  f"it, or, if that job is gone (on another host its process cannot be checked "
-                                  f"from here), delete {path}") from None
-        with os.fdopen(fd, "w") as handle:
-            handle.write(doc)
-        return path
-    raise FileExistsError(f"could not take the lock {path}")
+            if not path.exists():
+                continue  # released meanwhile
+            raise FileExistsError(f"run folder {run_dir} is in use by another job ({_describe(holder or {})}; "
+                                  f"lock file {path}); wait for it, or, if that job is gone (on another host its "
+                                  f"process cannot be checked from here), delete {path}") from None
+        raise FileExistsError(f"could not take the lock {path}: other jobs keep taking and releasing it")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def release_run_lock(run_dir: Path, launch: str) -> None:

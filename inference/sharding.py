@@ -55,3 +55,12 @@ def gather_tables(table: pd.DataFrame) -> pd.DataFrame:
     parts: list[pd.DataFrame | None] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, table)
     return pd.concat([p for p in parts if p is not None], ignore_index=True)
+
+
+def gather_objects(value: T) -> list[T]:
+    """Every rank's ``value``, in rank order, on every rank (``[value]`` without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    parts: list[T | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, value)
+    return parts  # type: ignore[return-value]

@@ -24,7 +24,7 @@ from inference.run_folders import SPLIT_NAME, RunPaths, load_run_config, run_pat
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
 from lightning_modules.ema import PicklableEMA
 from lightning_modules.fold_validation import VAL_METRICS
-from dataio.launch import Launch, current_launch, wait_for_run_folder
+from dataio.launch import Launch, current_launch, wait_for_run_folder, with_unique_token
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 
@@ -119,7 +119,7 @@ def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, overw
 
     Under a multi-process launch (torchrun, SLURM, Lightning's own) only global rank 0 takes the run folder's
     lock and creates, overwrites or writes the folder; the other ranks wait until it has, then train."""
-    launch = current_launch()
+    launch = with_unique_token(current_launch())
     paths = run_paths(runs_dir, cfg)
     if launch.prepares_run_folder:
         acquire_run_lock(paths.run_dir, launch.token)  # a second job on this folder is refused here, by name

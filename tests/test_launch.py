@@ -59,6 +59,73 @@ def test_one_job_per_run_folder(tmp_path, capsys) -> None:
     assert read_lock(run_dir)["launch"] == "launch-c"
 
 
+def _race_for_lock(run_dir: str, launch: str, start: float, results) -> None:
+    """One starter of a race: wait for the common start time, then try to take the lock."""
+    while time.time() < start:
+        pass
+    try:
+        acquire_run_lock(Path(run_dir), launch)
+        results.put(launch)
+    except FileExistsError:
+        results.put(None)
+
+
+def test_a_stale_lock_goes_to_exactly_one_of_many_starters(tmp_path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        run_dir = tmp_path / f"runs{round_}" / "exp_fold0"
+        run_dir.parent.mkdir()
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        lock_path(run_dir).write_text(json.dumps({"host": os.uname().nodename, "pid": gone.pid, "launch": "dead"}))
+        results, start = ctx.Queue(), time.time() + 0.5
+        racers = [ctx.Process(target=_race_for_lock, args=(str(run_dir), f"launch-{i}", start, results))
+                  for i in range(6)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=60)
+        winners = [w for w in (results.get(timeout=10) for _ in racers) if w is not None]
+        assert len(winners) == 1, winners
+        assert read_lock(run_dir)["launch"] == winners[0]
+        assert [p.name for p in run_dir.parent.iterdir()] == [lock_path(run_dir).name]  # no temporaries left
+
+
+def test_an_unreadable_lock_is_refused_while_fresh_and_taken_over_when_old(tmp_path, capsys) -> None:
+    run_dir = tmp_path / "runs" / "exp_fold0"
+    run_dir.parent.mkdir()
+    lock_path(run_dir).write_text("")  # an older version killed between creating and writing its lock
+    with pytest.raises(FileExistsError, match=f"lock file {lock_path(run_dir)}"):
+        acquire_run_lock(run_dir, "launch-a")
+    old = time.time() - 3600
+    os.utime(lock_path(run_dir), (old, old))
+    acquire_run_lock(run_dir, "launch-a")
+    assert read_lock(run_dir)["launch"] == "launch-a" and "an unreadable record" in capsys.readouterr().out
+
+
+def test_every_launch_gets_its_own_token_and_its_ranks_share_it() -> None:
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    from dataio.launch import with_unique_token
+
+    tokens = []
+    for host in ("node-a", "node-b"):  # two plain torchrun launches: the same environment on two hosts
+        store = TCPStore("127.0.0.1", 0, is_master=True, timeout=timedelta(seconds=30))
+        env = {"WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(store.port), "TORCHELASTIC_USE_AGENT_STORE": "True"}
+        zero = with_unique_token(current_launch({**env, "RANK": "0"}), {**env, "RANK": "0"})
+        one = with_unique_token(current_launch({**env, "RANK": "1"}), {**env, "RANK": "1"}, timeout_s=30)
+        assert zero.token == one.token and zero.token.startswith("torchrun-"), host
+        tokens.append(zero.token)
+        del store
+    assert tokens[0] != tokens[1]
+    assert with_unique_token(current_launch({})).token != with_unique_token(current_launch({})).token
+
+
 def _train_args(data: Path, out: Path, epochs: int, patches: int = 4) -> list[str]:
     overrides = tiny_overrides(data, steps=patches, trainer={"accelerator": "cpu", "devices": "2", "strategy": "ddp",
                                                              "max_epochs": epochs},
@@ -172,8 +239,11 @@ def test_torchrun_ensemble_fits_thresholds_once_and_writes_what_one_process_writ
     (saved,) = runs.glob("*.thresholds.json")
     fitted_once = json.loads(saved.read_text())["thresholds"]
     saved.unlink()
-    two = _run(_torchrun(*common, "--out", str(tmp_path / "two.csv")))
+    two = _run(_torchrun(*common, "--out", str(tmp_path / "two.csv"), "--pictures", str(tmp_path / "pictures")))
     assert two.returncode == 0, two.stderr[-3000:]
+    # each rank drew its own tomogram; rank 0 committed every picture with the CSV, no temporaries left
+    assert sorted(p.name for p in (tmp_path / "pictures").iterdir()) == [
+        "TS_sim_test_0_slices.png", "TS_sim_test_1_slices.png", "oof_pr_curves.png"]
     assert two.stdout.count("out-of-fold CV over") == 1 and "predicting (rank 1)" in two.stderr
     assert json.loads(saved.read_text())["thresholds"] == fitted_once
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv"))
