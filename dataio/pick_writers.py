@@ -1,7 +1,10 @@
 """Writers for picks: the submission CSV and copick pick JSON files, both written atomically."""
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,16 @@ WRITER_TAG = "czii-picker"
 """Stamped into every pick file this project writes (``written_by``); copick ignores the key. A file without it
 was written by someone else (a curator, another tool, copick itself) and is never replaced."""
 DEFAULT_PICKS_USER = "czii-picker"
+
+
+def writer_identity() -> str:
+    """Who writes a pick file (``<login>@<host>``, stamped as ``written_for``): two people writing the same
+    recipe's picks (same copick user and session) into one overlay never replace each other's files."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        login = f"uid{os.getuid()}"
+    return f"{login}@{socket.gethostname()}"
 _IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
@@ -45,7 +58,7 @@ def pick_json(run: str, particle_name: str, xyz_angstrom: np.ndarray, user_id: s
               for x, y, z in np.asarray(xyz_angstrom, dtype=np.float64).reshape(-1, 3)]
     return {"pickable_object_name": particle_name, "user_id": user_id, "session_id": session_id,
             "run_name": run, "voxel_spacing": voxel_spacing, "unit": "angstrom", "points": points,
-            "trust_orientation": True, "written_by": WRITER_TAG}
+            "trust_orientation": True, "written_by": WRITER_TAG, "written_for": writer_identity()}
 
 
 def check_replaceable(target: Path, overlay_root: Path | None = None) -> None:
@@ -68,6 +81,11 @@ def check_replaceable(target: Path, overlay_root: Path | None = None) -> None:
         raise FileExistsError(f"{target} exists and was not written by {WRITER_TAG} (curated or another "
                               f"user's picks); refusing to replace it: choose another user or session id "
                               f"or another overlay folder")
+    owner = doc.get("written_for")
+    if owner is not None and owner != writer_identity():
+        raise FileExistsError(f"{target} was written by {WRITER_TAG} for {owner}, not for {writer_identity()}; "
+                              "refusing to replace someone else's picks: give your own --session-id (or "
+                              "--user-id), or another overlay folder")
 
 
 def write_pick_json(overlay_root: str | Path, run: str, particle_name: str, xyz_angstrom: np.ndarray,

@@ -38,7 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+RECIPE_FLAGS_WITHOUT_A_DOT: tuple[str, ...] = ("--preset", "--seed")
+"""The only train.py flags without a dot a sweep may set: everything else it sets is a recipe field."""
+
+
+def check_recipe_flags(recipe_flags: list[str]) -> None:
+    """A sweep sets recipe fields (``--section.key``, ``--preset``, ``--seed``), never the trial's own flags:
+    ``--out``/``--data``/``--experiment`` after ours would move the trial's runs or data, ``--overwrite``
+    would delete runs, ``--config`` could do any of these from a file."""
+    for flag in (f.split("=", 1)[0] for f in recipe_flags if f.startswith("--")):
+        if "." not in flag and flag not in RECIPE_FLAGS_WITHOUT_A_DOT:
+            raise ValueError(f"sweep parameter {flag} is not a recipe field: a sweep may set --section.key "
+                             f"fields and {', '.join(RECIPE_FLAGS_WITHOUT_A_DOT)}; where runs and data go is the "
+                             "trial's own (--data, --out on sweeps/trial.py)")
+
+
 def run_trial(args: argparse.Namespace, recipe_flags: list[str]) -> int:
+    check_recipe_flags(recipe_flags)  # before any W&B run or training starts
     mode = wandb_mode()
     import wandb
 
@@ -71,9 +87,26 @@ def run_trial(args: argparse.Namespace, recipe_flags: list[str]) -> int:
         trial.finish()
 
 
+def check_own_flags_once(argv: list[str]) -> None:
+    """The sweep's parameters come after the command's own flags, and argparse keeps the last of a repeated
+    flag: a parameter named like one of the trial's flags (``--out``) would silently replace it."""
+    own = {a for action in build_parser()._actions for a in action.option_strings if a.startswith("--")}
+    given = [a.split("=", 1)[0] for a in argv if a.startswith("--")]
+    twice = sorted({flag for flag in given if flag in own and given.count(flag) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given more than once: a sweep parameter may not replace the "
+                         "trial's own flags")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args, recipe_flags = build_parser().parse_known_args(argv)
-    return run_tool("sweeps/trial.py", lambda: run_trial(args, recipe_flags))
+
+    def trial() -> int:
+        check_own_flags_once(argv)
+        return run_trial(args, recipe_flags)
+
+    return run_tool("sweeps/trial.py", trial)
 
 
 if __name__ == "__main__":

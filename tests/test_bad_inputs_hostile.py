@@ -255,6 +255,18 @@ def case_ensemble_negative_ome_spacing(w: World, t: Path):
     return ensemble_cli(w, t, "--runs", str(w.runs), "--data", str(zarr_dir))
 
 
+def case_ensemble_over_a_colleagues_picks(w: World, t: Path):
+    """The same recipe's picks (same copick user and session) that a colleague's ensemble wrote into the
+    shared overlay."""
+    overlay = t / "overlay"
+    session = w.run_dir.name.rsplit("_fold", 1)[0].replace("_", "-")
+    target = overlay / "ExperimentRuns" / "TS_sim_test_0" / "Picks" / f"czii-picker_{session}_apo-ferritin.json"
+    written(target, json.dumps({"pickable_object_name": "apo-ferritin", "user_id": "czii-picker",
+                                 "session_id": session, "run_name": "TS_sim_test_0", "points": [],
+                                 "written_by": "czii-picker", "written_for": "colleague@lab-node-3"}))
+    return ensemble_cli(w, t, "--runs", str(w.runs), "--data", str(w.data), "--overlay", str(overlay))
+
+
 CASES: list[tuple[Callable, str]] = [
     (case_train_pickle_codec_tomogram, "its compressor is codec 'pickle', which is not a data codec"),
     (case_train_pickle_fill_value_tomogram, "its filter is codec 'pickle', which is not a data codec"),
@@ -281,9 +293,34 @@ CASES: list[tuple[Callable, str]] = [
     (case_train_copick_spacing_folder_nan, "voxel spacing nan must be a positive finite number"),
     (case_ensemble_mrc_nan_spacing, "must be a positive finite number"),
     (case_ensemble_negative_ome_spacing, "voxel spacing -10.0 must be a positive finite number"),
+    (case_ensemble_over_a_colleagues_picks, "was written by czii-picker for colleague@lab-node-3"),
 ]
 
 
 @pytest.mark.parametrize("make, message", CASES, ids=[c.__name__[len("case_"):] for c, _ in CASES])
 def test_bad_input_is_one_clear_error(world, tmp_path, make, message) -> None:
     check_one_clear_error(world, tmp_path, make, message)
+
+
+@pytest.mark.slow
+def test_the_ensemble_does_not_need_the_encoder_weights_file_training_started_from(world, tmp_path) -> None:
+    """The checkpoint holds every weight: the encoder file named in the run's config may be gone since."""
+    import torch
+
+    from config.experiment import ModelConfig
+    from models.registry import build_model
+    from tests.bad_input_harness import run_cli
+
+    small = ["--model.decoder_channels", "16", "8", "8", "8", "8", "--data.batch_size", "2"]
+    encoder = tmp_path / "encoder.pth"
+    torch.save(build_model(ModelConfig(name="unet-resnet18", decoder_channels=(16, 8, 8, 8, 8))).encoder.state_dict(),
+               encoder)
+    fn, argv = train_cli(world, tmp_path, "--model.name", "unet-resnet18", "--model.encoder_weights", str(encoder),
+                         *small)
+    code, text = run_cli(fn, argv)
+    assert code == 0, text[-2000:]
+    encoder.unlink()
+    fn, argv = ensemble_cli(world, tmp_path, "--runs", str(tmp_path / "runs"))
+    code, text = run_cli(fn, argv)
+    assert code == 0, text[-2000:]
+    assert (tmp_path / "sub.csv").is_file()

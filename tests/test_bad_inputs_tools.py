@@ -95,6 +95,24 @@ def case_portal_out_exists(w: World, t: Path):
     return portal.main, ["--dataset", "10440", "--overlay", str(t / "o"), "--out", str(written(t / "p.json", "{}"))]
 
 
+def _trial():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sweep_trial", Path(__file__).resolve().parents[1] / "sweeps" /
+                                                  "trial.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def case_sweep_parameter_replaces_out(w: World, t: Path):
+    written(t / "victim" / "thesis.tex", "years of work\n")
+    return _trial(), ["--data", str(w.data), "--out", str(t / "runs"), "--out", str(t / "victim")]
+
+
+def case_sweep_parameter_adds_overwrite(w: World, t: Path):
+    return _trial(), ["--data", str(w.data), "--out", str(t / "runs"), "--optim.lr=0.002", "--overwrite"]
+
+
 def case_metric_unreadable_submission(w: World, t: Path):
     (t / "sub.csv").mkdir()
     return metric.main, [str(t / "sub.csv"), "--gt", str(w.data / "test_truth")]
@@ -118,6 +136,8 @@ CASES: list[tuple[Callable, str]] = [
     (case_copick_config_target_is_a_folder, "a folder is in the way of a file"),
     (case_portal_out_exists, "exists; not replacing it"),
     (case_metric_unreadable_submission, "sub.csv"),
+    (case_sweep_parameter_replaces_out, "--out given more than once: a sweep parameter may not replace"),
+    (case_sweep_parameter_adds_overwrite, "sweep parameter --overwrite is not a recipe field"),
 ]
 
 
