@@ -35,7 +35,7 @@ from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
 from inference.export import export_ensemble, export_suffix
 from inference.precision import PRECISIONS, autocast_dtype
 from inference.predict import EnsembleSettings, predict_run
-from inference.run_folders import check_voxel_spacing, load_run_spacing, load_run_split
+from inference.run_folder import check_voxel_spacing
 from inference.sharding import from_rank_zero, gather_objects, gather_tables, init_from_env, shard_runs
 from particles import ParticleSet
 from postprocess.class_suppression import select_picks
@@ -182,8 +182,8 @@ def resolve_device(args: argparse.Namespace, default: torch.device) -> torch.dev
 
 def warn_training_runs(runs: list[FoldRun], names: list[str]) -> None:
     """Scoring runs that models trained on measures memory, not skill: say so, naming them."""
-    seen = sorted({name for run in runs if run.run_dir is not None
-                   for name in ((load_run_split(run.run_dir) or ([], []))[0]) if name in names})
+    splits = [run.folder.read_split() for run in runs if run.folder is not None]
+    seen = sorted({name for split in splits if split is not None for name in split.train_runs if name in names})
     if seen:
         print(f"warning: --score includes runs some models trained on ({', '.join(seen)}): that part of the "
               "score is a training score, not a test of unseen data")
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
                           voxel_spacing=cfg.data.voxel_spacing, particles=particles)
               if len(data) == 1 else open_source([Path(d) for d in data], particles=particles))
     for fold in folds:
-        check_voxel_spacing(load_run_spacing(fold.run_dir), source.voxel_spacing, f"--data {data[0]}")
+        check_voxel_spacing(fold.folder.spacing() if fold.folder else None, source.voxel_spacing, f"--data {data[0]}")
     names = source.run_names()
     if not names:
         raise ValueError(f"{data[0]} has no runs in split {args.split!r}")

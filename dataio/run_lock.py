@@ -4,8 +4,8 @@ this host) is stale and taken over; all processes of one multi-process launch sh
 
 Made to hold on a shared (network) file system: the lock appears complete in one step (a temporary file with
 the holder's record is hard-linked into place, which fails if a lock exists), and a stale lock is taken over
-only by renaming it away and checking that what was moved is still the stale record, so two starters never
-both win."""
+by one process at a time (it holds a ``.break`` file while it re-reads and removes the lock), so two starters
+never both win."""
 from __future__ import annotations
 
 import json
@@ -19,6 +19,8 @@ from dataio.bounded_reads import read_json
 
 UNREADABLE_GRACE_S = 60.0
 """A lock that cannot be read (left by a version that wrote it in two steps) is taken over after this long."""
+BREAKER_STALE_S = 30.0
+"""A ``.break`` file older than this was left by a process killed while breaking a stale lock."""
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -88,23 +90,34 @@ def _place(tmp: Path, path: Path, record: str) -> None:
             handle.write(record)
 
 
-def _take_over(path: Path, stale: dict | None, launch: str) -> bool:
-    """Move the stale lock away (an atomic rename only one starter can make of that file) and keep it gone only
-    if what was moved is the stale record; someone else's fresh lock is put back. True when it was removed."""
-    moved = path.with_name(f"{path.name}.stale-{os.getpid()}-{launch[-12:].replace('/', '_')}")
+def _take_over(path: Path, stale: dict | None, host: str) -> bool:
+    """Remove the stale lock ``path`` if it still holds the record ``stale``; True when this process removed it.
+    Only one process at a time may break a lock: it must first create ``<lock>.break`` (a hard link, so on a
+    network file system too), and while it holds that, nobody else removes the lock and nobody can create a
+    new one in its place (the old one is still there), so what it re-reads is what it removes."""
+    breaker = path.with_name(f"{path.name}.break")
+    tmp = _complete_record(path.parent, json.dumps({"host": host, "pid": os.getpid()}))
     try:
-        os.rename(path, moved)
-    except FileNotFoundError:
-        return False  # another starter moved it first
-    if _read(moved) == stale:
-        moved.unlink(missing_ok=True)
-        return True
-    try:  # not the record judged stale: a newer holder's lock, restored where it was
-        os.link(moved, path)
-    except FileExistsError:
-        pass
-    moved.unlink(missing_ok=True)
-    return False
+        try:
+            _place(tmp, breaker, "")
+        except FileExistsError:
+            try:  # a breaker left by a process killed while breaking (which takes milliseconds)
+                if time.time() - breaker.stat().st_mtime > BREAKER_STALE_S:
+                    breaker.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass
+            return False
+        try:
+            if _read(path) != stale or not _is_stale(path, stale, host):
+                return False  # taken over and renewed meanwhile, or no longer stale
+            path.unlink()
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            breaker.unlink(missing_ok=True)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def acquire_run_lock(run_dir: Path, launch: str) -> Path:
@@ -118,7 +131,7 @@ def acquire_run_lock(run_dir: Path, launch: str) -> Path:
                          "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     tmp = _complete_record(path.parent, record)
     try:
-        for _ in range(5):
+        for _ in range(20):
             try:
                 _place(tmp, path, record)
                 return path
@@ -129,12 +142,15 @@ def acquire_run_lock(run_dir: Path, launch: str) -> Path:
                 return path
             if _is_stale(path, holder, host):
                 what = _describe(holder) if holder else "an unreadable record"
-                if _take_over(path, holder, launch):
+                if _take_over(path, holder, host):
                     print(f"note: {path} was left by a job that is gone ({what}): taking it over")
+                else:
+                    time.sleep(0.05)  # another starter is breaking it: look again in a moment
                 continue
             if not path.exists():
                 continue  # released meanwhile
-            raise FileExistsError(f"run folder {run_dir} is in use by another job ({_describe(holder or {})}; "
+            holder = _read(path) or holder or {}
+            raise FileExistsError(f"run folder {run_dir} is in use by another job ({_describe(holder)}; "
                                   f"lock file {path}); wait for it, or, if that job is gone (on another host its "
                                   f"process cannot be checked from here), delete {path}") from None
         raise FileExistsError(f"could not take the lock {path}: other jobs keep taking and releasing it")

@@ -10,29 +10,33 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dataio.run_status import run_state
 from inference.checkpoint_reader import model_weights, read_checkpoint
 from config.experiment import ExperimentConfig, activation_kind
 from config.resolve import experiment_config
 from config.checks import check_inference_settings
 from config.yaml_cli import merge, to_dict
-from inference.run_folders import CONFIG_NAME, fold_label, folder_paths, load_run_config
+from inference.run_folder import CONFIG_NAME, RunFolder, fold_label
 from models.registry import build_model
 from inference.predict import EnsembleSettings
 
 
 @dataclass
 class FoldRun:
-    """One trained fold: its config and the checkpoint to use (``validation.checkpoint``: the last epoch's
-    weights.ckpt, or best.ckpt by validation when it exists; last.ckpt for runs older than weights.ckpt)."""
+    """One trained fold: its config, the checkpoint to use (``validation.checkpoint``: the last epoch's
+    weights.ckpt, or best.ckpt by validation when it exists; last.ckpt for runs older than weights.ckpt) and
+    its run folder (None for a checkpoint given on its own)."""
 
     config: ExperimentConfig
     checkpoint: Path
-    run_dir: Path | None = None
+    folder: RunFolder | None = None
 
     @property
     def fold(self) -> str:
         return str(self.config.data.fold)
+
+    @property
+    def run_dir(self) -> Path | None:
+        return None if self.folder is None else self.folder.run_dir
 
 
 def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
@@ -45,18 +49,16 @@ def find_fold_runs(runs_dir: str | Path, experiment: str | None = None,
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} does not exist")
     by_experiment: dict[str, list[tuple[FoldRun | None, str]]] = {}
-    for config_path in sorted(runs_dir.glob(f"*/{CONFIG_NAME}")):
-        cfg = load_run_config(config_path)
-        paths = folder_paths(config_path.parent)
-        wanted = [paths.best] if cfg.validation.checkpoint == "best" else []
-        found = [p for p in (*wanted, paths.weights, paths.last) if p.is_file()]
-        state = run_state(config_path.parent)
-        if not found and state == "finished":
-            raise FileNotFoundError(f"run {config_path.parent} has no checkpoint (looked for "
-                                    f"{', '.join(p.name for p in (*wanted, paths.weights, paths.last))} in "
-                                    f"{paths.last.parent})")
-        run = FoldRun(cfg, found[0], config_path.parent) if found else None
-        by_experiment.setdefault(cfg.experiment, []).append((run, f"{config_path.parent} ({state})"))
+    for folder in RunFolder.found_under(runs_dir):
+        cfg = folder.read_config()
+        checkpoint = folder.checkpoint(cfg.validation.checkpoint)
+        state = folder.state()
+        if checkpoint is None and state == "finished":
+            raise FileNotFoundError(f"run {folder.run_dir} has no checkpoint (looked for "
+                                    f"{', '.join(p.name for p in (folder.best, folder.weights, folder.last))} in "
+                                    f"{folder.checkpoint_dir})")
+        run = FoldRun(cfg, checkpoint, folder) if checkpoint is not None else None
+        by_experiment.setdefault(cfg.experiment, []).append((run, f"{folder.run_dir} ({state})"))
     if not by_experiment:
         raise FileNotFoundError(f"no trained runs (*/{CONFIG_NAME}) under {runs_dir}")
     if experiment is None:

@@ -16,7 +16,6 @@ from dataio.pick_readers import PickSelection
 from dataio.sources import TomogramSource, open_source
 from particles import CZII_PARTICLES
 from inference.fold_runs import FoldRun, load_model
-from inference.run_folders import load_run_split
 from postprocess.class_suppression import fit_thresholds_suppressed
 from inference.candidates import fits_component_levels, pick_candidates_per_level
 from inference.predict import EnsembleSettings, ensemble_probabilities, predict_run
@@ -44,9 +43,9 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     source = open_source(data.data_root, data.split, data.tomo_type, 0, data.picks_csv,
                          PickSelection(data.picks_user, data.picks_session), data.voxel_spacing,
                          run.config.particle_set)
-    saved = load_run_split(run.run_dir) if run.run_dir is not None else None
+    saved = run.folder.read_split() if run.folder is not None else None
     if saved is not None:
-        return source, saved[1]
+        return source, saved.val_runs
     _, val_runs = split_runs(load_folds(resolve_folds_file(data.folds_file), source.run_names()), data.fold)
     return source, val_runs
 

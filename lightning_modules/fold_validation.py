@@ -18,9 +18,8 @@ from particles import CZII_PARTICLES, ParticleSet
 from postprocess.metric import MetricReport, score_picks
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from dataio.pick_writers import write_picks_table
+from inference.run_folder import OOF_CANDIDATES, VAL_METRICS
 
-OOF_CANDIDATES = "oof_candidates.csv"
-VAL_METRICS = "val_metrics.json"
 VAL_PICTURE = "val_slices.png"
 
 

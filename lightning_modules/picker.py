@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from inference.checkpoint_reader import model_weights, read_checkpoint
-from inference.run_folders import CHECKPOINT_DIR, WEIGHTS_NAME
+from inference.run_folder import RunFolder
 from lightning_modules.checkpoint_files import restore_rng_states, rng_states
 from config.experiment import ExperimentConfig, activation_kind, out_channels_for
 from config.yaml_cli import from_dict, to_dict
@@ -128,7 +128,7 @@ class ParticlePicker(L.LightningModule):
         folder stands for its weights.ckpt (the final EMA weights)."""
         path = Path(checkpoint_path)
         if path.is_dir():
-            path = path / CHECKPOINT_DIR / WEIGHTS_NAME
+            path = RunFolder(path).weights
         weights = model_weights(read_checkpoint(path, "--init-from"))
         try:
             self.model.load_state_dict(weights, strict=True)

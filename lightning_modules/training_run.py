@@ -1,40 +1,35 @@
 """One training run: prepare its folder, build the Trainer, fit, and record how it ended."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-import yaml
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from config.experiment import ExperimentConfig, TrainerConfig
 from config.yaml_cli import to_dict
 from datamodules.datamodule import CryoETDataModule
-from dataio.atomic import write_text_atomic
-from dataio.run_lock import acquire_run_lock, release_run_lock
-from dataio.run_status import RUN_STATUS_NAME, is_run_folder, write_run_status
+from dataio.run_status import RUN_STATUS_NAME
 from dataio.torch_files import load_tensors
 from inference.checkpoint_reader import read_checkpoint
-from inference.run_folders import SPLIT_NAME, RunPaths, load_run_config, run_paths
+from inference.run_folder import RunFolder
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
 from lightning_modules.ema import PicklableEMA
-from lightning_modules.fold_validation import VAL_METRICS
 from dataio.launch import Launch, current_launch, wait_for_run_folder, with_unique_token
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 
 
-def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwrite: bool, launch: str) -> bool:
+def prepare_run_dir(paths: RunFolder, cfg: ExperimentConfig, resume: bool, overwrite: bool, launch: str) -> bool:
     """Create the run folder and mark it as train.py's (``run.json``); never clobber an earlier run unless asked
     to, and then only a folder that marker proves train.py created (a resumed one is kept as it is:
     ``check_resumable`` has checked it). Returns whether the folder is new, i.e. this run may remove it."""
     if resume:
-        write_run_status(paths.run_dir, "running", launch=launch, resumed=True)
+        paths.write_status("running", launch=launch, resumed=True)
         return False
     if paths.run_dir.is_symlink() or (paths.run_dir.exists() and not paths.run_dir.is_dir()):
         raise FileExistsError(f"run folder {paths.run_dir} is a file or a symbolic link; refusing to use it")
@@ -42,18 +37,18 @@ def prepare_run_dir(paths: RunPaths, cfg: ExperimentConfig, resume: bool, overwr
         if not overwrite:
             raise FileExistsError(f"run folder {paths.run_dir} already exists; pass --resume to continue it, "
                                   "--overwrite to start it again, or change --seed / --experiment")
-        if not is_run_folder(paths.run_dir):
+        if not paths.made_by_train():
             raise FileExistsError(f"--overwrite: {paths.run_dir} has no {RUN_STATUS_NAME} marking it as a run "
                                   "folder train.py created (an older run, or someone else's folder); refusing "
                                   "to delete it: remove it yourself or choose another --experiment / --out")
         shutil.rmtree(paths.run_dir)
     paths.run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(paths.config, yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    write_run_status(paths.run_dir, "running", launch=launch)  # last: the other ranks wait for it
+    paths.write_config(cfg)
+    paths.write_status("running", launch=launch)  # last: the other ranks wait for it
     return True
 
 
-def check_resumable(paths: RunPaths, cfg: ExperimentConfig, clean: bool = True) -> None:
+def check_resumable(paths: RunFolder, cfg: ExperimentConfig, clean: bool = True) -> None:
     """Refuse, by name, a last.ckpt that cannot continue this run (missing, truncated, slim, of another model),
     and clear the temporary files a killed save left beside it."""
     if not paths.last.is_file():
@@ -63,7 +58,7 @@ def check_resumable(paths: RunPaths, cfg: ExperimentConfig, clean: bool = True) 
     state = read_checkpoint(paths.last, "--resume", for_resume=True)
     saved = state["hyper_parameters"]["config"].get("model")
     if saved != to_dict(cfg)["model"]:
-        raise ValueError(f"--resume checkpoint {paths.last} holds another model than {paths.config} describes "
+        raise ValueError(f"--resume checkpoint {paths.last} holds another model than {paths.config_file} describes "
                          f"({saved} vs {to_dict(cfg)['model']})")
 
 
@@ -79,7 +74,7 @@ def _on_gpu(tcfg: TrainerConfig) -> bool:
     return tcfg.accelerator in ("gpu", "cuda") or (tcfg.accelerator == "auto" and torch.cuda.is_available())
 
 
-def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) -> L.Trainer:
+def build_trainer(cfg: ExperimentConfig, paths: RunFolder, has_validation: bool) -> L.Trainer:
     """The Lightning Trainer with checkpoints (last, best by val/score), EMA, loggers."""
     tcfg = cfg.trainer
     on_gpu = _on_gpu(tcfg)
@@ -114,25 +109,25 @@ def build_trainer(cfg: ExperimentConfig, paths: RunPaths, has_validation: bool) 
                          f"strategy {tcfg.strategy!r}, precision {precision!r}): {err}") from None
 
 
-def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, overwrite: bool = False) -> RunPaths:
+def fit(cfg: ExperimentConfig, runs_dir: str | Path, resume: bool = False, overwrite: bool = False) -> RunFolder:
     """Train one fold; returns the run's paths. The datamodule checks folds and shapes before training.
 
     Under a multi-process launch (torchrun, SLURM, Lightning's own) only global rank 0 takes the run folder's
     lock and creates, overwrites or writes the folder; the other ranks wait until it has, then train."""
     launch = with_unique_token(current_launch())
-    paths = run_paths(runs_dir, cfg)
+    paths = RunFolder.of(runs_dir, cfg)
     if launch.prepares_run_folder:
-        acquire_run_lock(paths.run_dir, launch.token)  # a second job on this folder is refused here, by name
+        paths.acquire(launch.token)  # a second job on this folder is refused here, by name
     try:
         return _fit(cfg, paths, launch, resume, overwrite)
     finally:
         if launch.prepares_run_folder:
-            release_run_lock(paths.run_dir, launch.token)
+            paths.release(launch.token)
 
 
-def _fit(cfg: ExperimentConfig, paths: RunPaths, launch: Launch, resume: bool, overwrite: bool) -> RunPaths:
-    if resume and paths.config.is_file():
-        saved = load_run_config(paths.config)
+def _fit(cfg: ExperimentConfig, paths: RunFolder, launch: Launch, resume: bool, overwrite: bool) -> RunFolder:
+    if resume and paths.config_file.is_file():
+        saved = paths.read_config()
         saved.trainer = cfg.trainer  # a resumed run may be given more epochs or other devices
         cfg = saved
     if resume:  # before reading any tomogram: a bad checkpoint is refused at once
@@ -153,9 +148,8 @@ def _fit(cfg: ExperimentConfig, paths: RunPaths, launch: Launch, resume: bool, o
     created = prepare_run_dir(paths, cfg, resume, overwrite, launch.token)  # once a model is built: no stray folders
     try:
         if not resume:  # the split as trained: the OOF record stays right whatever folds.yaml says later
-            write_text_atomic(paths.run_dir / SPLIT_NAME, yaml.safe_dump(
-                {"fold": cfg.data.fold, "train_runs": datamodule.train_runs, "val_runs": datamodule.val_runs,
-                 "voxel_spacing": float(datamodule.source.voxel_spacing)}))
+            paths.write_split(cfg.data.fold, datamodule.train_runs, datamodule.val_runs,
+                              datamodule.source.voxel_spacing)
         trainer = build_trainer(cfg, paths, has_validation)
         run_trainer(trainer, module, datamodule, paths, resume)
     except BaseException as err:
@@ -168,7 +162,7 @@ class TrainingInterrupted(Exception):
     """Ctrl-C (or SIGTERM from a scheduler) stopped the run; its last checkpoint can be resumed."""
 
 
-def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDataModule, paths: RunPaths,
+def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDataModule, paths: RunFolder,
                 resume: bool) -> None:
     """``trainer.fit`` (a resume reads last.ckpt with ``weights_only=True`` too), then the run's status: finished
     only when training reached its end, took steps and left weights an ensemble can read."""
@@ -192,10 +186,10 @@ def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDa
                          "data.patches_per_epoch (per process) against data.batch_size and the number of "
                          "processes, and trainer.max_epochs / max_steps")
     if trainer.is_global_zero:
-        write_run_status(paths.run_dir, "finished", global_step=int(steps))
+        paths.write_status("finished", global_step=int(steps))
 
 
-def record_failure(paths: RunPaths, created: bool, err: BaseException) -> None:
+def record_failure(paths: RunFolder, created: bool, err: BaseException) -> None:
     """A run that stopped before writing any checkpoint leaves nothing behind when this call created its folder
     (so it blocks no ensemble and no later start); otherwise its status says how it ended."""
     if created and not any(p.is_file() for p in (paths.last, paths.weights, paths.best)):
@@ -203,11 +197,10 @@ def record_failure(paths: RunPaths, created: bool, err: BaseException) -> None:
         return
     if paths.run_dir.is_dir():
         interrupted = isinstance(err, (TrainingInterrupted, KeyboardInterrupt))
-        write_run_status(paths.run_dir, "interrupted" if interrupted else "failed",
-                         reason=" ".join(str(err).split())[:500] or type(err).__name__)
+        paths.write_status("interrupted" if interrupted else "failed",
+                           reason=" ".join(str(err).split())[:500] or type(err).__name__)
 
 
-def best_metrics(paths: RunPaths) -> dict[str, Any] | None:
+def best_metrics(paths: RunFolder) -> dict[str, Any] | None:
     """The best validation epoch's metrics written by the run, if it validated."""
-    metrics = paths.run_dir / VAL_METRICS
-    return json.loads(metrics.read_text()) if metrics.is_file() else None
+    return paths.metrics()

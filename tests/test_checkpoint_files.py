@@ -9,7 +9,7 @@ import lightning as L
 import pytest
 import torch
 
-from inference import run_folders
+from inference.run_folder import RunFolder
 from lightning_modules import training_run
 from inference.checkpoint_reader import TRAINING_KEYS, model_weights, read_checkpoint
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, remove_stale_temporaries
@@ -62,7 +62,7 @@ def test_stale_temporaries_are_removed_and_nothing_else(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def best_run(twin, tmp_path_factory: pytest.TempPathFactory) -> run_folders.RunPaths:
+def best_run(twin, tmp_path_factory: pytest.TempPathFactory) -> RunFolder:
     root, folds = twin
     cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, ema={"decay": 0.5},
                                                    validation={"checkpoint": "best"}))
@@ -108,7 +108,7 @@ def test_damaged_or_foreign_checkpoints_are_named(best_run, tmp_path, damage, me
         state = _load(best_run.last)
         state.pop("hyper_parameters")
         torch.save(state, path)
-    cfg = run_folders.load_run_config(best_run.config)
+    cfg = best_run.read_config()
     for role, call in (("--init-from", lambda: ParticlePicker.from_config(cfg).load_weights_from(path)),
                        ("--checkpoints", lambda: fold_run_from_checkpoint(path)),
                        ("fold 0", lambda: load_model(FoldRun(cfg, path))),
@@ -121,8 +121,8 @@ def test_damaged_or_foreign_checkpoints_are_named(best_run, tmp_path, damage, me
 def test_resume_refuses_a_slim_or_damaged_last_checkpoint(best_run, tmp_path) -> None:
     runs = tmp_path / "runs"
     shutil.copytree(best_run.run_dir.parent, runs)
-    cfg = run_folders.load_run_config(best_run.config)
-    paths = run_folders.run_paths(runs, cfg)
+    cfg = best_run.read_config()
+    paths = RunFolder.of(runs, cfg)
     shutil.copy(paths.best, paths.last)
     with pytest.raises(ValueError, match="inference weights only .*optimizer_states"):
         fit(cfg, runs, resume=True)

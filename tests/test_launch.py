@@ -59,8 +59,9 @@ def test_one_job_per_run_folder(tmp_path, capsys) -> None:
     assert read_lock(run_dir)["launch"] == "launch-c"
 
 
-def _race_for_lock(run_dir: str, launch: str, start: float, results) -> None:
-    """One starter of a race: wait for the common start time, then try to take the lock."""
+def _race_for_lock(run_dir: str, launch: str, start: float, results, done) -> None:
+    """One starter of a race: wait for the common start time, try to take the lock, then stay alive (a holder
+    that exits leaves a stale lock, rightly taken over) until every starter has tried."""
     while time.time() < start:
         pass
     try:
@@ -68,28 +69,30 @@ def _race_for_lock(run_dir: str, launch: str, start: float, results) -> None:
         results.put(launch)
     except FileExistsError:
         results.put(None)
+    done.wait(60)
 
 
 def test_a_stale_lock_goes_to_exactly_one_of_many_starters(tmp_path) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
-    for round_ in range(3):
+    for round_ in range(5):
         run_dir = tmp_path / f"runs{round_}" / "exp_fold0"
         run_dir.parent.mkdir()
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
         lock_path(run_dir).write_text(json.dumps({"host": os.uname().nodename, "pid": gone.pid, "launch": "dead"}))
-        results, start = ctx.Queue(), time.time() + 0.5
-        racers = [ctx.Process(target=_race_for_lock, args=(str(run_dir), f"launch-{i}", start, results))
+        results, done, start = ctx.Queue(), ctx.Event(), time.time() + 0.5
+        racers = [ctx.Process(target=_race_for_lock, args=(str(run_dir), f"launch-{i}", start, results, done))
                   for i in range(6)]
         for racer in racers:
             racer.start()
-        for racer in racers:
-            racer.join(timeout=60)
-        winners = [w for w in (results.get(timeout=10) for _ in racers) if w is not None]
+        winners = [w for w in (results.get(timeout=60) for _ in racers) if w is not None]
         assert len(winners) == 1, winners
         assert read_lock(run_dir)["launch"] == winners[0]
+        done.set()
+        for racer in racers:
+            racer.join(timeout=60)
         assert [p.name for p in run_dir.parent.iterdir()] == [lock_path(run_dir).name]  # no temporaries left
 
 

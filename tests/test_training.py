@@ -17,12 +17,13 @@ import train
 from inference.fold_runs import FoldRun, find_fold_runs, load_model
 from config.experiment import ExperimentConfig
 from config.yaml_cli import from_dict, load_yaml
-from lightning_modules.fold_validation import OOF_CANDIDATES, VAL_METRICS, VAL_PICTURE
+from inference.run_folder import OOF_CANDIDATES, VAL_METRICS
+from lightning_modules.fold_validation import VAL_PICTURE
 from lightning_modules.loggers import CSV_DIR
 from lightning_modules.picker import ParticlePicker
 from config.presets import PRESETS
 from config.resolve import resolve_config
-from inference.run_folders import RunPaths, run_paths
+from inference.run_folder import RunFolder
 from lightning_modules.training_run import fit
 from tests.training_fixtures import cli_args, tiny_overrides, write_folds
 
@@ -33,7 +34,7 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def short_run(twin, tmp_path_factory: pytest.TempPathFactory) -> RunPaths:
+def short_run(twin, tmp_path_factory: pytest.TempPathFactory) -> RunFolder:
     """A 2-step run with EMA (decay 0.5 so the average moves) and validation on TS_A."""
     root, folds = twin
     cfg = resolve_config(None, None, tiny_overrides(root, folds, steps=2, ema={"decay": 0.5}))
@@ -105,7 +106,7 @@ def test_checkpoint_holds_ema_weights(short_run) -> None:
     state = _checkpoint(short_run.last)
     ema, raw = _model_weights(state["state_dict"]), _model_weights(state["current_model_state"])
     assert _differs(ema, raw)
-    cfg = from_dict(ExperimentConfig, load_yaml(short_run.config))
+    cfg = from_dict(ExperimentConfig, load_yaml(short_run.config_file))
     loaded = load_model(FoldRun(cfg, short_run.last)).state_dict()
     assert all(torch.equal(loaded[k], ema[k]) for k in ema)
     assert _differs({k: loaded[k] for k in raw}, raw)
@@ -248,7 +249,7 @@ def cli_run(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[lis
     with contextlib.redirect_stdout(stdout):
         assert train.main(argv) == 0
     cfg = resolve_config("cpu", None, train.overrides_from(train.build_parser().parse_args(argv)))
-    return argv, run_paths(out, cfg).run_dir, stdout.getvalue()
+    return argv, RunFolder.of(out, cfg).run_dir, stdout.getvalue()
 
 
 def test_cli_writes_the_run_folder(cli_run) -> None:
@@ -274,7 +275,7 @@ def test_cli_refuses_to_clobber_and_to_resume_nothing(cli_run, tmp_path, capsys)
     fresh = [*argv, "--out", str(tmp_path), "--resume"]
     assert train.main(fresh) == 2
     assert "no checkpoint to resume from" in capsys.readouterr().err
-    assert not (run_paths(tmp_path, from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml")))
+    assert not (RunFolder.of(tmp_path, from_dict(ExperimentConfig, load_yaml(run_dir / "config.yaml")))
                 .last.exists())
 
 
