@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from config.experiment import InferenceSettings
 from config.flags import add_config_flags, given_config_values
@@ -25,23 +24,16 @@ from config.yaml_cli import to_dict
 from dataio.atomic import OutputBatch, check_writable
 from dataio.cli_errors import run_tool
 from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
-from dataio.pick_readers import PickSelection, empty_picks_table
+from dataio.pick_readers import PickSelection
 from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission
 from dataio.sources import open_source
-from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable,
-                                           ensemble_settings, find_fold_runs, fold_run_from_checkpoint, load_model,
-                                           weight_soup)
-from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
 from inference.export import export_ensemble, export_suffix
-from inference.precision import PRECISIONS, autocast_dtype
-from inference.predict import EnsembleSettings, predict_run
-from inference.run_folder import check_voxel_spacing
-from inference.sharding import from_rank_zero, gather_objects, gather_tables, init_from_env, shard_runs
-from particles import ParticleSet
-from postprocess.class_suppression import select_picks
+from inference.fold_runs import FoldRun
+from inference.precision import PRECISIONS
+from inference.predictor import EnsemblePredictor
+from inference.sharding import gather_objects, gather_tables, init_from_env
 from postprocess.metric import format_report, report_scores, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
-from postprocess.thresholds import load_component_levels, load_oof_scores, load_thresholds, save_thresholds
 from postprocess.wandb_report import log_ensemble_run, pr_curve_rows
 
 
@@ -90,55 +82,17 @@ def picks_owner(args: argparse.Namespace, experiment: str) -> tuple[str, str]:
     return args.user_id, session_id
 
 
-def fold_runs_from(args: argparse.Namespace) -> list[FoldRun]:
+def predictor_from(args: argparse.Namespace, device: torch.device) -> EnsemblePredictor:
+    """The ensemble the flags name, its thresholds not yet fitted (outputs are checked first)."""
     if bool(args.runs) == bool(args.checkpoints):
         raise ValueError("give either --runs or --checkpoints")
+    options = dict(device=device, precision=args.precision, soup=args.soup, refit_thresholds=args.refit_thresholds,
+                   fit=False, **given_config_values(args, InferenceSettings))
+    if args.thresholds:  # the user's own file: used as given, with a word when it was fitted otherwise
+        options.update(thresholds_file=Path(args.thresholds), user_thresholds=True)
     if args.checkpoints:
-        check_distinct([Path(c) for c in args.checkpoints])
-    runs = ([fold_run_from_checkpoint(c) for c in args.checkpoints] if args.checkpoints
-            else find_fold_runs(args.runs, args.experiment, args.allow_unfinished))
-    check_compatible(runs)
-    if args.soup:
-        check_soupable(runs)
-    return runs
-
-
-def thresholds_path(args: argparse.Namespace, runs: list[FoldRun]) -> Path | None:
-    """The thresholds file read (and, when fitted now, written): ``--thresholds`` or the runs folder's."""
-    default = Path(args.runs) / f"{runs[0].config.experiment}.thresholds.json" if args.runs else None
-    return Path(args.thresholds) if args.thresholds else default
-
-
-@dataclass(frozen=True)
-class FittedThresholds:
-    """What the ensemble picks with: per-class thresholds, per-class component levels (cc3d with a grid of
-    levels), and, when fitted now, the OOF predictions and the record to save them with."""
-
-    thresholds: dict[str, float]
-    levels: dict[str, float] | None = None
-    oof: OOFPredictions | None = None
-    record: dict | None = None
-
-
-def thresholds_for(args: argparse.Namespace, runs: list[FoldRun], settings: EnsembleSettings,
-                   device: torch.device) -> FittedThresholds:
-    """Saved thresholds fitted with these very settings and checkpoints, else thresholds fitted now on the
-    folds' out-of-fold predictions made with them."""
-    path = thresholds_path(args, runs)
-    record = threshold_record(settings, runs)
-    if path is not None and path.is_file() and not args.refit_thresholds:
-        thresholds, fitted_with = load_thresholds(path, settings.particles)
-        levels = load_component_levels(path, settings.particles)
-        if fitted_with == record:
-            print(f"thresholds from {path} (fitted out of fold with these settings and checkpoints)")
-            return FittedThresholds(thresholds, levels)
-        if args.thresholds:  # the user's own file: used as given, with a word when it was fitted otherwise
-            print(f"thresholds from {path}, which records "
-                  f"{'no fitting settings' if fitted_with is None else 'other settings or checkpoints'}")
-            return FittedThresholds(thresholds, levels)
-        print(f"{path} was fitted with other settings or checkpoints: fitting again")
-    thresholds, oof = fit_oof_thresholds(runs, settings, device)
-    return FittedThresholds(thresholds, oof.component_levels, oof, record)
+        return EnsemblePredictor.from_checkpoints(args.checkpoints, **options)
+    return EnsemblePredictor.from_runs(args.runs, args.experiment, allow_unfinished=args.allow_unfinished, **options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,11 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     return run_tool("ensemble.py", lambda: run(args))
 
 
-def check_outputs(args: argparse.Namespace, runs: list[FoldRun], names: list[str], overlay: Path, user_id: str,
-                  session_id: str, particles: ParticleSet) -> None:
+def check_outputs(args: argparse.Namespace, predictor: EnsemblePredictor, names: list[str], overlay: Path,
+                  user_id: str, session_id: str) -> None:
     """Every output target, checked before any inference: a refusal after an hour of inference helps no one."""
     check_writable(Path(args.out), "--out")
-    check_copick_targets(overlay, names, user_id, session_id, particles)
+    check_copick_targets(overlay, names, user_id, session_id, predictor.particles)
     if args.pictures:
         for name in names:
             check_path_name(name, "run name")
@@ -158,9 +112,8 @@ def check_outputs(args: argparse.Namespace, runs: list[FoldRun], names: list[str
     if args.export:
         export_suffix(args.export)
         check_writable(Path(args.export), "--export")
-    path = thresholds_path(args, runs)
-    if path is not None:
-        check_writable(path, "thresholds file")
+    if predictor.thresholds_file is not None:
+        check_writable(predictor.thresholds_file, "thresholds file")
 
 
 def resolve_device(args: argparse.Namespace, default: torch.device) -> torch.device:
@@ -190,75 +143,64 @@ def warn_training_runs(runs: list[FoldRun], names: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folds = fold_runs_from(args)
-    cfg = folds[0].config
-    particles = cfg.particle_set  # every fold's (check_compatible): the classes of the channels
+    rank, world, device = init_from_env()
+    predictor = predictor_from(args, resolve_device(args, device))
+    cfg, particles = predictor.runs[0].config, predictor.particles
     data = args.data or [cfg.data.data_root]
     user_id, session_id = picks_owner(args, cfg.experiment)
     source = (open_source(data[0], args.split, cfg.data.tomo_type,
                           selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session),
                           voxel_spacing=cfg.data.voxel_spacing, particles=particles)
               if len(data) == 1 else open_source([Path(d) for d in data], particles=particles))
-    for fold in folds:
-        check_voxel_spacing(fold.folder.spacing() if fold.folder else None, source.voxel_spacing, f"--data {data[0]}")
+    predictor.check_spacing(source.voxel_spacing, f"--data {data[0]}")
     names = source.run_names()
     if not names:
         raise ValueError(f"{data[0]} has no runs in split {args.split!r}")
     if args.score and not source.has_picks:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
     overlay = Path(args.overlay) if args.overlay else Path(args.out).with_name(f"{Path(args.out).stem}_copick")
-    check_outputs(args, folds, names, overlay, user_id, session_id, particles)
+    check_outputs(args, predictor, names, overlay, user_id, session_id)
     for name in names:  # every tomogram's metadata checked (codecs, dtype, shape) before any inference
         source.tomogram(name)
     truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
     if args.score:
-        warn_training_runs(folds, names)
+        warn_training_runs(predictor.runs, names)
 
-    rank, world, device = init_from_env()
-    device = resolve_device(args, device)
-    settings = ensemble_settings(cfg, autocast_dtype(args.precision, device),
-                                 **given_config_values(args, InferenceSettings))
-    # fitted once, by rank 0, and shared: every rank then predicts its share of the tomograms with them
-    fitted = thresholds_for(args, folds, settings, device) if rank == 0 else FittedThresholds({})
-    oof, record = fitted.oof, fitted.record
-    thresholds, levels = from_rank_zero((fitted.thresholds, fitted.levels))
-    if levels is not None:
-        print("component levels fitted out of fold: " + ", ".join(f"{n} {v:g}" for n, v in levels.items()))
-    oof_scores = report_oof(folds, oof, thresholds, settings, thresholds_path(args, folds)) if rank == 0 else {}
-    models = [load_model(r, device) for r in folds]
-    models = [weight_soup(models)] if args.soup else models
+    fitted = predictor.prepare_thresholds()  # fitted once, by rank 0, and shared
+    if rank == 0 and fitted.oof is None:
+        print(fitted.source)
+    if fitted.levels is not None:
+        print("component levels fitted out of fold: " + ", ".join(f"{n} {v:g}" for n, v in fitted.levels.items()))
+    oof_scores = report_oof(predictor) if rank == 0 else {}
+    if args.export:
+        predictor.models  # noqa: B018 (loaded before the batch: an export failure is a clear error first)
+
+    def draw(name: str, volume: np.ndarray, picks: pd.DataFrame) -> None:
+        if args.pictures:
+            slice_figure(volume, truth.get(name, picks.iloc[:0]), picks, Path(args.pictures) / f"{name}_slices.png",
+                         spacing=source.voxel_spacing, batch=batch, particles=particles)
 
     with OutputBatch() as batch:  # pictures, thresholds, pick files, then the CSV: all renamed at the end
-        tables = []
-        for name in tqdm(shard_runs(names, rank, world), desc=f"predicting (rank {rank})", unit="tomogram"):
-            volume = source.load_tomogram(name)
-            picks = predict_run(models, volume, name, settings, thresholds, device, source.voxel_spacing, levels)
-            tables.append(picks)
-            if args.pictures:
-                slice_figure(volume, truth.get(name, picks.iloc[:0]), picks,
-                             Path(args.pictures) / f"{name}_slices.png", spacing=source.voxel_spacing, batch=batch,
-                             particles=particles)
-        table = gather_tables(pd.concat(tables, ignore_index=True) if tables else empty_picks_table())
+        table = gather_tables(predictor.predict_source(source, names, rank, world, each=draw))
         staged = gather_objects(batch.staged())  # every rank's pictures: rank 0 commits them with its own
         if rank != 0:
             batch.hand_over()  # committed by rank 0 with everything else, or removed by it when it fails
             return 0
         for target, tmp in (item for other in staged[1:] for item in other):
             batch.adopt(target, tmp)
-        if args.pictures and oof is not None:
-            pr_curves_figure(oof.candidates, oof.truth, thresholds, Path(args.pictures) / "oof_pr_curves.png",
-                             batch=batch, particles=particles)
+        if args.pictures and fitted.oof is not None:
+            pr_curves_figure(fitted.oof.candidates, fitted.oof.truth, fitted.values,
+                             Path(args.pictures) / "oof_pr_curves.png", batch=batch, particles=particles)
         if args.export:
-            export_ensemble(models, Path(args.export), batch)
-        saved_thresholds = thresholds_path(args, folds) if record is not None else None
-        if saved_thresholds is not None:
-            save_thresholds(thresholds, saved_thresholds, fitted_with=record, batch=batch, oof_scores=oof_scores,
-                            particles=particles, component_levels=levels)
+            export_ensemble(predictor.models, Path(args.export), batch)
+        saved = predictor.thresholds_file if fitted.record is not None else None
+        if saved is not None:
+            predictor.save_thresholds(batch, oof_scores)
         write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
                            voxel_spacing=source.voxel_spacing, batch=batch, particles=particles)
         out = write_submission(table, args.out, batch=batch, particles=particles)
-    if saved_thresholds is not None:
-        print(f"thresholds fitted out of fold, saved to {saved_thresholds}")
+    if saved is not None:
+        print(f"thresholds fitted out of fold, saved to {saved}")
     print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "
           f"session {session_id!r} under {overlay})")
     split_scores = {}
@@ -268,37 +210,36 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(report))
         split_scores = report_scores(report, args.split)
     if cfg.logging.wandb and not args.no_wandb:
-        log_to_wandb(args, folds, settings, {**oof_scores, **split_scores}, thresholds, oof, names, levels)
+        log_to_wandb(args, predictor, {**oof_scores, **split_scores}, names)
     return 0
 
 
-def report_oof(folds: list[FoldRun], oof: OOFPredictions | None, thresholds: dict[str, float],
-               settings: EnsembleSettings, saved: Path | None) -> dict[str, float]:
+def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
     """Print the out-of-fold CV of thresholds fitted now; the one recorded with reused thresholds otherwise."""
-    if oof is None:
-        scores = load_oof_scores(saved) if saved is not None and saved.is_file() else {}
+    report = predictor.oof_report()
+    if report is None:
+        scores = predictor.saved_oof_scores()
         if "oof/score" in scores:
             print(f"out-of-fold CV when these thresholds were fitted: {scores['oof/score']:.6f}")
         return scores
-    counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(folds) != 1)
-    print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(folds)} model{plural}; each run predicted by "
+    oof, runs = predictor.fitted.oof, predictor.runs
+    counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(runs) != 1)
+    print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(runs)} model{plural}; each run predicted by "
           f"the {'–'.join(map(str, counts))} of them that never trained on it):")
-    particles = settings.particles
-    report = score_picks(select_picks(oof.candidates, thresholds, settings.inference.class_suppression, particles),
-                         oof.truth, runs=oof.runs, particles=particles)
     print(format_report(report))
     return report_scores(report, "oof")
 
 
-def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: EnsembleSettings,
-                 scores: dict[str, float], thresholds: dict[str, float], oof: OOFPredictions | None,
-                 names: list[str], levels: dict[str, float] | None) -> None:
+def log_to_wandb(args: argparse.Namespace, predictor: EnsemblePredictor, scores: dict[str, float],
+                 names: list[str]) -> None:
     """The ensemble's W&B run, in the folds' experiment group beside their training runs."""
+    folds, fitted = predictor.runs, predictor.fitted
     cfg = folds[0].config
-    config = {**to_dict(cfg), "inference": to_dict(settings.inference),
+    config = {**to_dict(cfg), "inference": to_dict(predictor.settings.inference),
               "ensemble": {"models": [f.run_dir.name if f.run_dir else str(f.checkpoint) for f in folds],
                            "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision,
-                           "component_levels": levels}}
+                           "component_levels": fitted.levels}}
+    oof = fitted.oof
     curves = pr_curve_rows(oof.candidates, oof.truth, cfg.particle_set) if oof is not None else None
     written = [f"{name}_slices.png" for name in names] + (["oof_pr_curves.png"] if oof is not None else [])
     pictures = [Path(args.pictures) / png for png in written
@@ -306,7 +247,7 @@ def log_to_wandb(args: argparse.Namespace, folds: list[FoldRun], settings: Ensem
     directory = Path(args.runs) if args.runs else Path(args.out).resolve().parent
     where = log_ensemble_run(project=cfg.logging.project, entity=cfg.logging.entity, group=cfg.experiment,
                              name=f"ensemble-{args.split}", config=config, directory=directory, scores=scores,
-                             thresholds=thresholds, pr_curves=curves, pictures=pictures)
+                             thresholds=fitted.values, pr_curves=curves, pictures=pictures)
     if where:
         print(f"W&B: ensemble run of group {cfg.experiment!r} logged ({where})")
 

@@ -24,11 +24,11 @@ import pandas as pd
 import torch
 
 from dataio.sources import open_source
-from inference.fold_runs import FoldRun, ensemble_settings, find_fold_runs, load_model
-from inference.oof import fit_oof_thresholds
+from inference.fold_runs import FoldRun, find_fold_runs
 from particles import PARTICLE_NAMES
 from postprocess.class_suppression import select_picks
-from inference.predict import EnsembleSettings, predict_run
+from inference.predict import EnsembleSettings
+from inference.predictor import EnsemblePredictor, Thresholds
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
@@ -96,32 +96,33 @@ def per_class(report: MetricReport) -> dict[str, float]:
 def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSettings,
                     levels: dict[str, float] | None = None) -> pd.DataFrame:
     """Every peak (or component at its class's ``levels``) of the fold ensemble above the candidate threshold
-    on the test runs, with its score."""
-    models = [load_model(r) for r in fold_runs]
+    on the test runs, with its score (the predictor's candidates, competing across classes as the settings
+    say, at the candidate threshold)."""
+    predictor = EnsemblePredictor(fold_runs, settings, torch.device("cpu"), fitted=Thresholds({}, levels))
     source = open_source(data, "test", fold_runs[0].config.data.tomo_type)
-    floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
-    tables = [predict_run(models, source.load_tomogram(run), run, settings, floor, torch.device("cpu"),
-                          source.voxel_spacing, levels)
+    floor = {n: settings.inference.candidate_threshold for n in settings.particles.names}
+    tables = [select_picks(predictor.candidates(source.load_tomogram(run), source.voxel_spacing, run), floor,
+                           settings.inference.class_suppression, settings.particles)
               for run in source.run_names()]
     return pd.concat(tables, ignore_index=True)
 
 
 def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """OOF CV and test scores of trained folds under one post-processing setting (thresholds fitted on
-    out-of-fold predictions made with that same setting)."""
-    settings = ensemble_settings(fold_runs[0].config, **overrides)
+    out-of-fold predictions made with that same setting, by the predictor ``ensemble.py`` uses)."""
+    predictor = EnsemblePredictor.from_fold_runs(fold_runs, device="cpu", precision="fp32", **overrides)
+    settings, fitted = predictor.settings, predictor.fitted
     fraction = settings.inference.class_suppression
-    thresholds, predicted = fit_oof_thresholds(fold_runs, settings)
-    oof = score_picks(select_picks(predicted.candidates, thresholds, fraction), predicted.truth, runs=predicted.runs)
+    oof = predictor.oof_report()
     candidates = test_candidates(fold_runs, data, replace(settings, inference=replace(settings.inference,
                                                                                     class_suppression=0.0)),
-                                 predicted.component_levels)
+                                 fitted.levels)
     truth = load_ground_truth(data / "test_truth")
-    test = score_picks(select_picks(candidates, thresholds, fraction), truth)
+    test = score_picks(select_picks(candidates, fitted.values, fraction), truth)
     best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth)), truth)
     return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
-            "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": thresholds,
-            "component_levels": predicted.component_levels}
+            "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": fitted.values,
+            "component_levels": fitted.levels}
 
 
 def run_variant(name: str, data: Path, out: Path, folds: list[str], extra: list[str],

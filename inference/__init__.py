@@ -1,3 +1,12 @@
-"""Everything between a trained run folder and class probabilities: run folders and their weights (read
-safely), sliding window, TTA, the ensemble's average, out-of-fold predictions and their thresholds. Plain
-torch: no Lightning, no training code, so predicting needs neither."""
+"""Prediction with plain torch (never Lightning): run folders, checkpoints, the sliding window, the fold ensemble
+and its out-of-fold thresholds. ``from inference import EnsemblePredictor`` is the Python API."""
+from __future__ import annotations
+
+
+def __getattr__(name: str) -> object:
+    """``inference.EnsemblePredictor``, imported on first use (the package's modules stay cheap to import)."""
+    if name == "EnsemblePredictor":
+        from inference.predictor import EnsemblePredictor
+
+        return EnsemblePredictor
+    raise AttributeError(f"module 'inference' has no attribute {name!r}")

@@ -291,10 +291,19 @@ def test_an_mrc_at_another_voxel_spacing_is_refused_by_name(trained_runs, tiny_d
                                   .reset_index(drop=True), check_exact=False, atol=1e-3)
 
 
-def test_the_benchmarks_scoring_runs_on_trained_folds(trained_runs, tiny_dataset) -> None:
-    """bench_recipes / bench_encoders score folds through the same inference API (kept from rotting)."""
+def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset, tmp_path) -> None:
+    """bench_recipes / bench_encoders score folds through the predictor ensemble.py uses: the same OOF CV,
+    thresholds and test score as the tool with the same settings."""
     from benchmarks.bench_recipes import evaluate
+    from postprocess.metric import load_ground_truth, score_picks
 
     row = evaluate(find_fold_runs(trained_runs), tiny_dataset, {"tta": ["identity"]})
-    assert 0.0 <= row["oof_cv"] <= 1.0 and 0.0 <= row["test"] <= 1.0
-    assert set(row["thresholds"]) == set(PARTICLE_NAMES) and set(row["test_per_class"]) == set(PARTICLE_NAMES)
+    saved, out = tmp_path / "thresholds.json", tmp_path / "sub.csv"
+    assert _ensemble("--runs", str(trained_runs), "--data", str(tiny_dataset), "--split", "test", "--out", str(out),
+                     "--tta", "identity", "--precision", "fp32", "--thresholds", str(saved)) == 0
+    record = json.loads(saved.read_text())
+    assert record["thresholds"] == pytest.approx(row["thresholds"])
+    assert record["oof_scores"]["oof/score"] == pytest.approx(row["oof_cv"])
+    tool = score_picks(read_submission(out), load_ground_truth(tiny_dataset / "test_truth")).score
+    assert tool == pytest.approx(row["test"])
+    assert set(row["test_per_class"]) == set(PARTICLE_NAMES)

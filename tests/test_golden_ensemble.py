@@ -67,6 +67,26 @@ def test_the_ensemble_predicts_what_it_predicted_before_the_refactor(tiny_datase
         assert nearest.max() <= 0.5, (run, name, nearest.max())
 
 
+def test_the_python_api_gives_exactly_the_tools_picks(tiny_dataset, tmp_path) -> None:
+    """``EnsemblePredictor.from_checkpoints(...).predict(volume, spacing)`` is what ensemble.py writes."""
+    from dataio.sources import open_source
+    from inference.predictor import EnsemblePredictor
+
+    thresholds = json.loads(GOLDEN_THRESHOLDS.read_text())
+    tool = predict(tiny_dataset, tmp_path, thresholds)
+    predictor = EnsemblePredictor.from_checkpoints([tmp_path / "seeded.ckpt"], thresholds_file=tmp_path /
+                                                   "thresholds.json", user_thresholds=True, tta=["identity", "flip_z"],
+                                                   window=[48, 96, 96], precision="fp32", device="cpu")
+    source = open_source(tiny_dataset, "test")
+    for run in source.run_names():
+        picks = predictor.predict(source.load_tomogram(run), source.voxel_spacing, run)
+        mine = tool[tool["experiment"] == run].sort_values(["particle_type", "z", "y", "x"]).reset_index(drop=True)
+        api = picks.sort_values(["particle_type", "z", "y", "x"]).reset_index(drop=True)
+        assert len(api) == len(mine) > 0
+        assert list(api["particle_type"]) == list(mine["particle_type"])
+        np.testing.assert_allclose(api[["x", "y", "z"]].to_numpy(), mine[["x", "y", "z"]].to_numpy(), atol=1e-3)
+
+
 def gap_thresholds(scores: pd.DataFrame, ranks: tuple[int, int] = (5, 40)) -> dict[str, float]:
     """Per class, the middle of the widest gap between consecutive candidate scores among ranks 5..40."""
     out = {}
