@@ -104,7 +104,7 @@ def check_outputs(args: argparse.Namespace, predictor: EnsemblePredictor, names:
                   user_id: str, session_id: str) -> None:
     """Every output target, checked before any inference: a refusal after an hour of inference helps no one."""
     check_writable(Path(args.out), "--out")
-    check_copick_targets(overlay, names, user_id, session_id, predictor.particles)
+    check_copick_targets(overlay, names, user_id, session_id, particles=predictor.particles)
     if args.pictures:
         for name in names:
             check_path_name(name, "run name")

@@ -21,6 +21,7 @@ from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
 from config.experiment import default_class_weights
 from datamodules.sampling import PatchSampler
 from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES
+from particles import CZII_PARTICLES
 
 
 def make_dataset(shape: tuple[int, int, int], n_picks: int, patch: tuple[int, int, int], patches: int,
@@ -33,9 +34,9 @@ def make_dataset(shape: tuple[int, int, int], n_picks: int, patch: tuple[int, in
     channels = rng.integers(0, NUM_CLASSES, size=n_picks)
     sigmas = np.array([sigma_scale * PARTICLES[c].radius_voxels for c in channels])
     picks = RunPicks(centers, channels, sigmas)
-    sampler = PatchSampler([shape], [channels], [centers], patch, 0.7, default_class_weights())
+    sampler = PatchSampler([shape], [channels], [centers], patch, 0.7, default_class_weights(), particles=CZII_PARTICLES)
     return TrainPatchDataset([volume], [picks], sampler, patch, AugmentConfig(), target_kind,  # type: ignore[arg-type]
-                             patches, seed, target_stride=target_stride)
+                             patches, seed, target_stride=target_stride, num_channels=CZII_PARTICLES.num_classes)
 
 
 def patches_per_second(dataset: TrainPatchDataset, workers: int, batch_size: int) -> float:

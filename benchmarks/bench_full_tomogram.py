@@ -59,7 +59,7 @@ def recipe_models(count: int, preset: str = "cpu") -> tuple[list[nn.Module], obj
 def legacy_probabilities(models: list[nn.Module], volume: torch.Tensor, cfg, window: tuple[int, int, int]) -> torch.Tensor:
     """The earlier predictor: each model x view a whole-volume pass (the volume turned, windows cut, turned back)."""
     infer, stride = cfg.inference, cfg.model.output_stride
-    channels = activation_channels("sigmoid", cfg.particle_set.num_classes)
+    channels = activation_channels("sigmoid", num_classes=cfg.particle_set.num_classes)
     out_shape = tuple(math.ceil(n / stride) for n in volume.shape)
     total = None
     for model in models:
@@ -87,7 +87,7 @@ def run_mode(mode: str, models_count: int, window: tuple[int, int, int] | None,
     infer = cfg.inference
     window = tuple(window or infer.window)
     volume = torch.randn(FULL_SIZE, generator=torch.Generator().manual_seed(0))
-    channels = activation_channels("sigmoid", cfg.particle_set.num_classes)
+    channels = activation_channels("sigmoid", num_classes=cfg.particle_set.num_classes)
     start = time.perf_counter()
     if mode == "legacy":
         window = legacy_window

@@ -9,6 +9,7 @@ import pandas as pd
 
 from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, VOXEL_SPACING, particle
 from postprocess.metric import reference_best_scores, score_picks
+from particles import CZII_PARTICLES
 
 CLASS_MIX = np.array([375, 87, 112, 331, 251, 113], dtype=np.float64)  # real training counts per class
 
@@ -37,7 +38,7 @@ def main() -> None:
     noise = random_picks(rng, args.runs, args.predictions - len(near) // args.runs)
     pred = pd.concat([near, noise], ignore_index=True)
     start = time.perf_counter()
-    report = score_picks(pred, truth)
+    report = score_picks(pred, truth, particles=CZII_PARTICLES)
     seconds = time.perf_counter() - start
     print(report.table.to_string())
     print(f"score_picks: {args.runs} runs, {len(pred)} predictions, {len(truth)} references: "

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES, VOXEL_SPACING, index_to_angstrom
 from postprocess.heatmap_nms import pick_particles
 from postprocess.thresholds import apply_thresholds, fit_thresholds
+from particles import CZII_PARTICLES
 
 
 def synthetic_probs(shape: tuple[int, int, int], n_peaks: int, seed: int) -> tuple[torch.Tensor, pd.DataFrame]:
@@ -57,9 +58,9 @@ def main() -> None:
         timings, cpu = [], []
         for _ in range(args.repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
-            picks = pick_particles(probs, "bench", args.threshold, spacing=VOXEL_SPACING, smooth_sigma=smooth)
-            thresholds = fit_thresholds(picks, truth)
-            kept = apply_thresholds(picks, thresholds)
+            picks = pick_particles(probs, "bench", args.threshold, spacing=VOXEL_SPACING, smooth_sigma=smooth, particles=CZII_PARTICLES)
+            thresholds = fit_thresholds(picks, truth, particles=CZII_PARTICLES)
+            kept = apply_thresholds(picks, thresholds, particles=CZII_PARTICLES)
             timings.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
         print(f"smooth_sigma={smooth}: wall {min(timings):.2f} s, process CPU {min(cpu):.2f} s "

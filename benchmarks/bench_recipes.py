@@ -31,6 +31,7 @@ from inference.predict import EnsembleSettings
 from inference.predictor import EnsemblePredictor, Thresholds
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
+from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 POSTPROCESS: dict[str, dict[str, Any]] = {
@@ -99,10 +100,10 @@ def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSett
     on the test runs, with its score (the predictor's candidates, competing across classes as the settings
     say, at the candidate threshold)."""
     predictor = EnsemblePredictor(fold_runs, settings, torch.device("cpu"), fitted=Thresholds({}, levels))
-    source = open_source(data, "test", fold_runs[0].config.data.tomo_type)
+    source = open_source(data, "test", fold_runs[0].config.data.tomo_type, particles=CZII_PARTICLES)
     floor = {n: settings.inference.candidate_threshold for n in settings.particles.names}
     tables = [select_picks(predictor.candidates(source.load_tomogram(run), source.voxel_spacing, run), floor,
-                           settings.inference.class_suppression, settings.particles)
+                           settings.inference.class_suppression, particles=settings.particles)
               for run in source.run_names()]
     return pd.concat(tables, ignore_index=True)
 
@@ -117,9 +118,9 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
     candidates = test_candidates(fold_runs, data, replace(settings, inference=replace(settings.inference,
                                                                                     class_suppression=0.0)),
                                  fitted.levels)
-    truth = load_ground_truth(data / "test_truth")
-    test = score_picks(select_picks(candidates, fitted.values, fraction), truth)
-    best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth)), truth)
+    truth = load_ground_truth(data / "test_truth", particles=CZII_PARTICLES)
+    test = score_picks(select_picks(candidates, fitted.values, fraction, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)
+    best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth, particles=CZII_PARTICLES), particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)
     return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
             "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": fitted.values,
             "component_levels": fitted.levels}

@@ -12,6 +12,7 @@ import zarr
 from dataio.copick_source import CopickSource
 from dataio.layout import tomogram_path
 from particles import FULL_SHAPE_ZYX
+from particles import CZII_PARTICLES
 
 
 def write_full_tomogram(root: Path, chunk: int, seed: int = 0, simulator_writer: bool = False) -> None:
@@ -36,7 +37,7 @@ def time_reads(root: Path, patch: int, repeats: int, seed: int = 1) -> dict[str,
     """Seconds to open the run, to read the first patch after opening, and the median of ``repeats`` more."""
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
-    source = CopickSource(root)
+    source = CopickSource(root, particles=CZII_PARTICLES)
     run = source.run_names()[0]
     array = source.tomogram(run)
     opened = time.perf_counter() - start

@@ -71,12 +71,12 @@ def fit_on_training(names: list[str], maps: list[np.ndarray], truth: pd.DataFram
         cands = pd.concat([candidates(m, r, choice, spacing, particles) for r, m in zip(names, maps)],
                           ignore_index=True)
         thresholds = fit_thresholds(cands, truth, particles=particles)
-        fits[smooth] = (cands, thresholds, score_picks(apply_thresholds(cands, thresholds, particles), truth,
+        fits[smooth] = (cands, thresholds, score_picks(apply_thresholds(cands, thresholds, particles=particles), truth,
                                                        runs=names, particles=particles))
     smoothed = {n: bool(fits[True][2].table.loc[n, "f4"] > fits[False][2].table.loc[n, "f4"]) for n in classes}
     thresholds = {n: fits[smoothed[n]][1][n] for n in classes}
     cands = pd.concat([fits[smoothed[n]][0].query("particle_type == @n") for n in classes], ignore_index=True)
-    return smoothed, thresholds, score_picks(apply_thresholds(cands, thresholds, particles), truth, runs=names,
+    return smoothed, thresholds, score_picks(apply_thresholds(cands, thresholds, particles=particles), truth, runs=names,
                                              particles=particles)
 
 
@@ -104,7 +104,7 @@ def run_baseline(root: str | Path, tomo_type: str = "denoised", test_root: str |
     test_names, test_volumes, test_picks = load_runs(test)
     test_cands = [candidates(score_maps(v, templates, spacing, particles), r, smoothed, spacing, particles)
                   for r, v in tqdm(list(zip(test_names, test_volumes)), desc="matching test runs")]
-    test_picked = apply_thresholds(pd.concat(test_cands, ignore_index=True), thresholds, particles)
+    test_picked = apply_thresholds(pd.concat(test_cands, ignore_index=True), thresholds, particles=particles)
     test_report = score_picks(test_picked, pd.concat(test_picks, ignore_index=True), runs=test_names,
                               particles=particles)
     return {"thresholds": thresholds, "smoothed": smoothed, "train": train_report, "test": test_report,

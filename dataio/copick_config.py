@@ -21,7 +21,7 @@ from particles import CZII_PARTICLES, ParticleSet
 
 
 def copick_config(root: Path, split: str = "train", name: str = "czii-picker dataset",
-                  particles: ParticleSet = CZII_PARTICLES) -> dict:
+                  *, particles: ParticleSet) -> dict:
     """The copick config document for one split of ``root`` (pickable objects from ``particles``)."""
     root = Path(root).resolve()
     objects = [{"name": p.name, "is_particle": True, "pdb_id": p.pdb_id or None, "label": p.label,
@@ -35,10 +35,10 @@ def copick_config(root: Path, split: str = "train", name: str = "czii-picker dat
 
 
 def write_copick_configs(root: Path, name: str = "czii-picker dataset",
-                         particles: ParticleSet = CZII_PARTICLES) -> list[Path]:
+                         *, particles: ParticleSet) -> list[Path]:
     """Write both configs of ``root`` atomically; returns their paths."""
     root = Path(root)
-    return [write_text_atomic(root / file, json.dumps(copick_config(root, split, name, particles), indent=2) + "\n")
+    return [write_text_atomic(root / file, json.dumps(copick_config(root, split, name, particles=particles), indent=2) + "\n")
             for split, file in (("train", COPICK_CONFIG_NAME), ("test", TEST_COPICK_CONFIG_NAME))]
 
 

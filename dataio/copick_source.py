@@ -13,7 +13,7 @@ from dataio.particle_sets import declared_objects
 from dataio.zarr_reader import ZarrTomogram
 from dataio.pick_readers import (PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
                                  load_volume, read_run_picks)
-from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet
+from particles import VOXEL_SPACING, ParticleSet
 
 
 class CopickSource:
@@ -21,7 +21,7 @@ class CopickSource:
 
     def __init__(self, root: str | Path, split: str = "train", tomo_type: str = "denoised", level: int = 0,
                  overlay_root: str | Path | None = None, selection: PickSelection = PickSelection(),
-                 particles: ParticleSet = CZII_PARTICLES) -> None:
+                 *, particles: ParticleSet) -> None:
         self.particles = particles
         self.root = Path(root)
         if not self.root.is_dir():
@@ -105,8 +105,8 @@ class CopickSource:
         if self.overlay_root is None:
             raise ValueError(f"the {self.split} split of {self.root} has no picks "
                              f"(no {truth_overlay_root(self.root)})")
-        table = read_run_picks(self.overlay_root, run, self.selection, self._reported, self.particles,
-                               self._declared)
+        table = read_run_picks(self.overlay_root, run, self.selection, self._reported, particles=self.particles,
+                               declared=self._declared)
         shape, spacing = self._full_extent(run)
         check_picks_in_volume(table, shape, spacing, f"picks of run {run!r} in {self.overlay_root}")
         return table

@@ -11,7 +11,7 @@ import zarr
 from dataio.pick_readers import (check_picks_in_volume, check_volume_array, empty_picks_table, load_volume,
                                       read_picks_csv)
 from dataio.zarr_reader import ZarrTomogram
-from particles import CZII_PARTICLES, VOXEL_SPACING, ParticleSet, checked_spacing
+from particles import VOXEL_SPACING, ParticleSet, checked_spacing
 
 MRC_SUFFIXES: tuple[str, ...] = (".mrc", ".rec", ".map")
 ZARR_SUFFIX = ".zarr"
@@ -73,7 +73,7 @@ class FileSource:
     optional CSV of their picks."""
 
     def __init__(self, tomograms: list[Path] | Path, picks_csv: Path | None = None,
-                 particles: ParticleSet = CZII_PARTICLES) -> None:
+                 *, particles: ParticleSet) -> None:
         if isinstance(tomograms, (str, Path)):
             folder = Path(tomograms)
             if not folder.is_dir():
@@ -103,7 +103,7 @@ class FileSource:
         self.voxel_spacing: float = float(next(iter(spacings.values())))
         self.picks_csv = None if picks_csv is None else Path(picks_csv)
         self.has_picks: bool = self.picks_csv is not None
-        self._picks = (read_picks_csv(self.picks_csv, particles) if self.picks_csv is not None
+        self._picks = (read_picks_csv(self.picks_csv, particles=particles) if self.picks_csv is not None
                        else empty_picks_table())
         strangers = sorted(set(self._picks["experiment"]) - set(self._files))
         if strangers:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, overlay_runs_dir, parse_pick_file_name, picks_dir
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 
 PICK_COLUMNS: tuple[str, ...] = ("experiment", "particle_type", "x", "y", "z")
 _REQUIRED_KEYS: tuple[str, ...] = ("pickable_object_name", "unit", "points")
@@ -21,7 +21,7 @@ def empty_picks_table() -> pd.DataFrame:
                          for c in PICK_COLUMNS})
 
 
-def validate_picks(table: pd.DataFrame, where: str, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+def validate_picks(table: pd.DataFrame, where: str, *, particles: ParticleSet) -> pd.DataFrame:
     """Check columns, numeric finite coordinates and names of ``particles``; return a clean copy."""
     missing = [c for c in PICK_COLUMNS if c not in table.columns]
     if missing:
@@ -48,7 +48,7 @@ def validate_picks(table: pd.DataFrame, where: str, particles: ParticleSet = CZI
     return out.reset_index(drop=True)
 
 
-def read_picks_csv(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+def read_picks_csv(path: str | Path, *, particles: ParticleSet) -> pd.DataFrame:
     """Read a CSV of picks (experiment, particle_type, x, y, z in Å; extra columns kept, e.g. id)."""
     path = Path(path)
     if not path.is_file():
@@ -57,7 +57,7 @@ def read_picks_csv(path: str | Path, particles: ParticleSet = CZII_PARTICLES) ->
         table = pd.read_csv(path, dtype={"experiment": str, "particle_type": str})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable CSV ({err})") from None
-    return validate_picks(table, str(path), particles)
+    return validate_picks(table, str(path), particles=particles)
 
 
 def _run_from_path(path: Path) -> str | None:
@@ -88,7 +88,7 @@ def _points_xyz(points: object, path: Path) -> np.ndarray:
     return xyz
 
 
-def read_pick_json(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+def read_pick_json(path: str | Path, *, particles: ParticleSet) -> pd.DataFrame:
     """Read one copick pick file (unit Å) into a picks table; an empty points list gives zero rows."""
     path = Path(path)
     if not path.exists():
@@ -198,7 +198,7 @@ class DeclaredObjects:
 
 
 def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None,
-                   particles: ParticleSet = CZII_PARTICLES,
+                   *, particles: ParticleSet,
                    declared: DeclaredObjects | None = None) -> list[PickFile]:
     """The pick files of particle classes. Another object's (a membrane, a segmentation, a protein outside the
     particle set) is skipped with one line naming it, once per name in ``reported``; never silently, and in
@@ -218,7 +218,7 @@ def particle_files(files: list[PickFile], where: str, reported: set[str] | None 
 
 
 def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection = PickSelection(),
-                   reported: set[str] | None = None, particles: ParticleSet = CZII_PARTICLES,
+                   reported: set[str] | None = None, *, particles: ParticleSet,
                    declared: DeclaredObjects | None = None) -> pd.DataFrame:
     """The selected owner's picks of one run in an overlay; a run folder without pick files gives zero rows.
     Objects that are not particles are skipped with a note (``particle_files``)."""
@@ -226,9 +226,9 @@ def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection 
     if not run_dir.is_dir():
         raise FileNotFoundError(f"no picks for run {run!r}: {run_dir} does not exist")
     where = f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}"
-    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported, particles,
-                                             declared), selection, where)
-    tables = [t for t in (read_pick_json(f.path, particles) for f in files) if len(t)]
+    files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported, particles=particles,
+                                             declared=declared), selection, where)
+    tables = [t for t in (read_pick_json(f.path, particles=particles) for f in files) if len(t)]
     if not tables:
         return empty_picks_table()
     return pd.concat(tables, ignore_index=True)
@@ -243,11 +243,11 @@ def overlay_run_names(overlay_root: str | Path) -> list[str]:
 
 
 def read_overlay(overlay_root: str | Path, selection: PickSelection = PickSelection(),
-                 particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                 *, particles: ParticleSet) -> pd.DataFrame:
     """Every run's selected picks in an overlay as one table; ``attrs['runs']`` lists all runs (even pick-less)."""
     runs = overlay_run_names(overlay_root)
     reported: set[str] = set()
-    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported, particles) for r in runs) if len(t)]
+    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported, particles=particles) for r in runs) if len(t)]
     table = pd.concat(tables, ignore_index=True) if tables else empty_picks_table()
     table.attrs["runs"] = runs
     return table

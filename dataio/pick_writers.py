@@ -13,7 +13,7 @@ import pandas as pd
 from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, check_path_name, pick_file
 from dataio.pick_readers import PICK_COLUMNS
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 from dataio.atomic import OutputBatch, atomic_path, check_writable, write_text_atomic
 
 WRITER_TAG = "czii-picker"
@@ -34,7 +34,7 @@ _IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [
 
 
 def write_submission(picks: pd.DataFrame, path: str | Path, batch: OutputBatch | None = None,
-                     particles: ParticleSet = CZII_PARTICLES) -> Path:
+                     *, particles: ParticleSet) -> Path:
     """Write ``id,experiment,particle_type,x,y,z`` (Å), ids 0..n-1, sorted by run and class."""
     missing = [c for c in PICK_COLUMNS if c not in picks.columns]
     if missing:
@@ -99,7 +99,7 @@ def write_pick_json(overlay_root: str | Path, run: str, particle_name: str, xyz_
 
 
 def check_copick_targets(overlay_root: str | Path, runs: list[str], user_id: str, session_id: str,
-                         particles: ParticleSet = CZII_PARTICLES) -> None:
+                         *, particles: ParticleSet) -> None:
     """Every pick file ``write_copick_picks`` would write may be replaced (callers check before long work)."""
     overlay_root = Path(overlay_root)
     if overlay_root.exists() and not overlay_root.is_dir():
@@ -114,12 +114,12 @@ def check_copick_targets(overlay_root: str | Path, runs: list[str], user_id: str
 def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list[str] | None = None,
                        user_id: str = DEFAULT_PICKS_USER, session_id: str = "0",
                        voxel_spacing: float | None = None, batch: OutputBatch | None = None,
-                       particles: ParticleSet = CZII_PARTICLES) -> list[Path]:
+                       *, particles: ParticleSet) -> list[Path]:
     """Write one pick JSON per run and class (empty classes too, so viewers see zero picks). Every target is
     checked before the first is written, so a refusal leaves the overlay as it was; with ``batch`` they
     appear only when the batch commits."""
     runs = sorted(picks["experiment"].unique()) if runs is None else runs
-    check_copick_targets(overlay_root, runs, user_id, session_id, particles)
+    check_copick_targets(overlay_root, runs, user_id, session_id, particles=particles)
     written = []
     for run in runs:
         in_run = picks[picks["experiment"] == run]

@@ -12,7 +12,7 @@ from dataio.copick_source import CopickSource
 from dataio.layout import SPLITS, static_runs_dir
 from dataio.file_source import TOMOGRAM_SUFFIXES, FileSource
 from dataio.pick_readers import PickSelection, read_pick_json, read_picks_csv
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 
 __all__ = ["TomogramSource", "CopickProjectSource", "CopickSource", "FileSource", "open_source", "read_pick_json", "read_picks_csv"]
 
@@ -44,12 +44,12 @@ class TomogramSource(Protocol):
 def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: str = "denoised",
                 level: int = 0, picks_csv: str | Path | None = None,
                 selection: PickSelection = PickSelection(), voxel_spacing: float | None = None,
-                particles: ParticleSet = CZII_PARTICLES) -> TomogramSource:
+                *, particles: ParticleSet) -> TomogramSource:
     """A copick config JSON -> CopickProjectSource (through the copick library; ``split`` does not apply);
     a Kaggle / copick-layout root (has ``<split>/static``) -> CopickSource; MRC/zarr files or a folder of them
     -> FileSource."""
     if isinstance(path, (list, tuple)):
-        return FileSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv), particles)
+        return FileSource([Path(p) for p in path], None if picks_csv is None else Path(picks_csv), particles=particles)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data path not found: {path}")
@@ -75,7 +75,7 @@ def open_source(path: str | Path | list[Path], split: str = "train", tomo_type: 
         if level != 0:
             raise ValueError(f"{path}: tomogram files are read at their finest level; level must be 0, got {level}")
         csv = None if picks_csv is None else Path(picks_csv)
-        return FileSource([path] if is_tomogram_file else path, csv, particles)
+        return FileSource([path] if is_tomogram_file else path, csv, particles=particles)
     expected = " or ".join(str(static_runs_dir(path, s)) for s in SPLITS)
     raise ValueError(f"{path}: neither a copick dataset (expected {expected}) "
                      f"nor tomogram files ({', '.join(TOMOGRAM_SUFFIXES)})")

@@ -1,7 +1,6 @@
 """The LightningDataModule: whole training tomograms in memory, random augmented patches, whole val volumes."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -17,7 +16,7 @@ from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
 from datamodules.sampling import PatchSampler
 from dataio.sources import TomogramSource, open_source
 from dataio.pick_readers import PickSelection, empty_picks_table
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 
 class ValVolumeDataset(Dataset):
     """One item per validation run: ``{"run": str, "volume": [D, H, W] float32 normalised, "spacing": Å}``."""
@@ -35,7 +34,7 @@ class ValVolumeDataset(Dataset):
 class CryoETDataModule(L.LightningDataModule):
     """Training patches from the fold's training runs; whole tomograms of its validation runs."""
 
-    def __init__(self, cfg: DataConfig, particles: ParticleSet = CZII_PARTICLES) -> None:
+    def __init__(self, cfg: DataConfig, *, particles: ParticleSet) -> None:
         super().__init__()
         self.cfg, self.particles = cfg, particles
         self.source: TomogramSource | None = None
@@ -58,7 +57,7 @@ class CryoETDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         source = open_source(cfg.data_root, cfg.split, cfg.tomo_type, 0, cfg.picks_csv,
-                             PickSelection(cfg.picks_user, cfg.picks_session), cfg.voxel_spacing, self.particles)
+                             PickSelection(cfg.picks_user, cfg.picks_session), cfg.voxel_spacing, particles=self.particles)
         if not source.has_picks:
             raise ValueError(f"{cfg.data_root} (split {cfg.split}) has no picks to train on")
         folds = load_folds(resolve_folds_file(cfg.folds_file), source.run_names())
@@ -71,13 +70,13 @@ class CryoETDataModule(L.LightningDataModule):
         self.source = source
         volumes = [self._load(run) for run in train_runs]
         size_scale = cfg.sphere_scale if cfg.target_kind == "sphere" else cfg.sigma_scale  # sphere radius or sigma
-        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, size_scale, self.particles))
+        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, size_scale, particles=self.particles))
                  for run in train_runs]
         sampler = PatchSampler([v.shape for v in volumes], [p.channels for p in picks],
                                [p.centers_zyx for p in picks], patch, cfg.positive_fraction,
-                               cfg.class_sampling_weights, train_runs, self.particles)
+                               cfg.class_sampling_weights, train_runs, particles=self.particles)
         self.train_dataset = TrainPatchDataset(volumes, picks, sampler, patch, cfg.augment, cfg.target_kind,
-                                               cfg.patches_per_epoch, cfg.seed, self.particles.num_classes,
+                                               cfg.patches_per_epoch, cfg.seed, num_channels=self.particles.num_classes,
                                                target_stride=cfg.target_stride)
         self.train_runs, self.val_runs = train_runs, val_runs
         if val_runs:

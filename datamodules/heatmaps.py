@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from particles import CZII_PARTICLES, ParticleSet, angstrom_to_index
+from particles import ParticleSet, angstrom_to_index
 
 TRUNCATE: float = 3.0
 """Gaussians are rendered in the box within +-TRUNCATE sigma of their centre along each axis, 0 beyond."""
@@ -39,7 +39,7 @@ def _boxes(centers: np.ndarray, reach: np.ndarray, shape: tuple[int, int, int]) 
 
 
 def gaussian_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, channels: np.ndarray,
-                      sigmas: np.ndarray, num_channels: int = CZII_PARTICLES.num_classes,
+                      sigmas: np.ndarray, *, num_channels: int,
                       truncate: float = TRUNCATE) -> np.ndarray:
     """Render ``[num_channels, D, H, W]`` float32: per pick exp(-d^2 / 2 sigma^2), max over picks of a class.
 
@@ -60,7 +60,7 @@ def gaussian_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, chan
 
 
 def sphere_masks(shape: tuple[int, int, int], centers_zyx: np.ndarray, channels: np.ndarray, radii: np.ndarray,
-                 num_channels: int = CZII_PARTICLES.num_classes) -> np.ndarray:
+                 *, num_channels: int) -> np.ndarray:
     """Render ``[num_channels, D, H, W]`` float32: 1 at voxels within ``radius`` of a pick of the class, else 0.
 
     Centres are continuous indices; a sphere too small to hold a voxel centre still marks its nearest voxel,
@@ -82,7 +82,7 @@ def sphere_masks(shape: tuple[int, int, int], centers_zyx: np.ndarray, channels:
 
 
 def point_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, channels: np.ndarray,
-                   num_channels: int = CZII_PARTICLES.num_classes) -> np.ndarray:
+                   *, num_channels: int) -> np.ndarray:
     """Render ``[num_channels, D, H, W]`` float32 with 1 at the nearest voxel of each pick inside the volume."""
     centers, chans = _check_picks(centers_zyx, channels, num_channels)
     out = np.zeros((num_channels, *shape), dtype=np.float32)
@@ -94,7 +94,7 @@ def point_heatmaps(shape: tuple[int, int, int], centers_zyx: np.ndarray, channel
 
 
 def pick_arrays(picks: pd.DataFrame, voxel_spacing: float, sigma_scale: float,
-                particles: ParticleSet = CZII_PARTICLES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                *, particles: ParticleSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A picks table (Å) -> centres ``[N, 3]`` (z, y, x continuous index), channels ``[N]``, sizes ``[N]``
     (voxels): ``sigma_scale`` x the class radius (a Gaussian's sigma, or a sphere's radius with the sphere scale)."""
     if sigma_scale <= 0:

@@ -12,7 +12,6 @@ from config.experiment import AugmentConfig, TargetKind
 from datamodules.augmentation import draw_params, extract_patch
 from datamodules.heatmaps import TRUNCATE, gaussian_heatmaps, point_heatmaps, sphere_masks
 from datamodules.sampling import PatchSampler
-from particles import CZII_PARTICLES
 
 
 
@@ -51,7 +50,7 @@ class TrainPatchDataset(Dataset):
 
     def __init__(self, volumes: list[np.ndarray], picks: list[RunPicks], sampler: PatchSampler,
                  patch_size: tuple[int, int, int], augment: AugmentConfig, target_kind: TargetKind,
-                 patches_per_epoch: int, seed: int, num_channels: int = CZII_PARTICLES.num_classes,
+                 patches_per_epoch: int, seed: int, *, num_channels: int,
                  target_stride: int = 1) -> None:
         if len(volumes) != len(picks):
             raise ValueError(f"{len(volumes)} volumes but {len(picks)} pick sets")
@@ -94,7 +93,7 @@ class TrainPatchDataset(Dataset):
         near = np.all((centers > -reach - 1) & (centers < np.asarray(self.target_shape) + reach), axis=1)
         if self.target_kind == "gaussian":
             return gaussian_heatmaps(self.target_shape, centers[near], channels[near], sizes[near],
-                                     self.num_channels)
+                                     num_channels=self.num_channels)
         if self.target_kind == "sphere":
-            return sphere_masks(self.target_shape, centers[near], channels[near], sizes[near], self.num_channels)
-        return point_heatmaps(self.target_shape, centers[near], channels[near], self.num_channels)
+            return sphere_masks(self.target_shape, centers[near], channels[near], sizes[near], num_channels=self.num_channels)
+        return point_heatmaps(self.target_shape, centers[near], channels[near], num_channels=self.num_channels)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 
 @dataclass(frozen=True)
 class PatchDraw:
@@ -22,7 +22,7 @@ class PatchSampler:
     def __init__(self, shapes: list[tuple[int, int, int]], channels: list[np.ndarray],
                  centers_zyx: list[np.ndarray], patch_size: tuple[int, int, int], positive_fraction: float,
                  class_weights: dict[str, float], run_names: list[str] | None = None,
-                 particles: ParticleSet = CZII_PARTICLES) -> None:
+                 *, particles: ParticleSet) -> None:
         names = run_names or [f"run {i}" for i in range(len(shapes))]
         if not shapes:
             raise ValueError("no training volumes to sample patches from")

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from particles import CZII_PARTICLES
 
 ACTIVATION_KINDS: tuple[str, ...] = ("sigmoid", "softmax")
 
 
-def activation_channels(kind: str, num_classes: int = CZII_PARTICLES.num_classes) -> int:
+def activation_channels(kind: str, *, num_classes: int) -> int:
     """Number of logit channels a model must emit for ``kind``: one per class for sigmoid, one more (the
     background) for softmax."""
     if kind == "sigmoid":
@@ -19,12 +18,12 @@ def activation_channels(kind: str, num_classes: int = CZII_PARTICLES.num_classes
 
 
 def logits_to_probabilities(logits: torch.Tensor, kind: str,
-                            num_classes: int = CZII_PARTICLES.num_classes) -> torch.Tensor:
+                            *, num_classes: int) -> torch.Tensor:
     """``[..., C, D, H, W]`` logits -> ``[..., N, D, H, W]`` probabilities; channel c is particle label c + 1.
 
     ``softmax`` expects N + 1 channels with background at channel 0 and drops it after normalising.
     """
-    expected = activation_channels(kind, num_classes)
+    expected = activation_channels(kind, num_classes=num_classes)
     if logits.ndim < 4 or logits.shape[-4] != expected:
         raise ValueError(f"{kind} activation expects logits [..., {expected}, D, H, W]; got {tuple(logits.shape)}")
     logits = logits.float()

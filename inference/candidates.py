@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from config.experiment import InferenceSettings
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 from postprocess.component_levels import LEVEL_COLUMN
 from postprocess.components import pick_components
 from postprocess.heatmap_nms import pick_particles
@@ -23,7 +23,7 @@ def fits_component_levels(settings: InferenceSettings) -> bool:
 
 def pick_candidates(probs: torch.Tensor, run: str, settings: InferenceSettings,
                     floor: Mapping[str, float] | Sequence[float] | float, *, spacing: float, output_stride: int,
-                    particles: ParticleSet = CZII_PARTICLES,
+                    particles: ParticleSet,
                     levels: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Candidates of one tomogram: NMS peaks at or above ``floor``, or (``picker: cc3d``) the components
     above each class's fitted ``levels`` (default: ``settings.component_threshold``); either way at most
@@ -40,7 +40,7 @@ def pick_candidates(probs: torch.Tensor, run: str, settings: InferenceSettings,
 
 
 def pick_candidates_per_level(probs: torch.Tensor, run: str, settings: InferenceSettings, *, spacing: float,
-                              output_stride: int, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                              output_stride: int, particles: ParticleSet) -> pd.DataFrame:
     """The components of one tomogram cut at each of ``settings.component_levels``, with a ``level`` column:
     what the OOF fit chooses each class's level from."""
     tables = []

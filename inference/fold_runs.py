@@ -163,7 +163,7 @@ def ensemble_settings(cfg: ExperimentConfig, autocast_dtype: torch.dtype | None 
     settings = merge(cfg.inference, {k: v for k, v in overrides.items() if v is not None})
     check_inference_settings(settings)
     return EnsembleSettings(activation_kind(cfg.loss), cfg.model.output_stride, cfg.data.normalization, settings,
-                            autocast_dtype, cfg.particle_set)
+                            autocast_dtype, particles=cfg.particle_set)
 
 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:

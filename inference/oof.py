@@ -42,7 +42,7 @@ def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
     data = run.config.data
     source = open_source(data.data_root, data.split, data.tomo_type, 0, data.picks_csv,
                          PickSelection(data.picks_user, data.picks_session), data.voxel_spacing,
-                         run.config.particle_set)
+                         particles=run.config.particle_set)
     saved = run.folder.read_split() if run.folder is not None else None
     if saved is not None:
         return source, saved.val_runs
@@ -98,7 +98,7 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
     if per_level:
         infer = settings.inference
         levels = fit_component_levels(table, truth, infer.component_threshold, infer.threshold_tolerance,
-                                      settings.particles)
+                                      particles=settings.particles)
         table = candidates_at_levels(table, levels)
     return OOFPredictions(table, truth, list(groups),
                           {name: len(members) for name, (_, members) in groups.items()}, levels)
@@ -131,5 +131,5 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
     oof = predict_oof(runs, settings, device)
     infer = settings.inference
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, infer.class_suppression,
-                                              infer.threshold_tolerance, infer.threshold_rule, settings.particles)
+                                              infer.threshold_tolerance, infer.threshold_rule, particles=settings.particles)
     return thresholds, oof

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,7 @@ from torch import nn
 
 from config.experiment import InferenceSettings
 from datamodules.normalization import normalize
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 from postprocess.class_suppression import select_picks
 from inference.candidates import pick_candidates
 from postprocess.heatmap_nms import resolve_thresholds
@@ -28,7 +28,7 @@ class EnsembleSettings:
     normalization: str
     inference: InferenceSettings
     autocast_dtype: torch.dtype | None = None
-    particles: ParticleSet = CZII_PARTICLES  # the classes the models' channels are, from their config
+    particles: ParticleSet = field(kw_only=True)  # the classes the models' channels are, from their config
 
 
 def ensemble_probabilities(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
@@ -58,8 +58,8 @@ def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, setti
     """
     probs = ensemble_probabilities(models, volume, run, settings, device)
     particles, infer = settings.particles, settings.inference
-    limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles)))
+    limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles=particles)))
     floor = min(infer.candidate_threshold, *limits.values())
     candidates = pick_candidates(probs, run, infer, floor, spacing=spacing, output_stride=settings.output_stride,
                                  particles=particles, levels=levels)
-    return select_picks(candidates, limits, infer.class_suppression, particles)
+    return select_picks(candidates, limits, infer.class_suppression, particles=particles)

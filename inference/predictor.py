@@ -141,8 +141,8 @@ class EnsemblePredictor:
     def _load_or_fit(self) -> Thresholds:
         path, record = self.thresholds_file, threshold_record(self.settings, self.runs)
         if path is not None and path.is_file() and not self.refit:
-            values, fitted_with = load_thresholds(path, self.particles)
-            levels = load_component_levels(path, self.particles)
+            values, fitted_with = load_thresholds(path, particles=self.particles)
+            levels = load_component_levels(path, particles=self.particles)
             if fitted_with == record:
                 return Thresholds(values, levels, source=f"thresholds from {path} (fitted out of fold with these "
                                                          "settings and checkpoints)")
@@ -160,7 +160,7 @@ class EnsemblePredictor:
             return None
         oof = thresholds.oof
         picks = select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
-                             self.particles)
+                             particles=self.particles)
         return score_picks(picks, oof.truth, runs=oof.runs, particles=self.particles)
 
     def saved_oof_scores(self) -> dict[str, float]:

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from inference.activation import activation_channels, logits_to_probabilities
-from particles import CZII_PARTICLES
 from inference.sliding_window import ensemble_window_logits
 from inference.tta import get_transforms
 
@@ -34,7 +33,7 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
                           window: Sequence[int], overlap: float, batch_size: int,
                           tta: Sequence[str] = ("identity",), average: str = "logits",
                           autocast_dtype: torch.dtype | None = None, blend: str = "gaussian",
-                          pad_mode: str = "mirror", num_classes: int = CZII_PARTICLES.num_classes) -> torch.Tensor:
+                          pad_mode: str = "mirror", *, num_classes: int) -> torch.Tensor:
     """``[D, H, W]`` volume -> ``[num_classes, D/s, H/s, W/s]`` probabilities on the volume's device.
 
     Averages over models x TTA transforms either the logits (default: the activation is applied once to
@@ -43,7 +42,7 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
     """
     if average not in AVERAGES:
         raise ValueError(f"unknown average {average!r}; expected one of {AVERAGES}")
-    out_channels = activation_channels(activation_kind, num_classes)
+    out_channels = activation_channels(activation_kind, num_classes=num_classes)
     stride = _shared_stride(models, out_channels)
     transforms = get_transforms(tta)
     out_shape = tuple(math.ceil(n / stride) for n in volume.shape)
@@ -59,4 +58,4 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
         for model, mode in zip(models, was_training):
             model.train(mode)
     assert tuple(total.shape[1:]) == out_shape
-    return logits_to_probabilities(total, activation_kind, num_classes) if average == "logits" else total
+    return logits_to_probabilities(total, activation_kind, num_classes=num_classes) if average == "logits" else total

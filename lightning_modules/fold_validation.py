@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from config.experiment import ValidationConfig
 from dataio.atomic import atomic_path, write_text_atomic
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 from postprocess.metric import MetricReport, score_picks
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from dataio.pick_writers import write_picks_table
@@ -34,7 +34,7 @@ class FoldResult:
 class FoldValidation:
     """Turns validation candidates into a score; remembers the best one across epochs."""
 
-    def __init__(self, cfg: ValidationConfig, particles: ParticleSet = CZII_PARTICLES) -> None:
+    def __init__(self, cfg: ValidationConfig, *, particles: ParticleSet) -> None:
         self.cfg, self.particles = cfg, particles
         self.best_score = -math.inf
 
@@ -58,7 +58,7 @@ class FoldValidation:
         unsuppressed in the result: suppression depends on the thresholds the ensemble fits)."""
         truth = ground_truth[ground_truth["experiment"].isin(runs)]
         thresholds, _ = fit_thresholds_suppressed(candidates, truth, class_suppression, particles=self.particles)
-        picks = select_picks(candidates, thresholds, class_suppression, self.particles)
+        picks = select_picks(candidates, thresholds, class_suppression, particles=self.particles)
         return FoldResult(candidates, thresholds, score_picks(picks, truth, runs=runs, particles=self.particles),
                           picks)
 

@@ -39,7 +39,7 @@ class ParticlePicker(L.LightningModule):
         self.model.to(memory_format=self.memory_format)
         self.loss_fn = build_loss(self.cfg.loss)
         self.activation = activation_kind(self.cfg.loss)
-        self.fold_validation = FoldValidation(self.cfg.validation, self.particles)
+        self.fold_validation = FoldValidation(self.cfg.validation, particles=self.particles)
         self._val_candidates: list[pd.DataFrame] = []
         self._val_probs: dict[str, torch.Tensor] = {}
 

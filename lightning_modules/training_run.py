@@ -133,7 +133,7 @@ def _fit(cfg: ExperimentConfig, paths: RunFolder, launch: Launch, resume: bool, 
     if resume:  # before reading any tomogram: a bad checkpoint is refused at once
         check_resumable(paths, cfg, clean=launch.prepares_run_folder)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = CryoETDataModule(cfg.data, cfg.particle_set)
+    datamodule = CryoETDataModule(cfg.data, particles=cfg.particle_set)
     datamodule.setup("fit")
     has_validation = bool(datamodule.val_runs)
     module = ParticlePicker.from_config(cfg)

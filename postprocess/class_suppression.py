@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
 DEFAULT_FRACTION: float = 0.5
@@ -22,7 +22,7 @@ DEFAULT_FRACTION: float = 0.5
 
 def suppress_across_classes(picks: pd.DataFrame, fraction: float = DEFAULT_FRACTION,
                             min_scores: Mapping[str, float] | None = None,
-                            particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                            *, particles: ParticleSet) -> pd.DataFrame:
     """Picks (with ``score``) of one or more runs -> the picks no higher-scoring pick of another class of the
     same run conflicts with. ``fraction`` 0 keeps everything. Row order is kept.
 
@@ -75,21 +75,21 @@ def _keep_one_run(xyz: np.ndarray, names: np.ndarray, radii: np.ndarray, scores:
 
 
 def select_picks(candidates: pd.DataFrame, thresholds: Mapping[str, float], fraction: float,
-                 particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                 *, particles: ParticleSet) -> pd.DataFrame:
     """The final picks: candidates compete across classes (those reaching their threshold suppress), then
     each class keeps the candidates reaching its threshold."""
-    return apply_thresholds(suppress_across_classes(candidates, fraction, thresholds, particles), thresholds,
-                            particles)
+    return apply_thresholds(suppress_across_classes(candidates, fraction, thresholds, particles=particles), thresholds,
+                            particles=particles)
 
 
 def fit_thresholds_suppressed(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fraction: float,
                               tolerance: float = 0.0, rule: str = "plateau",
-                              particles: ParticleSet = CZII_PARTICLES) -> tuple[dict[str, float], pd.DataFrame]:
+                              *, particles: ParticleSet) -> tuple[dict[str, float], pd.DataFrame]:
     """Thresholds for picks that compete across classes: fit without competition, let the picks above those
     thresholds suppress their weaker neighbours of other classes, fit again on what remains. Returns the
     thresholds and the suppressed candidates; ``fraction`` 0 is plain ``fit_thresholds``."""
     first = fit_thresholds(candidates, ground_truth, tolerance=tolerance, rule=rule, particles=particles)
     if fraction == 0:
         return first, candidates
-    remaining = suppress_across_classes(candidates, fraction, first, particles)
+    remaining = suppress_across_classes(candidates, fraction, first, particles=particles)
     return fit_thresholds(remaining, ground_truth, tolerance=tolerance, rule=rule, particles=particles), remaining

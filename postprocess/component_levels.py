@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from particles import CZII_PARTICLES, ParticleSet
+from particles import ParticleSet
 from postprocess.thresholds import precision_recall_curve
 
 LEVEL_COLUMN = "level"
@@ -21,7 +21,7 @@ def _at_level(candidates: pd.DataFrame, level: float) -> pd.DataFrame:
 
 
 def fit_component_levels(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float,
-                         tolerance: float = 0.0, particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
+                         tolerance: float = 0.0, *, particles: ParticleSet) -> dict[str, float]:
     """Class -> the level (of the ``level`` column) whose candidates reach the highest F4 at their best score
     threshold; a class no level finds gets ``fallback``. When several levels reach it (within ``tolerance``),
     the middle one of them: the plateau's ends are where a class starts to merge neighbours (low) or to miss
@@ -35,7 +35,7 @@ def fit_component_levels(candidates: pd.DataFrame, ground_truth: pd.DataFrame, f
     for name in particles.names:
         best = []
         for level in levels:
-            curve = precision_recall_curve(tables[level], ground_truth, name, particles)
+            curve = precision_recall_curve(tables[level], ground_truth, name, particles=particles)
             best.append(float(curve["f4"].max()) if len(curve) else 0.0)
         top = max(best, default=0.0)
         plateau = np.flatnonzero(np.asarray(best) >= top - tolerance - 1e-12)

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
-from particles import CZII_PARTICLES, ParticleSet, index_to_angstrom
+from particles import ParticleSet, index_to_angstrom
 
 CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 """26-connectivity: voxels touching at a corner belong to one component (as cc3d's default)."""
@@ -30,7 +30,7 @@ def component_centroids(heatmap: np.ndarray, level: float) -> tuple[np.ndarray, 
 
 def pick_components(probs: torch.Tensor, run: str, level: float | Mapping[str, float], *, spacing: float,
                     output_stride: int = 1, max_per_class: int | None = None,
-                    particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                    particles: ParticleSet) -> pd.DataFrame:
     """``[C, D, H, W]`` probabilities -> picks table (experiment, particle_type, x, y, z in Å, score): one pick
     per connected component of each class above ``level`` (one for all, or class -> level), at its centroid,
     scored by its peak probability (so per-class thresholds fitted on scores keep whole components or drop

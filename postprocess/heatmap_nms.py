@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from particles import CZII_PARTICLES, ParticleSet, index_to_angstrom
+from particles import ParticleSet, index_to_angstrom
 
 _GATHER_ELEMENTS = 1 << 22  # candidates x offsets gathered per step: bounds temporary memory (~100 MB)
 _SMOOTH_BLOCK = 16
@@ -35,7 +35,7 @@ def odd_kernel(size: float) -> int:
 
 
 def peak_kernel_sizes(kernel_fraction: float, output_stride: int, spacing: float,
-                      particles: ParticleSet = CZII_PARTICLES) -> dict[str, int]:
+                      *, particles: ParticleSet) -> dict[str, int]:
     """Max-pool kernel side per class: ``kernel_fraction`` x radius in voxels (of ``spacing`` Å) at the output
     stride."""
     if kernel_fraction <= 0:
@@ -44,7 +44,7 @@ def peak_kernel_sizes(kernel_fraction: float, output_stride: int, spacing: float
 
 
 def resolve_thresholds(thresholds: Mapping[str, float] | Sequence[float] | float,
-                       particles: ParticleSet = CZII_PARTICLES) -> list[float]:
+                       *, particles: ParticleSet) -> list[float]:
     """Per-channel thresholds from a name->value mapping (every class), a sequence (one per class), or one
     float."""
     n = particles.num_classes
@@ -219,7 +219,7 @@ def subvoxel_offsets(volume: torch.Tensor, zyx: torch.Tensor) -> torch.Tensor:
 def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float] | Sequence[float] | float,
                    *, spacing: float, output_stride: int = 1, kernel_fraction: float = 1.0,
                    smooth_sigma: float | None = None, max_per_class: int | None = None,
-                   subvoxel: bool = True, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                   subvoxel: bool = True, particles: ParticleSet) -> pd.DataFrame:
     """``[C, D, H, W]`` probabilities (C: the classes of ``particles``) of a tomogram of ``spacing`` Å/voxel -> picks table (experiment,
     particle_type, x, y, z in Å, score).
 
@@ -236,8 +236,8 @@ def pick_particles(probs: torch.Tensor, run: str, thresholds: Mapping[str, float
         raise ValueError(f"smooth_sigma must be > 0 or None; got {smooth_sigma}")
     if max_per_class is not None and max_per_class < 0:
         raise ValueError(f"max_per_class must be >= 0 or None; got {max_per_class}")
-    values = resolve_thresholds(thresholds, particles)
-    kernels = peak_kernel_sizes(kernel_fraction, output_stride, spacing, particles)
+    values = resolve_thresholds(thresholds, particles=particles)
+    kernels = peak_kernel_sizes(kernel_fraction, output_stride, spacing, particles=particles)
     frames = []
     for p, threshold in zip(particles.particles, values):
         heatmap, candidates = probs[p.channel], None

@@ -20,7 +20,7 @@ from dataio.cli_errors import run_tool
 from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
 from dataio.particle_sets import particles_from_source
 from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks
-from particles import BETA, CZII_PARTICLES, HIT_RADIUS_FRACTION, ParticleSet
+from particles import BETA, HIT_RADIUS_FRACTION, ParticleSet
 
 
 
@@ -51,12 +51,12 @@ def _stacked_xyz(table: pd.DataFrame, run_index: dict[str, int], shift: float) -
 
 
 def score_picks(predictions: pd.DataFrame, ground_truth: pd.DataFrame,
-                runs: Sequence[str] | None = None, particles: ParticleSet = CZII_PARTICLES) -> MetricReport:
+                runs: Sequence[str] | None = None, *, particles: ParticleSet) -> MetricReport:
     """Score a picks table against the truth; ``runs`` (default ``ground_truth.attrs['runs']`` or its
     experiments) are the experiments the truth covers: predictions elsewhere are an error. ``particles``:
     the classes, their hit radii and weights."""
-    pred = validate_picks(predictions, "predictions", particles)
-    truth = validate_picks(ground_truth, "ground truth", particles)
+    pred = validate_picks(predictions, "predictions", particles=particles)
+    truth = validate_picks(ground_truth, "ground truth", particles=particles)
     if runs is None:
         runs = ground_truth.attrs.get("runs", sorted(truth["experiment"].unique()))
     known = set(map(str, runs)) | set(truth["experiment"])
@@ -108,28 +108,28 @@ def reference_best_scores(pred_xyz: np.ndarray, pred_scores: np.ndarray, ref_xyz
 
 
 def load_ground_truth(path: str | Path, selection: PickSelection = PickSelection(),
-                      particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                      *, particles: ParticleSet) -> pd.DataFrame:
     """Truth picks from a CSV, a dataset root (``train/overlay``), ``<root>/test_truth`` or an overlay root;
     ``attrs['runs']`` lists the experiments covered, including those with no particles."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ground truth not found: {path}")
     if path.is_file():
-        table = read_picks_csv(path, particles)
+        table = read_picks_csv(path, particles=particles)
         table.attrs["runs"] = sorted(table["experiment"].unique())
         return table
     for overlay in (train_overlay_root(path), path / "overlay", path):
         if overlay_runs_dir(overlay).is_dir():
-            return read_overlay(overlay, selection, particles)
+            return read_overlay(overlay, selection, particles=particles)
     raise FileNotFoundError(
         f"{path}: no ground truth found; expected a CSV, {train_overlay_root(path)}, "
         f"{path / 'overlay' / 'ExperimentRuns'} (e.g. {truth_overlay_root('<root>')}) "
         f"or {overlay_runs_dir(path)}")
 
 
-def read_submission(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+def read_submission(path: str | Path, *, particles: ParticleSet) -> pd.DataFrame:
     """A submission CSV (id, experiment, particle_type, x, y, z in Å) as a checked picks table."""
-    return read_picks_csv(path, particles)
+    return read_picks_csv(path, particles=particles)
 
 
 def format_report(report: MetricReport) -> str:
@@ -177,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_scores(args: argparse.Namespace) -> int:
     particles = particles_from_source(args.particles, args.gt)
-    truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id), particles)
-    reports = {str(path): score_picks(read_submission(path, particles), truth, particles=particles)
+    truth = load_ground_truth(args.gt, PickSelection(args.user_id, args.session_id), particles=particles)
+    reports = {str(path): score_picks(read_submission(path, particles=particles), truth, particles=particles)
                for path in args.submissions}
     if len(reports) > 1:
         labels = {str(path): path.stem for path in args.submissions}

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from particles import CZII_PARTICLES, ParticleSet  # noqa: E402
+from particles import ParticleSet
 from dataio.atomic import OutputBatch, atomic_path  # noqa: E402
 from postprocess.thresholds import precision_recall_curve  # noqa: E402
 
@@ -53,7 +53,7 @@ def _save(fig: plt.Figure, out_png: Path, batch: OutputBatch | None = None) -> P
 
 def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.DataFrame, out_png: str | Path,
                  *, spacing: float, n_slices: int = 4, batch: OutputBatch | None = None,
-                 particles: ParticleSet = CZII_PARTICLES) -> Path:
+                 particles: ParticleSet) -> Path:
     """``n_slices`` evenly spaced z slices of ``volume [D, H, W]`` with true picks (circles of the particle's
     cross-section) and predicted picks (crosses) lying within one radius of each slice."""
     out_png = _check_png(out_png)
@@ -97,7 +97,7 @@ def slice_figure(volume: np.ndarray, picks_true: pd.DataFrame, picks_pred: pd.Da
 
 def pr_curves_figure(candidates: pd.DataFrame, gt: pd.DataFrame, thresholds: Mapping[str, float],
                      out_png: str | Path, batch: OutputBatch | None = None,
-                     particles: ParticleSet = CZII_PARTICLES) -> Path:
+                     *, particles: ParticleSet) -> Path:
     """Precision-recall curve per class over the candidate scores, the chosen threshold marked."""
     out_png = _check_png(out_png)
     columns = min(3, particles.num_classes)
@@ -107,7 +107,7 @@ def pr_curves_figure(candidates: pd.DataFrame, gt: pd.DataFrame, thresholds: Map
     for ax in axes.ravel()[particles.num_classes:]:
         ax.axis("off")
     for ax, p in zip(axes.ravel(), particles.particles):
-        curve = precision_recall_curve(candidates, gt, p.name, particles)
+        curve = precision_recall_curve(candidates, gt, p.name, particles=particles)
         ax.set_title(f"{p.name} (weight {p.weight:g})", fontsize=10)
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dataio.pick_readers import validate_picks
 from dataio.bounded_reads import read_json
-from particles import BETA, CZII_PARTICLES, HIT_RADIUS_FRACTION, ParticleSet
+from particles import BETA, HIT_RADIUS_FRACTION, ParticleSet
 from dataio.atomic import OutputBatch, write_text_atomic
 from postprocess.metric import f_beta, reference_best_scores
 
@@ -26,7 +26,7 @@ def _candidates(table: pd.DataFrame, particles: ParticleSet) -> pd.DataFrame:
     """Validated candidates; a score column is required (thresholds act on it)."""
     if "score" not in table.columns:
         raise ValueError(f"candidates need a 'score' column; have {list(table.columns)}")
-    return validate_picks(table, "candidates", particles)
+    return validate_picks(table, "candidates", particles=particles)
 
 
 def _best_hitting_scores(cand: pd.DataFrame, truth: pd.DataFrame, name: str, radius: float) -> np.ndarray:
@@ -43,11 +43,11 @@ def _best_hitting_scores(cand: pd.DataFrame, truth: pd.DataFrame, name: str, rad
 
 
 def precision_recall_curve(candidates: pd.DataFrame, ground_truth: pd.DataFrame, name: str,
-                           particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                           *, particles: ParticleSet) -> pd.DataFrame:
     """Counts and P/R/F4 of class ``name`` when keeping scores >= t, for every distinct candidate score t
     (ascending). TP(t) = references whose best hitting score >= t; FP(t) = kept candidates - TP(t)."""
     radius = particles.get(name).radius
-    return _curve(_candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles), name,
+    return _curve(_candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles=particles), name,
                   radius)
 
 
@@ -66,7 +66,7 @@ def _curve(cand: pd.DataFrame, truth: pd.DataFrame, name: str, radius: float) ->
 
 def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallback: float = 0.5,
                    tolerance: float = 0.0, rule: str = "plateau",
-                   particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
+                   *, particles: ParticleSet) -> dict[str, float]:
     """Class -> threshold maximising that class's F4 over the OOF runs (ties: the lowest, for recall).
 
     With ``tolerance`` > 0, the lowest threshold whose F4 is within ``tolerance`` of the best: F4 is flat
@@ -79,7 +79,7 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
     """
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(THRESHOLD_RULES)}")
-    cand, truth = _candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles)
+    cand, truth = _candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles=particles)
     thresholds = {}
     for p in particles.particles:
         name = p.name
@@ -100,7 +100,7 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
 
 
 def _check_thresholds(thresholds: Mapping[str, float], where: str,
-                      particles: ParticleSet = CZII_PARTICLES) -> dict[str, float]:
+                      *, particles: ParticleSet) -> dict[str, float]:
     """Every class, nothing else, numbers in [0, 1]."""
     if not isinstance(thresholds, Mapping):
         raise ValueError(f"{where}: thresholds must be a mapping class -> float; got {type(thresholds).__name__}")
@@ -121,10 +121,10 @@ def _check_thresholds(thresholds: Mapping[str, float], where: str,
 
 
 def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float],
-                     particles: ParticleSet = CZII_PARTICLES) -> pd.DataFrame:
+                     *, particles: ParticleSet) -> pd.DataFrame:
     """Keep the candidates whose score reaches their class threshold."""
     cand = _candidates(candidates, particles)
-    limits = _check_thresholds(thresholds, "apply_thresholds", particles)
+    limits = _check_thresholds(thresholds, "apply_thresholds", particles=particles)
     keep = cand["score"].to_numpy() >= cand["particle_type"].map(limits).to_numpy(dtype=np.float64)
     return cand[keep].reset_index(drop=True)
 
@@ -132,13 +132,13 @@ def apply_thresholds(candidates: pd.DataFrame, thresholds: Mapping[str, float],
 def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
                     fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None,
                     oof_scores: Mapping[str, float] | None = None,
-                    particles: ParticleSet = CZII_PARTICLES,
+                    *, particles: ParticleSet,
                     component_levels: Mapping[str, float] | None = None) -> Path:
     """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}, "oof_scores": {...}}`` as JSON
     atomically; ``fitted_with`` records what the thresholds depend on (the prediction settings and checkpoints
     they were fitted for), ``oof_scores`` the out-of-fold CV they gave (kept so a run that reuses them can
     still report it), ``component_levels`` (cc3d) each class's level fitted with them."""
-    clean = _check_thresholds(thresholds, str(path), particles)
+    clean = _check_thresholds(thresholds, str(path), particles=particles)
     doc: dict[str, object] = {"thresholds": clean, "fitted_with": dict(fitted_with or {}),
                               "oof_scores": dict(oof_scores or {})}
     if component_levels is not None:
@@ -148,14 +148,14 @@ def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
 
 def _check_levels(levels: object, where: str, particles: ParticleSet) -> dict[str, float]:
     """Component levels: like thresholds, but strictly inside (0, 1) (a level of 0 or 1 cuts nothing out)."""
-    clean = _check_thresholds(levels, f"{where}: component_levels", particles)  # type: ignore[arg-type]
+    clean = _check_thresholds(levels, f"{where}: component_levels", particles=particles)  # type: ignore[arg-type]
     bad = {name: value for name, value in clean.items() if not 0.0 < value < 1.0}
     if bad:
         raise ValueError(f"{where}: component levels must be in (0, 1); got {bad}")
     return clean
 
 
-def load_component_levels(path: str | Path, particles: ParticleSet = CZII_PARTICLES) -> dict[str, float] | None:
+def load_component_levels(path: str | Path, *, particles: ParticleSet) -> dict[str, float] | None:
     """Each class's component level saved with the thresholds (cc3d), None when the file has none."""
     data = read_json(path, "thresholds file")
     levels = data.get("component_levels") if isinstance(data, dict) else None
@@ -171,7 +171,7 @@ def load_oof_scores(path: str | Path) -> dict[str, float]:
 
 
 def load_thresholds(path: str | Path,
-                    particles: ParticleSet = CZII_PARTICLES) -> tuple[dict[str, float], dict[str, object] | None]:
+                    *, particles: ParticleSet) -> tuple[dict[str, float], dict[str, object] | None]:
     """(thresholds, what they were fitted with) from a file of ``save_thresholds``; a plain ``{class: value}``
     file (written by hand or by an older version) has no record (None). Malformed files are a clear error."""
     path = Path(path)
@@ -180,5 +180,5 @@ def load_thresholds(path: str | Path,
         record = data.get("fitted_with")
         if not isinstance(record, dict):
             raise ValueError(f"thresholds file {path}: 'fitted_with' must be a mapping; got {record!r}")
-        return _check_thresholds(data["thresholds"], f"thresholds file {path}", particles), record
-    return _check_thresholds(data, f"thresholds file {path}", particles), None
+        return _check_thresholds(data["thresholds"], f"thresholds file {path}", particles=particles), record
+    return _check_thresholds(data, f"thresholds file {path}", particles=particles), None

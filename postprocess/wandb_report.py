@@ -24,7 +24,7 @@ OBJECTIVE = "oof/score"
 
 def pr_curve_rows(candidates: pd.DataFrame, truth: pd.DataFrame, particles: ParticleSet) -> pd.DataFrame:
     """Every class's precision-recall curve over the candidate scores, stacked (column ``class``)."""
-    curves = [precision_recall_curve(candidates, truth, name, particles).assign(**{"class": name})
+    curves = [precision_recall_curve(candidates, truth, name, particles=particles).assign(**{"class": name})
               for name in particles.names]
     table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     return table.loc[:, ["class", "threshold", "precision", "recall", "f4"]] if len(table) else table

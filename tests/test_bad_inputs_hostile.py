@@ -15,6 +15,7 @@ import pytest
 from dataio.layout import tomogram_path
 from tests.bad_input_harness import (World, check_one_clear_error, damaged_copy, ensemble_cli, pick_file_of, train_cli,
                                      written)
+from particles import CZII_PARTICLES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -83,7 +84,7 @@ def case_train_copick_pickle_codec_tomogram(w: World, t: Path):
     """Through the copick library's own store (a copick config as --data)."""
     from dataio.copick_config import write_copick_configs
     data = damaged_copy(w, t)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     pickle_codec_tomogram(tomogram_path(data, "train", "TS_6_4"), t / "PWNED")
     return train_cli(w, t, "--data", str(data / "copick_config.json"))
 
@@ -174,7 +175,7 @@ def case_train_pick_file_links_to_dev_zero(w: World, t: Path):
 def case_train_copick_pick_file_is_a_fifo(w: World, t: Path):
     from dataio.copick_config import write_copick_configs
     data = damaged_copy(w, t)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     path = pick_file_of(data)
     path.unlink()
     os.mkfifo(path)
@@ -184,7 +185,7 @@ def case_train_copick_pick_file_is_a_fifo(w: World, t: Path):
 def case_train_copick_deeply_nested_pick_file(w: World, t: Path):
     from dataio.copick_config import write_copick_configs
     data = damaged_copy(w, t)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     pick_file_of(data).write_text("[" * 100_000 + "]" * 100_000)
     return train_cli(w, t, "--data", str(data / "copick_config.json"))
 
@@ -197,7 +198,7 @@ def case_train_empty_multiscales(w: World, t: Path):
 
 def _copick_config_with(data: Path, change: Callable[[dict], None]) -> Path:
     from dataio.copick_config import write_copick_configs
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     config = data / "copick_config.json"
     doc = json.loads(config.read_text())
     change(doc)
@@ -220,7 +221,7 @@ def case_train_copick_metadata_a_list(w: World, t: Path):
 def _copick_spacing_folder(w: World, t: Path, name: str):
     from dataio.copick_config import write_copick_configs
     data = damaged_copy(w, t)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     for run in (data / "train" / "static" / "ExperimentRuns").iterdir():
         (run / "VoxelSpacing10.000").rename(run / name)
     return train_cli(w, t, "--data", str(data / "copick_config.json"))

@@ -13,6 +13,7 @@ import train
 from dataio.layout import tomogram_path
 from tests.bad_input_harness import (RUN, World, check_one_clear_error, damaged_copy, first_chunk, last_checkpoint,
                                      pick_file_of, resumable_copy, train_cli, written, yaml_folds)
+from particles import CZII_PARTICLES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -197,7 +198,7 @@ def case_copick_nan_coordinates(w: World, t: Path):
     """A NaN in a pick file read through the copick library (JSON allows NaN)."""
     data = damaged_copy(w, t)
     from dataio.copick_config import write_copick_configs
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     path = pick_file_of(data)
     doc = json.loads(path.read_text())
     doc["points"][0]["location"]["x"] = float("nan")

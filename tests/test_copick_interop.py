@@ -17,6 +17,7 @@ from dataio.sources import CopickProjectSource, open_source
 from particles import PARTICLE_NAMES, PARTICLES
 from postprocess.metric import load_ground_truth
 from tests.training_fixtures import cli_args, tiny_overrides
+from particles import CZII_PARTICLES
 
 copick = pytest.importorskip("copick")
 
@@ -26,7 +27,7 @@ def counts(table: pd.DataFrame) -> dict[tuple[str, str], int]:
 
 
 def test_copick_opens_the_simulated_project_and_reads_the_same_picks_and_voxels(tiny_dataset: Path) -> None:
-    ours = CopickSource(tiny_dataset)
+    ours = CopickSource(tiny_dataset, particles=CZII_PARTICLES)
     project = copick.from_file(str(tiny_dataset / COPICK_CONFIG_NAME))
     assert sorted(r.name for r in project.runs) == ours.run_names()
     run = project.get_run("TS_6_4")
@@ -39,13 +40,13 @@ def test_copick_opens_the_simulated_project_and_reads_the_same_picks_and_voxels(
     test_project = copick.from_file(str(tiny_dataset / TEST_COPICK_CONFIG_NAME))
     assert sorted(r.name for r in test_project.runs) == ["TS_sim_test_0", "TS_sim_test_1"]
     assert sum(len(p.points) for p in test_project.get_run("TS_sim_test_0").picks) == len(
-        CopickSource(tiny_dataset, split="test").picks("TS_sim_test_0"))
+        CopickSource(tiny_dataset, split="test", particles=CZII_PARTICLES).picks("TS_sim_test_0"))
 
 
 def test_the_copick_adapter_reads_what_the_layout_reader_reads(tiny_dataset: Path) -> None:
-    via_copick = open_source(tiny_dataset / COPICK_CONFIG_NAME)
+    via_copick = open_source(tiny_dataset / COPICK_CONFIG_NAME, particles=CZII_PARTICLES)
     assert isinstance(via_copick, CopickProjectSource) and via_copick.has_picks
-    direct = CopickSource(tiny_dataset)
+    direct = CopickSource(tiny_dataset, particles=CZII_PARTICLES)
     assert via_copick.run_names() == direct.run_names()
     np.testing.assert_array_equal(via_copick.load_tomogram("TS_5_4"), direct.load_tomogram("TS_5_4"))
     assert counts(via_copick.picks("TS_5_4")) == counts(direct.picks("TS_5_4"))
@@ -57,17 +58,17 @@ def test_picks_copick_writes_as_another_user_are_ignored_unless_selected(tiny_da
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
     from dataio.copick_config import write_copick_configs
-    write_copick_configs(data)
-    truth = CopickSource(data, split="test").picks("TS_sim_test_0")
+    write_copick_configs(data, particles=CZII_PARTICLES)
+    truth = CopickSource(data, split="test", particles=CZII_PARTICLES).picks("TS_sim_test_0")
     project = copick.from_file(str(data / TEST_COPICK_CONFIG_NAME))
     for name, n in (("TS_sim_test_0", 2), ("TS_sim_test_1", 1)):
         picks = project.get_run(name).new_picks(object_name="ribosome", session_id="7", user_id="annotator")
         picks.from_numpy(np.full((n, 3), 150.0))
         picks.store()
-    pd.testing.assert_frame_equal(CopickSource(data, split="test").picks("TS_sim_test_0"), truth)
-    gt = load_ground_truth(data / "test_truth")
+    pd.testing.assert_frame_equal(CopickSource(data, split="test", particles=CZII_PARTICLES).picks("TS_sim_test_0"), truth)
+    gt = load_ground_truth(data / "test_truth", particles=CZII_PARTICLES)
     assert int((gt["experiment"] == "TS_sim_test_0").sum()) == len(truth)
-    annotator = load_ground_truth(data / "test_truth", PickSelection("annotator"))
+    annotator = load_ground_truth(data / "test_truth", PickSelection("annotator"), particles=CZII_PARTICLES)
     assert annotator["experiment"].tolist() == ["TS_sim_test_0"] * 2 + ["TS_sim_test_1"]
 
 
@@ -102,10 +103,10 @@ def test_a_copick_native_project_trains_one_tiny_epoch(tmp_path: Path) -> None:
     config = _copick_native_project(tmp_path / "native", ["run-a", "run-b", "run-c"])
     folds = tmp_path / "folds.yaml"
     folds.write_text("folds:\n  0: [run-a]\n  1: [run-b]\n  2: [run-c]\n")
-    source = open_source(config)
+    source = open_source(config, particles=CZII_PARTICLES)
     assert source.voxel_spacing == 10.0 and len(source.picks("run-b")) == 6
     with pytest.raises(ValueError, match=r"no voxel spacing 20.0 Å; present: \[10.0\]"):
-        open_source(config, voxel_spacing=20.0)
+        open_source(config, voxel_spacing=20.0, particles=CZII_PARTICLES)
     overrides = tiny_overrides(config, folds_file=folds, steps=2, inference={"window": [32, 64, 64]})
     assert train.main(["--out", str(tmp_path / "runs"), *cli_args(overrides)]) == 0
     assert list((tmp_path / "runs").glob("*/checkpoints/last.ckpt"))
@@ -113,5 +114,5 @@ def test_a_copick_native_project_trains_one_tiny_epoch(tmp_path: Path) -> None:
 
 def test_a_project_holding_only_a_models_picks_is_unlabelled_not_an_error(tmp_path: Path) -> None:
     config = _copick_native_project(tmp_path / "unlabelled", ["run-a"], user="czii-picker")
-    assert open_source(config).has_picks is False  # e.g. a second ensemble.py run on its own output
-    assert open_source(config, selection=PickSelection("czii-picker")).has_picks
+    assert open_source(config, particles=CZII_PARTICLES).has_picks is False  # e.g. a second ensemble.py run on its own output
+    assert open_source(config, selection=PickSelection("czii-picker"), particles=CZII_PARTICLES).has_picks

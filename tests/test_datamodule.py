@@ -13,6 +13,7 @@ from datamodules.datamodule import CryoETDataModule
 from dataio.layout import TRAIN_RUNS
 from datamodules.normalization import normalize
 from tests.conftest import TINY_SHAPE
+from particles import CZII_PARTICLES
 
 FOLDS = str(Path(__file__).resolve().parents[1] / "folds.yaml")
 
@@ -25,7 +26,7 @@ def _cfg(root: Path, **overrides: object) -> DataConfig:
 
 @pytest.fixture(scope="module")
 def fold0(tiny_dataset: Path) -> CryoETDataModule:
-    dm = CryoETDataModule(_cfg(tiny_dataset))
+    dm = CryoETDataModule(_cfg(tiny_dataset), particles=CZII_PARTICLES)
     dm.setup("fit")
     return dm
 
@@ -72,17 +73,17 @@ def test_patches_are_deterministic_per_seed_epoch_index(fold0: CryoETDataModule)
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["target"], b["target"])
     assert not torch.equal(a["image"], ds[(2, 2)]["image"])
     serial = next(iter(fold0.train_dataloader()))
-    parallel_loader = CryoETDataModule(replace(fold0.cfg, num_workers=2))
+    parallel_loader = CryoETDataModule(replace(fold0.cfg, num_workers=2), particles=CZII_PARTICLES)
     parallel_loader.setup("fit")
     parallel = next(iter(parallel_loader.train_dataloader()))
     assert torch.equal(serial["image"], parallel["image"]) and torch.equal(serial["target"], parallel["target"])
-    other_seed = CryoETDataModule(replace(fold0.cfg, seed=4))
+    other_seed = CryoETDataModule(replace(fold0.cfg, seed=4), particles=CZII_PARTICLES)
     other_seed.setup("fit")
     assert not torch.equal(serial["image"], next(iter(other_seed.train_dataloader()))["image"])
 
 
 def test_point_targets(tiny_dataset: Path) -> None:
-    dm = CryoETDataModule(_cfg(tiny_dataset, target_kind="point", fold=1))
+    dm = CryoETDataModule(_cfg(tiny_dataset, target_kind="point", fold=1), particles=CZII_PARTICLES)
     dm.setup("fit")
     target = next(iter(dm.train_dataloader()))["target"]
     assert set(torch.unique(target).tolist()) == {0.0, 1.0}
@@ -90,21 +91,21 @@ def test_point_targets(tiny_dataset: Path) -> None:
 
 
 def test_fold_all_has_no_validation(tiny_dataset: Path) -> None:
-    dm = CryoETDataModule(_cfg(tiny_dataset, fold=-1))
+    dm = CryoETDataModule(_cfg(tiny_dataset, fold=-1), particles=CZII_PARTICLES)
     dm.setup("fit")
     assert sorted(dm.train_runs) == sorted(TRAIN_RUNS) and dm.val_runs == []
     assert len(dm.val_picks) == 0 and len(dm.val_dataloader()) == 0
 
 
 def test_patch_larger_than_tomogram_names_run_and_shapes(tiny_dataset: Path) -> None:
-    dm = CryoETDataModule(_cfg(tiny_dataset, patch_size=(64, 32, 32)))
+    dm = CryoETDataModule(_cfg(tiny_dataset, patch_size=(64, 32, 32)), particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match=r"patch size \(64, 32, 32\) is larger than tomogram TS_\w+ of shape "
                                          r"\(48, 96, 96\)"):
         dm.setup("fit")
 
 
 def test_target_stride_two_subsamples_the_full_target(fold0: CryoETDataModule) -> None:
-    strided = CryoETDataModule(replace(fold0.cfg, target_stride=2))
+    strided = CryoETDataModule(replace(fold0.cfg, target_stride=2), particles=CZII_PARTICLES)
     strided.setup("fit")
     for index in range(3):
         full, half = fold0.train_dataset[(0, index)], strided.train_dataset[(0, index)]

@@ -25,6 +25,7 @@ from inference.predict import predict_run
 from postprocess.metric import read_submission
 from inference.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
+from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # trains two folds, then runs the whole ensemble many times
@@ -54,7 +55,7 @@ def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_datase
     assert code == 0
     assert "out-of-fold CV over TS_5_4, TS_6_4 (2 models; each run predicted by the 1 of them" in printed
     assert "score " in printed
-    table = read_submission(out)
+    table = read_submission(out, particles=CZII_PARTICLES)
     assert list(table.columns)[:6] == ["id", "experiment", "particle_type", "x", "y", "z"]
     assert set(table["experiment"]) <= {"TS_sim_test_0", "TS_sim_test_1"}
     experiment = find_fold_runs(trained_runs)[0].config.experiment
@@ -109,7 +110,7 @@ def test_oof_predicts_each_run_by_every_model_that_never_trained_on_it(nested_ru
     settings = ensemble_settings(every[0].config)
     oof = predict_oof(every, settings)
     assert oof.models_per_run == {"TS_5_4": 2, "TS_6_4": 2}
-    source = open_source(str(tiny_dataset), "train")
+    source = open_source(str(tiny_dataset), "train", particles=CZII_PARTICLES)
     floor = {n: settings.inference.candidate_threshold for n in PARTICLE_NAMES}
     expected = predict_run([load_model(every[0]), load_model(every[1])], source.load_tomogram("TS_5_4"), "TS_5_4",
                            settings, floor, torch.device("cpu"), source.voxel_spacing)  # fold 0 and fold 0+1 held TS_5_4 out
@@ -244,18 +245,18 @@ def test_picks_written_into_a_datasets_own_overlay_leave_curation_intact_and_cop
 
     data = tmp_path / "moved_dataset"  # a copy, moved: its copick configs are written again for the new place
     shutil.copytree(tiny_dataset, data)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     overlay = data / "train" / "overlay"
     curated = _tree_bytes(overlay)
-    truth_before = CopickSource(data).picks("TS_5_4")
+    truth_before = CopickSource(data, particles=CZII_PARTICLES).picks("TS_5_4")
     out = tmp_path / "train_picks.csv"
     assert _ensemble("--runs", str(trained_runs), "--data", str(data), "--split", "train", "--out", str(out),
                      "--overlay", str(overlay), "--session-id", "run1") == 0
     after = _tree_bytes(overlay)
     assert {k: after[k] for k in curated} == curated  # every curated file byte-identical
     assert len(after) == len(curated) + 7 * 6  # ours: one file per run and class, beside them
-    pd.testing.assert_frame_equal(CopickSource(data).picks("TS_5_4"), truth_before)  # training still reads curation
-    table = read_submission(out)
+    pd.testing.assert_frame_equal(CopickSource(data, particles=CZII_PARTICLES).picks("TS_5_4"), truth_before)  # training still reads curation
+    table = read_submission(out, particles=CZII_PARTICLES)
     project = copick.from_file(str(data / "copick_config.json"))
     for run in project.runs:
         ours = run.get_picks(user_id="czii-picker", session_id="run1")
@@ -272,7 +273,7 @@ def test_an_mrc_at_another_voxel_spacing_is_refused_by_name(trained_runs, tiny_d
     the same volume with a 10.012 Å header is predicted like the zarr it came from."""
     import mrcfile
 
-    volume = CopickSource(tiny_dataset, split="test").load_tomogram("TS_sim_test_0")
+    volume = CopickSource(tiny_dataset, split="test", particles=CZII_PARTICLES).load_tomogram("TS_sim_test_0")
     for name, size in (("binned.mrc", 20.0), ("TS_sim_test_0.mrc", 10.012)):
         with mrcfile.new(tmp_path / name) as mrc:
             mrc.set_data(volume)
@@ -285,7 +286,7 @@ def test_an_mrc_at_another_voxel_spacing_is_refused_by_name(trained_runs, tiny_d
     assert _ensemble(*args, "--data", str(tmp_path / "TS_sim_test_0.mrc")) == 0
     assert _ensemble(*args[:2], "--out", str(tmp_path / "zarr.csv"), "--data", str(tiny_dataset),
                      "--split", "test") == 0
-    from_mrc, from_zarr = read_submission(tmp_path / "mrc.csv"), read_submission(tmp_path / "zarr.csv")
+    from_mrc, from_zarr = read_submission(tmp_path / "mrc.csv", particles=CZII_PARTICLES), read_submission(tmp_path / "zarr.csv", particles=CZII_PARTICLES)
     pd.testing.assert_frame_equal(from_mrc.drop(columns="id").reset_index(drop=True),
                                   from_zarr[from_zarr["experiment"] == "TS_sim_test_0"].drop(columns="id")
                                   .reset_index(drop=True), check_exact=False, atol=1e-3)
@@ -304,6 +305,6 @@ def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset
     record = json.loads(saved.read_text())
     assert record["thresholds"] == pytest.approx(row["thresholds"])
     assert record["oof_scores"]["oof/score"] == pytest.approx(row["oof_cv"])
-    tool = score_picks(read_submission(out), load_ground_truth(tiny_dataset / "test_truth")).score
+    tool = score_picks(read_submission(out, particles=CZII_PARTICLES), load_ground_truth(tiny_dataset / "test_truth", particles=CZII_PARTICLES), particles=CZII_PARTICLES).score
     assert tool == pytest.approx(row["test"])
     assert set(row["test_per_class"]) == set(PARTICLE_NAMES)

@@ -24,6 +24,7 @@ from config.resolve import resolve_config
 from models.registry import build_model
 from particles import PARTICLE_NAMES
 from tests.training_fixtures import tiny_overrides
+from particles import CZII_PARTICLES
 
 GOLDEN = Path(__file__).parent / "data" / "golden_submission.csv"
 GOLDEN_THRESHOLDS = Path(__file__).parent / "data" / "golden_thresholds.json"
@@ -77,7 +78,7 @@ def test_the_python_api_gives_exactly_the_tools_picks(tiny_dataset, tmp_path) ->
     predictor = EnsemblePredictor.from_checkpoints([tmp_path / "seeded.ckpt"], thresholds_file=tmp_path /
                                                    "thresholds.json", user_thresholds=True, tta=["identity", "flip_z"],
                                                    window=[48, 96, 96], precision="fp32", device="cpu")
-    source = open_source(tiny_dataset, "test")
+    source = open_source(tiny_dataset, "test", particles=CZII_PARTICLES)
     for run in source.run_names():
         picks = predictor.predict(source.load_tomogram(run), source.voxel_spacing, run)
         mine = tool[tool["experiment"] == run].sort_values(["particle_type", "z", "y", "x"]).reset_index(drop=True)
@@ -117,7 +118,7 @@ def candidate_scores(data: Path, checkpoint: Path) -> pd.DataFrame:
 
     run = fold_run_from_checkpoint(checkpoint)
     settings = ensemble_settings(run.config, window=(48, 96, 96), tta=("identity", "flip_z"))
-    source, model = open_source(data, "test"), load_model(run)
+    source, model = open_source(data, "test", particles=CZII_PARTICLES), load_model(run)
     floor = {name: 0.0 for name in PARTICLE_NAMES}
     return pd.concat([predict_run([model], source.load_tomogram(r), r, settings, floor, torch.device("cpu"),
                                   source.voxel_spacing)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from particles import NUM_CLASSES, PARTICLE_NAMES, PARTICLES, VOXEL_SPACING
 from postprocess.heatmap_nms import (find_peaks, gaussian_kernel1d, peak_kernel_sizes, pick_particles,
                                      resolve_thresholds, smooth_near_threshold)
+from particles import CZII_PARTICLES
 
 SHAPE = (20, 40, 44)
 
@@ -38,7 +39,7 @@ def test_planted_peaks_recovered_at_right_angstrom(stride: int, smooth: float | 
     probs, truth = planted(SHAPE, stride)
     probs += 0.005 * torch.rand(probs.shape, generator=torch.Generator().manual_seed(0))  # noise below the blob slope
     picks = pick_particles(probs, "TS_test", 0.2 if smooth else 0.5, spacing=VOXEL_SPACING, output_stride=stride,
-                           smooth_sigma=smooth)
+                           smooth_sigma=smooth, particles=CZII_PARTICLES)
     assert list(picks.columns) == ["experiment", "particle_type", "x", "y", "z", "score"]
     assert (picks["experiment"] == "TS_test").all()
     for name in PARTICLE_NAMES:
@@ -59,8 +60,8 @@ def test_subvoxel_centre_of_an_off_grid_gaussian(stride: int) -> None:
     probs = torch.zeros(NUM_CLASSES, 16, 20, 24)
     probs[3] = blob
     want = centre[::-1] * stride * VOXEL_SPACING  # x, y, z in Å
-    fine = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride)
-    coarse = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride, subvoxel=False)
+    fine = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride, particles=CZII_PARTICLES)
+    coarse = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride, subvoxel=False, particles=CZII_PARTICLES)
     assert len(fine) == len(coarse) == 1
     np.testing.assert_allclose(fine[["x", "y", "z"]].to_numpy()[0], want, atol=0.05)
     assert np.abs(coarse[["x", "y", "z"]].to_numpy()[0] - want).max() > 0.3 * stride * VOXEL_SPACING
@@ -69,7 +70,7 @@ def test_subvoxel_centre_of_an_off_grid_gaussian(stride: int) -> None:
 def test_stride2_index_maps_to_full_resolution_voxel() -> None:
     probs = torch.zeros(NUM_CLASSES, 8, 8, 8)
     probs[3, 3, 4, 5] = 0.7
-    picks = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=2)
+    picks = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=2, particles=CZII_PARTICLES)
     row = picks.iloc[0]
     assert len(picks) == 1 and row["particle_type"] == "ribosome"
     assert (row["x"], row["y"], row["z"]) == pytest.approx((10 * VOXEL_SPACING, 8 * VOXEL_SPACING, 6 * VOXEL_SPACING))
@@ -81,7 +82,7 @@ def test_plateau_gives_one_pick(smooth: float | None) -> None:
     probs = torch.zeros(NUM_CLASSES, 12, 12, 12)
     probs[0, 4:6, 4:6, 4:6] = 0.8  # 2x2x2 plateau
     probs[1, 6, 6, 3:6] = 0.9  # flat ridge
-    picks = pick_particles(probs, "r", 0.1 if smooth else 0.5, spacing=VOXEL_SPACING, smooth_sigma=smooth)
+    picks = pick_particles(probs, "r", 0.1 if smooth else 0.5, spacing=VOXEL_SPACING, smooth_sigma=smooth, particles=CZII_PARTICLES)
     assert picks["particle_type"].value_counts().to_dict() == {"apo-ferritin": 1, "beta-amylase": 1}
 
 
@@ -116,18 +117,18 @@ def test_block_smoothing_equals_dense_where_it_matters() -> None:
 
 def test_max_per_class_kernels_and_bad_input() -> None:
     probs, _ = planted(SHAPE, 1)
-    picks = pick_particles(probs, "r", [0.5] * 6, spacing=VOXEL_SPACING, max_per_class=1)
+    picks = pick_particles(probs, "r", [0.5] * 6, spacing=VOXEL_SPACING, max_per_class=1, particles=CZII_PARTICLES)
     assert picks["particle_type"].value_counts().max() == 1
-    assert peak_kernel_sizes(1.0, 1, VOXEL_SPACING)["ribosome"] == 15 and peak_kernel_sizes(1.0, 2, VOXEL_SPACING)["apo-ferritin"] == 3
-    assert min(peak_kernel_sizes(0.1, 2, VOXEL_SPACING).values()) == 3
-    assert resolve_thresholds({n: 0.1 * i for i, n in enumerate(PARTICLE_NAMES)})[3] == pytest.approx(0.3)
+    assert peak_kernel_sizes(1.0, 1, VOXEL_SPACING, particles=CZII_PARTICLES)["ribosome"] == 15 and peak_kernel_sizes(1.0, 2, VOXEL_SPACING, particles=CZII_PARTICLES)["apo-ferritin"] == 3
+    assert min(peak_kernel_sizes(0.1, 2, VOXEL_SPACING, particles=CZII_PARTICLES).values()) == 3
+    assert resolve_thresholds({n: 0.1 * i for i, n in enumerate(PARTICLE_NAMES)}, particles=CZII_PARTICLES)[3] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="lack classes"):
-        resolve_thresholds({"ribosome": 0.5})
+        resolve_thresholds({"ribosome": 0.5}, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="unknown particle"):
-        resolve_thresholds({**{n: 0.5 for n in PARTICLE_NAMES}, "bogus": 0.1})
+        resolve_thresholds({**{n: 0.5 for n in PARTICLE_NAMES}, "bogus": 0.1}, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="TS_x"):
-        pick_particles(torch.zeros(5, 4, 4, 4), "TS_x", 0.5, spacing=VOXEL_SPACING)
-    empty = pick_particles(torch.zeros(6, 4, 4, 4), "r", 0.5, spacing=VOXEL_SPACING)
+        pick_particles(torch.zeros(5, 4, 4, 4), "TS_x", 0.5, spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
+    empty = pick_particles(torch.zeros(6, 4, 4, 4), "r", 0.5, spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
     assert len(empty) == 0 and "score" in empty.columns
 
 

@@ -13,6 +13,7 @@ from particles import PARTICLE_NAMES, PARTICLES, particle
 from postprocess.metric import (f_beta, load_ground_truth, read_submission, reference_best_scores,
                                 score_picks)
 from dataio.pick_writers import write_copick_picks, write_submission
+from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,20 +29,20 @@ def one_of_each(run: str = "TS_A", origin: float = 1000.0) -> pd.DataFrame:
 
 def test_perfect_and_empty() -> None:
     truth = pd.concat([one_of_each("TS_A"), one_of_each("TS_B", 2000.0)], ignore_index=True)
-    perfect = score_picks(truth, truth)
+    perfect = score_picks(truth, truth, particles=CZII_PARTICLES)
     assert perfect.score == 1.0
     assert list(perfect.table.index) == list(PARTICLE_NAMES)
     assert list(perfect.table.columns) == ["precision", "recall", "f4", "tp", "fp", "fn", "weight"]
     assert perfect.table["tp"].tolist() == [2] * 6 and perfect.table["fp"].sum() == 0
     assert perfect.table["weight"].tolist() == [1.0, 0.0, 2.0, 1.0, 2.0, 1.0]
-    empty = score_picks(truth.iloc[:0], truth)
+    empty = score_picks(truth.iloc[:0], truth, particles=CZII_PARTICLES)
     assert empty.score == 0.0 and empty.table["fn"].tolist() == [2] * 6
 
 
 def test_duplicate_is_exactly_one_false_positive() -> None:
     truth = one_of_each()
     duplicate = truth[truth["particle_type"] == "ribosome"].assign(x=lambda t: t["x"] + 10.0)
-    report = score_picks(pd.concat([truth, duplicate]), truth)
+    report = score_picks(pd.concat([truth, duplicate]), truth, particles=CZII_PARTICLES)
     assert report.table.loc["ribosome", ["tp", "fp", "fn"]].tolist() == [1, 1, 0]
     assert report.table["fp"].sum() == 1
 
@@ -51,7 +52,7 @@ def test_hit_radius(fraction: float, hit: bool) -> None:
     r = particle("ribosome").radius
     direction = np.array([1.0, 2.0, 2.0]) / 3.0  # unit vector, so the distance is fraction * r
     x, y, z = np.array([1000.0, 1000.0, 1000.0]) + direction * fraction * r
-    report = score_picks(picks([("TS_A", "ribosome", x, y, z)]), picks([("TS_A", "ribosome", 1000, 1000, 1000)]))
+    report = score_picks(picks([("TS_A", "ribosome", x, y, z)]), picks([("TS_A", "ribosome", 1000, 1000, 1000)]), particles=CZII_PARTICLES)
     assert report.table.loc["ribosome", "tp"] == int(hit)
     assert report.table.loc["ribosome", "fp"] == int(not hit)
 
@@ -61,7 +62,7 @@ def test_beta_amylase_does_not_count() -> None:
     wrong = truth.copy()
     amylase = wrong["particle_type"] == "beta-amylase"
     wrong.loc[amylase, "x"] += 3000.0  # a miss and a false positive for beta-amylase only
-    report = score_picks(pd.concat([wrong, wrong[amylase]]), truth)
+    report = score_picks(pd.concat([wrong, wrong[amylase]]), truth, particles=CZII_PARTICLES)
     assert report.table.loc["beta-amylase", ["tp", "fp", "fn"]].tolist() == [0, 2, 1]
     assert report.score == 1.0
 
@@ -72,7 +73,7 @@ def test_hand_computed_mixed_case() -> None:
     preds.append(("TS_A", "apo-ferritin", 5000.0, 5000.0, 500.0))  # nowhere near a reference
     others = one_of_each("TS_A", 200.0)
     others = others[others["particle_type"] != "apo-ferritin"]
-    report = score_picks(pd.concat([picks(preds), others]), pd.concat([picks(refs), others]))
+    report = score_picks(pd.concat([picks(preds), others]), pd.concat([picks(refs), others]), particles=CZII_PARTICLES)
     tp, fp, fn = 3, 1, 2
     p, r = tp / (tp + fp), tp / (tp + fn)
     f4 = (1 + 16) * p * r / (16 * p + r)
@@ -85,7 +86,7 @@ def test_hand_computed_mixed_case() -> None:
 
 def test_experiments_are_kept_apart() -> None:
     truth = picks([("TS_A", "ribosome", 1000, 1000, 1000), ("TS_B", "thyroglobulin", 50, 50, 50)])
-    report = score_picks(picks([("TS_B", "ribosome", 1000, 1000, 1000)]), truth)
+    report = score_picks(picks([("TS_B", "ribosome", 1000, 1000, 1000)]), truth, particles=CZII_PARTICLES)
     assert report.table.loc["ribosome", ["tp", "fp", "fn"]].tolist() == [0, 1, 1]
 
 
@@ -98,13 +99,13 @@ def test_f_beta_undefined_is_zero() -> None:
 def test_errors() -> None:
     truth = one_of_each()
     with pytest.raises(ValueError, match=r"predictions: unknown particle types \['proteasome'\]"):
-        score_picks(picks([("TS_A", "proteasome", 0, 0, 0)]), truth)
+        score_picks(picks([("TS_A", "proteasome", 0, 0, 0)]), truth, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match=r"ground truth: unknown particle types \['proteasome'\]"):
-        score_picks(truth, picks([("TS_A", "proteasome", 0, 0, 0)]))
+        score_picks(truth, picks([("TS_A", "proteasome", 0, 0, 0)]), particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match=r"experiments not in the ground truth: \['TS_Z'\]"):
-        score_picks(picks([("TS_Z", "ribosome", 0, 0, 0)]), truth)
+        score_picks(picks([("TS_Z", "ribosome", 0, 0, 0)]), truth, particles=CZII_PARTICLES)
     # an experiment the truth covers but with no particles is fine
-    report = score_picks(picks([("TS_Z", "ribosome", 0, 0, 0)]), truth, runs=["TS_A", "TS_Z"])
+    report = score_picks(picks([("TS_Z", "ribosome", 0, 0, 0)]), truth, runs=["TS_A", "TS_Z"], particles=CZII_PARTICLES)
     assert report.table.loc["ribosome", "fp"] == 1
 
 
@@ -131,7 +132,7 @@ def test_matches_brute_force() -> None:
     noise = truth.sample(60, random_state=2).copy()
     noise[["x", "y", "z"]] = rng.uniform(0, 1500, size=(60, 3))
     pred = pd.concat([near, noise], ignore_index=True)
-    report = score_picks(pred, truth)
+    report = score_picks(pred, truth, particles=CZII_PARTICLES)
     np.testing.assert_array_equal(report.table[["tp", "fp", "fn"]].to_numpy(), brute_force_counts(pred, truth))
     assert 0.0 < report.score < 1.0
 
@@ -147,18 +148,18 @@ def test_reference_best_scores() -> None:
 
 def test_load_ground_truth(tmp_path: Path) -> None:
     truth = one_of_each("TS_A")
-    write_copick_picks(truth, tmp_path / "root" / "train" / "overlay", runs=["TS_A", "TS_E"], user_id="curation")
-    from_root = load_ground_truth(tmp_path / "root")
+    write_copick_picks(truth, tmp_path / "root" / "train" / "overlay", runs=["TS_A", "TS_E"], user_id="curation", particles=CZII_PARTICLES)
+    from_root = load_ground_truth(tmp_path / "root", particles=CZII_PARTICLES)
     assert from_root.attrs["runs"] == ["TS_A", "TS_E"] and len(from_root) == 6
-    assert len(load_ground_truth(tmp_path / "root" / "train" / "overlay")) == 6
-    write_copick_picks(truth, tmp_path / "root" / "test_truth" / "overlay", user_id="curation")
-    assert len(load_ground_truth(tmp_path / "root" / "test_truth")) == 6
-    write_submission(truth, tmp_path / "truth.csv")
-    assert load_ground_truth(tmp_path / "truth.csv")[["x", "y", "z"]].to_numpy().sum() == pytest.approx(
+    assert len(load_ground_truth(tmp_path / "root" / "train" / "overlay", particles=CZII_PARTICLES)) == 6
+    write_copick_picks(truth, tmp_path / "root" / "test_truth" / "overlay", user_id="curation", particles=CZII_PARTICLES)
+    assert len(load_ground_truth(tmp_path / "root" / "test_truth", particles=CZII_PARTICLES)) == 6
+    write_submission(truth, tmp_path / "truth.csv", particles=CZII_PARTICLES)
+    assert load_ground_truth(tmp_path / "truth.csv", particles=CZII_PARTICLES)[["x", "y", "z"]].to_numpy().sum() == pytest.approx(
         truth[["x", "y", "z"]].to_numpy().sum())
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no ground truth found"):
-        load_ground_truth(tmp_path / "empty")
+        load_ground_truth(tmp_path / "empty", particles=CZII_PARTICLES)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -171,7 +172,7 @@ def test_read_submission_errors(tmp_path: Path, text: str, message: str) -> None
     path = tmp_path / "sub.csv"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
-        read_submission(path)
+        read_submission(path, particles=CZII_PARTICLES)
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
@@ -181,8 +182,8 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
 
 def test_cli(tmp_path: Path) -> None:
     truth = one_of_each("TS_A")
-    write_submission(truth, tmp_path / "truth.csv")
-    write_submission(truth.iloc[:3], tmp_path / "sub.csv")
+    write_submission(truth, tmp_path / "truth.csv", particles=CZII_PARTICLES)
+    write_submission(truth.iloc[:3], tmp_path / "sub.csv", particles=CZII_PARTICLES)
     done = run_cli(tmp_path / "sub.csv", "--gt", tmp_path / "truth.csv")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -198,9 +199,9 @@ def test_cli(tmp_path: Path) -> None:
 
 def test_cli_compares_several_submissions(tmp_path: Path) -> None:
     truth = one_of_each("TS_A")
-    write_submission(truth, tmp_path / "truth.csv")
-    write_submission(truth.iloc[:3], tmp_path / "ours.csv")
-    write_submission(truth, tmp_path / "baseline.csv")
+    write_submission(truth, tmp_path / "truth.csv", particles=CZII_PARTICLES)
+    write_submission(truth.iloc[:3], tmp_path / "ours.csv", particles=CZII_PARTICLES)
+    write_submission(truth, tmp_path / "baseline.csv", particles=CZII_PARTICLES)
     done = run_cli(tmp_path / "ours.csv", tmp_path / "baseline.csv", "--gt", tmp_path / "truth.csv")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -214,9 +215,9 @@ def test_cli_compares_several_submissions(tmp_path: Path) -> None:
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_cli_scores_simulated_truth_as_one(tiny_dataset: Path, tmp_path: Path, split: str) -> None:
     gt = tiny_dataset if split == "train" else tiny_dataset / "test_truth"
-    truth = load_ground_truth(gt)
+    truth = load_ground_truth(gt, particles=CZII_PARTICLES)
     assert len(truth) > 0
-    write_submission(truth, tmp_path / "sub.csv")
+    write_submission(truth, tmp_path / "sub.csv", particles=CZII_PARTICLES)
     done = run_cli(tmp_path / "sub.csv", "--gt", gt)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "score 1.000000"

@@ -75,7 +75,7 @@ def test_a_four_class_project_trains_ensembles_writes_and_scores(tiny_dataset, t
     assert ensemble.main(["--runs", str(runs), "--split", "test", "--out", str(out), "--score",
                           "--pictures", str(tmp_path / "pics"), "--tta", "identity", "--no-wandb"]) == 0
     printed = capsys.readouterr().out
-    assert set(read_submission(out, FOUR)["particle_type"]) <= set(FOUR.names)
+    assert set(read_submission(out, particles=FOUR)["particle_type"]) <= set(FOUR.names)
     for name in FOUR.names:  # the OOF table and the test score each list every class of the project, once
         assert len(re.findall(rf"^\s*{name}\s+\d", printed, re.M)) == 2, printed
     assert "beta-galactosidase" not in printed
@@ -135,7 +135,7 @@ def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path
     printed = capsys.readouterr().out
     for p in nine.particles:
         assert len(re.findall(rf"^\s*{p.name}\s+\d", printed, re.M)) == 2, printed
-    assert set(read_submission(out, nine)["particle_type"]) <= set(nine.names)
+    assert set(read_submission(out, particles=nine)["particle_type"]) <= set(nine.names)
     # the classical baseline every accuracy table shows runs on the same set
     baseline = subprocess.run([sys.executable, "-m", "benchmarks.classical_baseline", "--data", str(root),
                                "--particles", "copick"], cwd=REPO, capture_output=True, text=True, timeout=600)

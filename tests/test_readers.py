@@ -18,6 +18,7 @@ from dataio.sources import TomogramSource, open_source, read_pick_json, read_pic
 from particles import VOXEL_SPACING
 from dataio.pick_readers import PickSelection
 from dataio.pick_writers import pick_json
+from particles import CZII_PARTICLES
 
 SHAPE = (8, 16, 20)  # z, y, x
 
@@ -62,7 +63,7 @@ def copick_root(tmp_path: Path) -> Path:
 
 
 def test_copick_tomograms(copick_root: Path) -> None:
-    src = CopickSource(copick_root)
+    src = CopickSource(copick_root, particles=CZII_PARTICLES)
     assert isinstance(src, TomogramSource)
     assert src.run_names() == ["TS_A", "TS_B"] and src.has_picks and src.voxel_spacing == VOXEL_SPACING
     lazy = src.tomogram("TS_B")
@@ -73,13 +74,13 @@ def test_copick_tomograms(copick_root: Path) -> None:
     full = src.load_tomogram("TS_B")
     assert full.dtype == np.float32
     np.testing.assert_array_equal(full, volume(1))
-    coarse = CopickSource(copick_root, level=1, tomo_type="wbp")
+    coarse = CopickSource(copick_root, level=1, tomo_type="wbp", particles=CZII_PARTICLES)
     assert coarse.voxel_spacing == 2 * VOXEL_SPACING and coarse.tomogram("TS_A").shape == (4, 8, 10)
     np.testing.assert_array_equal(coarse.load_tomogram("TS_A"), volume(2)[::2, ::2, ::2])
 
 
 def test_copick_picks(copick_root: Path) -> None:
-    src = CopickSource(copick_root)
+    src = CopickSource(copick_root, particles=CZII_PARTICLES)
     picks = src.picks("TS_A")
     assert list(picks.columns) == ["experiment", "particle_type", "x", "y", "z"]
     assert (picks["experiment"] == "TS_A").all() and (picks["particle_type"] == "ribosome").all()
@@ -89,27 +90,27 @@ def test_copick_picks(copick_root: Path) -> None:
 
 def test_copick_missing_things(copick_root: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        CopickSource(tmp_path / "nowhere")
-    src = CopickSource(copick_root)
+        CopickSource(tmp_path / "nowhere", particles=CZII_PARTICLES)
+    src = CopickSource(copick_root, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="unknown run 'TS_Z'"):
         src.tomogram("TS_Z")
     with pytest.raises(FileNotFoundError, match=r"no 'isonetcorrected' tomogram.*\['denoised', 'wbp'\]"):
-        CopickSource(copick_root, tomo_type="isonetcorrected").tomogram("TS_A")
+        CopickSource(copick_root, tomo_type="isonetcorrected", particles=CZII_PARTICLES).tomogram("TS_A")
     with pytest.raises(ValueError, match="no multiscale level 3"):
-        CopickSource(copick_root, level=3).tomogram("TS_A")
+        CopickSource(copick_root, level=3, particles=CZII_PARTICLES).tomogram("TS_A")
     write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_C", "denoised"), volume())
     with pytest.raises(FileNotFoundError, match="TS_C"):  # a train run with no overlay folder
-        CopickSource(copick_root).picks("TS_C")
+        CopickSource(copick_root, particles=CZII_PARTICLES).picks("TS_C")
 
 
 def test_copick_test_split(copick_root: Path) -> None:
-    test = CopickSource(copick_root, split="test")
+    test = CopickSource(copick_root, split="test", particles=CZII_PARTICLES)
     assert test.run_names() == ["TS_T"] and not test.has_picks
     with pytest.raises(ValueError, match="has no picks"):
         test.picks("TS_T")
     write_json(pick_file(copick_root / "test_truth" / "overlay", "TS_T", "thyroglobulin"),
                pick_json("TS_T", "thyroglobulin", np.array([[50.0, 60.0, 70.0]])))
-    truth = CopickSource(copick_root, split="test")
+    truth = CopickSource(copick_root, split="test", particles=CZII_PARTICLES)
     assert truth.has_picks and len(truth.picks("TS_T")) == 1
 
 
@@ -118,11 +119,11 @@ def test_picks_outside_volume(copick_root: Path) -> None:
     x_max = (SHAPE[2] - 1) * VOXEL_SPACING
     write_json(pick_file(overlay, "TS_B", "ribosome"),
                pick_json("TS_B", "ribosome", np.array([[x_max + 5.0, -5.0, 0.0]])))  # within half a voxel
-    assert len(CopickSource(copick_root).picks("TS_B")) == 1
+    assert len(CopickSource(copick_root, particles=CZII_PARTICLES).picks("TS_B")) == 1
     write_json(pick_file(overlay, "TS_B", "ribosome"),
                pick_json("TS_B", "ribosome", np.array([[x_max + 5.1, 0.0, 0.0]])))
     with pytest.raises(ValueError, match="1 picks lie outside the volume"):
-        CopickSource(copick_root).picks("TS_B")
+        CopickSource(copick_root, particles=CZII_PARTICLES).picks("TS_B")
 
 
 GOOD = pick_json("TS_A", "ribosome", np.array([[1.0, 2.0, 3.0]]))
@@ -143,7 +144,7 @@ GOOD = pick_json("TS_A", "ribosome", np.array([[1.0, 2.0, 3.0]]))
 def test_bad_pick_json(tmp_path: Path, doc: object, message: str) -> None:
     path = write_json(pick_file(tmp_path, "TS_A", "ribosome"), doc)
     with pytest.raises(ValueError, match=message) as err:
-        read_pick_json(path)
+        read_pick_json(path, particles=CZII_PARTICLES)
     assert str(path) in str(err.value)
 
 
@@ -152,14 +153,14 @@ def test_truncated_pick_json(tmp_path: Path) -> None:
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(GOOD)[:40])
     with pytest.raises(ValueError, match="malformed or truncated JSON") as err:
-        read_pick_json(path)
+        read_pick_json(path, particles=CZII_PARTICLES)
     assert str(path) in str(err.value)
 
 
 def test_pick_json_copick_file_names(tmp_path: Path) -> None:
     # copick itself names files <user>_<session>_<object>.json
     path = write_json(picks_dir(tmp_path, "TS_A") / "curation_0_ribosome.json", GOOD)
-    table = read_pick_json(path)
+    table = read_pick_json(path, particles=CZII_PARTICLES)
     assert table.iloc[0].tolist() == ["TS_A", "ribosome", 1.0, 2.0, 3.0]
 
 
@@ -168,13 +169,13 @@ def test_bad_volumes(copick_root: Path) -> None:
     nan[1, 2, 3] = np.nan
     write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_A", "denoised"), nan)
     with pytest.raises(ValueError, match="1 non-finite voxels"):
-        CopickSource(copick_root).load_tomogram("TS_A")
+        CopickSource(copick_root, particles=CZII_PARTICLES).load_tomogram("TS_A")
     write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_A", "denoised"), volume()[0], levels=1)
     with pytest.raises(ValueError, match=r"expected a 3D \[z, y, x\] array"):
-        CopickSource(copick_root).tomogram("TS_A")
+        CopickSource(copick_root, particles=CZII_PARTICLES).tomogram("TS_A")
     write_zarr_tomogram(tomogram_path(copick_root, "train", "TS_A", "denoised"), volume() > 0, levels=1)
     with pytest.raises(ValueError, match="real numeric dtype"):
-        CopickSource(copick_root).tomogram("TS_A")
+        CopickSource(copick_root, particles=CZII_PARTICLES).tomogram("TS_A")
 
 
 def write_mrc(path: Path, data: np.ndarray, voxel_size: float = VOXEL_SPACING) -> Path:
@@ -197,7 +198,7 @@ def test_mrc_source(tmp_path: Path) -> None:
     csv = write_csv(tmp_path / "picks.csv", [
         {"id": 0, "experiment": "run_a", "particle_type": "ribosome", "x": 10.0, "y": 20.0, "z": 30.0},
         {"id": 1, "experiment": "run_b", "particle_type": "apo-ferritin", "x": 1.0, "y": 2.0, "z": 3.0}])
-    src = open_source(tmp_path / "tomos", picks_csv=csv)
+    src = open_source(tmp_path / "tomos", picks_csv=csv, particles=CZII_PARTICLES)
     assert isinstance(src, FileSource) and isinstance(src, TomogramSource)
     assert src.run_names() == ["run_a", "run_b"] and src.has_picks
     assert src.voxel_spacing == pytest.approx(VOXEL_SPACING, abs=1e-3)
@@ -208,7 +209,7 @@ def test_mrc_source(tmp_path: Path) -> None:
     picks = src.picks("run_a")
     assert picks[["experiment", "particle_type", "x", "y", "z"]].iloc[0].tolist() == \
         ["run_a", "ribosome", 10.0, 20.0, 30.0]
-    single = open_source(tmp_path / "tomos" / "run_a.mrc")
+    single = open_source(tmp_path / "tomos" / "run_a.mrc", particles=CZII_PARTICLES)
     assert single.run_names() == ["run_a"] and not single.has_picks
     with pytest.raises(ValueError, match="no picks CSV"):
         single.picks("run_a")
@@ -218,20 +219,20 @@ def test_mrc_errors(tmp_path: Path) -> None:
     good = write_mrc(tmp_path / "run_a.mrc", volume())
     flat = write_mrc(tmp_path / "flat.mrc", volume()[0])
     with pytest.raises(ValueError, match=r"flat.mrc: expected a 3D"):
-        FileSource([flat]).tomogram("flat")
+        FileSource([flat], particles=CZII_PARTICLES).tomogram("flat")
     nan = volume()
     nan[0, 0, 0] = np.inf
     bad = write_mrc(tmp_path / "inf" / "run_a.mrc", nan)
     with pytest.raises(ValueError, match="1 non-finite voxels"):
-        FileSource([bad]).load_tomogram("run_a")
+        FileSource([bad], particles=CZII_PARTICLES).load_tomogram("run_a")
     junk = tmp_path / "junk.mrc"
     junk.write_bytes(b"not an mrc file" * 100)
     with pytest.raises(ValueError, match="junk.mrc: not a valid MRC file"):
-        FileSource([junk])
+        FileSource([junk], particles=CZII_PARTICLES)
     row = {"experiment": "run_a", "particle_type": "ribosome", "x": 1.0, "y": 2.0, "z": 3.0}
     with pytest.raises(ValueError, match=r"picks for runs with no tomogram: \['run_z'\]"):
-        FileSource([good], write_csv(tmp_path / "p1.csv", [{**row, "experiment": "run_z"}]))
-    outside = FileSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]))
+        FileSource([good], write_csv(tmp_path / "p1.csv", [{**row, "experiment": "run_z"}]), particles=CZII_PARTICLES)
+    outside = FileSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]), particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="p2.csv.*outside the volume"):
         outside.picks("run_a")
 
@@ -246,18 +247,18 @@ def test_mrc_errors(tmp_path: Path) -> None:
 def test_bad_picks_csv(tmp_path: Path, rows: list[dict], message: str) -> None:
     path = write_csv(tmp_path / "picks.csv", rows)
     with pytest.raises(ValueError, match=message) as err:
-        read_picks_csv(path)
+        read_picks_csv(path, particles=CZII_PARTICLES)
     assert str(path) in str(err.value)
 
 
 def test_open_source_dispatch(copick_root: Path, tmp_path: Path) -> None:
-    assert isinstance(open_source(copick_root), CopickSource)
-    assert open_source(copick_root, split="test").run_names() == ["TS_T"]
+    assert isinstance(open_source(copick_root, particles=CZII_PARTICLES), CopickSource)
+    assert open_source(copick_root, split="test", particles=CZII_PARTICLES).run_names() == ["TS_T"]
     with pytest.raises(FileNotFoundError):
-        open_source(tmp_path / "missing")
+        open_source(tmp_path / "missing", particles=CZII_PARTICLES)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="neither a copick dataset"):
-        open_source(tmp_path / "empty")
+        open_source(tmp_path / "empty", particles=CZII_PARTICLES)
 
 
 def test_zarr_files_as_a_file_list(tmp_path: Path) -> None:
@@ -269,25 +270,25 @@ def test_zarr_files_as_a_file_list(tmp_path: Path) -> None:
     loose = tmp_path / "loose" / "my_tomo.zarr"
     write_multiscale_zarr(copick_style, volume)
     write_multiscale_zarr(loose, volume * 2)
-    src = open_source([copick_style, loose])
+    src = open_source([copick_style, loose], particles=CZII_PARTICLES)
     assert isinstance(src, FileSource) and src.run_names() == ["TS_1", "my_tomo"]
     assert src.voxel_spacing == pytest.approx(VOXEL_SPACING)
     assert np.array_equal(src.load_tomogram("my_tomo"), volume * 2)
     assert tuple(src.tomogram("TS_1").shape) == SHAPE  # lazy zarr array, level 0
-    assert open_source(loose).run_names() == ["my_tomo"]
+    assert open_source(loose, particles=CZII_PARTICLES).run_names() == ["my_tomo"]
     with pytest.raises(ValueError, match="share the run name"):
-        open_source([loose, loose])
+        open_source([loose, loose], particles=CZII_PARTICLES)
     not_zarr = tmp_path / "empty.zarr"
     not_zarr.mkdir()
     with pytest.raises(ValueError, match="not a zarr"):
-        open_source([not_zarr])
+        open_source([not_zarr], particles=CZII_PARTICLES)
 
 
 def test_kaggle_flat_pick_files_are_the_curated_truth(copick_root: Path) -> None:
     """The Kaggle download flattens copick names to ``<particle>.json``; their owner comes from the JSON."""
     flat = picks_dir(copick_root / "train" / "overlay", "TS_B") / "thyroglobulin.json"
     write_json(flat, pick_json("TS_B", "thyroglobulin", np.array([[5.0, 6.0, 7.0]])))
-    picks = CopickSource(copick_root).picks("TS_B")
+    picks = CopickSource(copick_root, particles=CZII_PARTICLES).picks("TS_B")
     assert picks["particle_type"].tolist() == ["thyroglobulin"]
 
 
@@ -296,26 +297,26 @@ def test_other_users_picks_are_never_merged_into_the_truth(copick_root: Path) ->
     model = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
     write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "1"),
                pick_json("TS_A", "ribosome", model, "annotator", "1"))
-    assert len(CopickSource(copick_root).picks("TS_A")) == 2  # the curated two, not five
-    chosen = CopickSource(copick_root, selection=PickSelection("annotator")).picks("TS_A")
+    assert len(CopickSource(copick_root, particles=CZII_PARTICLES).picks("TS_A")) == 2  # the curated two, not five
+    chosen = CopickSource(copick_root, selection=PickSelection("annotator"), particles=CZII_PARTICLES).picks("TS_A")
     np.testing.assert_array_equal(chosen[["x", "y", "z"]].to_numpy(), model)
     write_json(pick_file(overlay, "TS_A", "ribosome", "annotator", "2"),
                pick_json("TS_A", "ribosome", model, "annotator", "2"))
     with pytest.raises(ValueError, match=r"several sessions \['1', '2'\]"):
-        CopickSource(copick_root, selection=PickSelection("annotator")).picks("TS_A")
-    assert len(CopickSource(copick_root, selection=PickSelection("annotator", "2")).picks("TS_A")) == 3
+        CopickSource(copick_root, selection=PickSelection("annotator"), particles=CZII_PARTICLES).picks("TS_A")
+    assert len(CopickSource(copick_root, selection=PickSelection("annotator", "2"), particles=CZII_PARTICLES).picks("TS_A")) == 3
     with pytest.raises(ValueError, match="no picks by user 'nobody'.*user 'annotator' session '1'"):
-        CopickSource(copick_root, selection=PickSelection("nobody")).picks("TS_A")
+        CopickSource(copick_root, selection=PickSelection("nobody"), particles=CZII_PARTICLES).picks("TS_A")
 
 
 def test_missing_chunks_and_constant_volumes_are_refused(copick_root: Path) -> None:
     path = tomogram_path(copick_root, "train", "TS_B", "denoised")
     next(p for p in (path / "0").iterdir() if not p.name.startswith(".")).unlink()
     with pytest.raises(ValueError, match=r"1 of \d+ chunks are missing"):
-        CopickSource(copick_root).tomogram("TS_B")
+        CopickSource(copick_root, particles=CZII_PARTICLES).tomogram("TS_B")
     write_zarr_tomogram(path, np.zeros(SHAPE, dtype=np.float32))
     with pytest.raises(ValueError, match="every voxel is 0.0"):
-        CopickSource(copick_root).load_tomogram("TS_B")
+        CopickSource(copick_root, particles=CZII_PARTICLES).load_tomogram("TS_B")
 
 
 def test_a_truncated_chunk_is_an_error_naming_the_tomogram(copick_root: Path) -> None:
@@ -323,4 +324,4 @@ def test_a_truncated_chunk_is_an_error_naming_the_tomogram(copick_root: Path) ->
     chunk = sorted(p for p in (path / "0").rglob("*") if p.is_file() and not p.name.startswith("."))[0]
     chunk.write_bytes(chunk.read_bytes()[:7])
     with pytest.raises(ValueError, match="TS_B.*cannot read the tomogram.*truncated or corrupt"):
-        CopickSource(copick_root).load_tomogram("TS_B")
+        CopickSource(copick_root, particles=CZII_PARTICLES).load_tomogram("TS_B")

@@ -122,11 +122,11 @@ def test_components_give_centroids_and_peaks() -> None:
 def test_component_picks_are_in_angstrom_at_the_output_stride() -> None:
     probs = torch.zeros(6, 8, 8, 8)
     probs[CZII_PARTICLES.get("ribosome").channel, 4, 5, 6] = 0.8
-    picks = pick_components(probs, "run", 0.5, spacing=VOXEL_SPACING, output_stride=2)
+    picks = pick_components(probs, "run", 0.5, spacing=VOXEL_SPACING, output_stride=2, particles=CZII_PARTICLES)
     assert list(picks["particle_type"]) == ["ribosome"] and picks["score"].iloc[0] == pytest.approx(0.8)
     np.testing.assert_allclose(picks[["x", "y", "z"]].to_numpy()[0], np.array([12, 10, 8]) * VOXEL_SPACING)
     with pytest.raises(ValueError, match="level"):
-        pick_components(probs, "run", 1.5, spacing=VOXEL_SPACING)
+        pick_components(probs, "run", 1.5, spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
 
 
 @pytest.mark.slow
@@ -156,13 +156,13 @@ def test_the_options_train_pair_models_fit_oof_thresholds_and_ensemble(tiny_data
     saved = next(runs.glob("*.thresholds.json"))
     thresholds = saved.read_text()
     assert '"picker": "cc3d"' in thresholds and '"component_threshold": 0.2' in thresholds
-    levels = load_component_levels(saved)  # each class's level, fitted out of fold from the default grid
+    levels = load_component_levels(saved, particles=CZII_PARTICLES)  # each class's level, fitted out of fold from the default grid
     assert levels is not None and set(levels.values()) <= set(InferenceSettings().component_levels)
     assert "component levels fitted out of fold: apo-ferritin" in printed
-    table = read_submission(out)
+    table = read_submission(out, particles=CZII_PARTICLES)
     assert isinstance(table, pd.DataFrame) and set(table.columns) >= {"experiment", "particle_type", "x", "y", "z"}
     again = tmp_path / "again.csv"  # the saved thresholds and levels are reused: the same picks
     assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(again),
                           "--tta", "identity", "flip_y", "--precision", "fp32"]) == 0
     assert "thresholds from" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(read_submission(again), table)
+    pd.testing.assert_frame_equal(read_submission(again, particles=CZII_PARTICLES), table)

@@ -7,6 +7,7 @@ import pytest
 from config.experiment import default_class_weights
 from datamodules.sampling import PatchSampler
 from particles import NUM_CLASSES, PARTICLES
+from particles import CZII_PARTICLES
 
 SHAPES = [(40, 80, 80), (40, 80, 80)]
 PATCH = (16, 32, 32)
@@ -24,7 +25,7 @@ def _picks(seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 def test_positive_fraction_one_every_patch_holds_its_particle() -> None:
     centers, channels = _picks()
-    sampler = PatchSampler(SHAPES, channels, centers, PATCH, 1.0, default_class_weights())
+    sampler = PatchSampler(SHAPES, channels, centers, PATCH, 1.0, default_class_weights(), particles=CZII_PARTICLES)
     rng = np.random.default_rng(0)
     for _ in range(300):
         draw = sampler.sample(rng)
@@ -37,7 +38,7 @@ def test_positive_fraction_one_every_patch_holds_its_particle() -> None:
 def test_class_frequencies_follow_weights() -> None:
     centers, channels = _picks(1)
     weights = {p.name: float(i + 1) for i, p in enumerate(PARTICLES)}  # 1..6
-    sampler = PatchSampler(SHAPES, channels, centers, PATCH, 1.0, weights)
+    sampler = PatchSampler(SHAPES, channels, centers, PATCH, 1.0, weights, particles=CZII_PARTICLES)
     rng = np.random.default_rng(123)
     n = 6000
     counts = np.bincount([sampler.sample(rng).channel for _ in range(n)], minlength=NUM_CLASSES)
@@ -49,7 +50,7 @@ def test_class_frequencies_follow_weights() -> None:
 def test_negative_share_and_absent_classes() -> None:
     centers, channels = _picks(2)
     channels = [np.where(c == 5, 0, c) for c in channels]  # class 5 absent: never drawn
-    sampler = PatchSampler(SHAPES, channels, centers, PATCH, 0.7, default_class_weights())
+    sampler = PatchSampler(SHAPES, channels, centers, PATCH, 0.7, default_class_weights(), particles=CZII_PARTICLES)
     assert sampler.class_probabilities[5] == 0.0
     rng = np.random.default_rng(7)
     draws = [sampler.sample(rng).channel for _ in range(2000)]
@@ -68,4 +69,4 @@ def test_default_weights_favour_hard_classes() -> None:
 def test_patch_larger_than_tomogram_is_error() -> None:
     centers, channels = _picks()
     with pytest.raises(ValueError, match=r"TS_x.*\(40, 80, 80\)"):
-        PatchSampler(SHAPES, channels, centers, (48, 32, 32), 0.5, default_class_weights(), ["TS_x", "TS_y"])
+        PatchSampler(SHAPES, channels, centers, (48, 32, 32), 0.5, default_class_weights(), ["TS_x", "TS_y"], particles=CZII_PARTICLES)

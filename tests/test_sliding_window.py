@@ -7,6 +7,7 @@ from torch import nn
 
 from inference.sliding_window import importance_map, sliding_window_logits, window_starts
 from particles import VOXEL_SPACING
+from particles import CZII_PARTICLES
 
 
 class DeltaConv(nn.Module):
@@ -128,7 +129,7 @@ def test_far_faces_attract_no_picks_with_mirror_padding():
     for mode in ("constant", "mirror"):
         logits = sliding_window_logits(Flatness(), volume, (32, 40, 48), 0.0, 1, 6, pad_mode=mode)
         picks = pick_particles(torch.sigmoid(logits), "run", 0.0, spacing=VOXEL_SPACING, kernel_fraction=0.3,
-                               max_per_class=100)
+                               max_per_class=100, particles=CZII_PARTICLES)
         zyx = picks[["z", "y", "x"]].to_numpy() / 10.012
         near_far = (zyx > torch.tensor(volume.shape).numpy() - 3).any(axis=1)
         far_face_share[mode] = near_far.mean()

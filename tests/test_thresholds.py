@@ -11,6 +11,7 @@ from particles import PARTICLE_NAMES
 from postprocess.metric import score_picks
 from postprocess.thresholds import (apply_thresholds, fit_thresholds, load_thresholds,
                                     precision_recall_curve, save_thresholds)
+from particles import CZII_PARTICLES
 
 
 def table(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
@@ -31,7 +32,7 @@ def f4(tp: int, n_ref: int, kept: int) -> float:
 
 
 def test_curve_matches_hand_counts() -> None:
-    curve = precision_recall_curve(CANDS, TRUTH, RIB).set_index("threshold")
+    curve = precision_recall_curve(CANDS, TRUTH, RIB, particles=CZII_PARTICLES).set_index("threshold")
     assert list(curve.index) == [0.05, 0.1, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     assert curve.loc[0.9, ["tp", "fp", "fn"]].tolist() == [1, 0, 3]
     assert curve.loc[0.6, ["tp", "fp", "fn"]].tolist() == [2, 2, 2]
@@ -42,62 +43,62 @@ def test_curve_matches_hand_counts() -> None:
 
 
 def test_fit_recovers_hand_optimum_and_fallback() -> None:
-    fitted = fit_thresholds(CANDS, TRUTH, fallback=0.42)
+    fitted = fit_thresholds(CANDS, TRUTH, fallback=0.42, particles=CZII_PARTICLES)
     # F4 by hand: t=0.9 -> 17/65, 0.6 -> 34/68, 0.3 -> 51/71 (best), 0.1 -> 51/101, 0.05 -> 68/102
     assert fitted[RIB] == 0.3
     assert all(fitted[n] == 0.42 for n in PARTICLE_NAMES if n != RIB)  # no references there
-    report = score_picks(apply_thresholds(CANDS, fitted), TRUTH)
+    report = score_picks(apply_thresholds(CANDS, fitted, particles=CZII_PARTICLES), TRUTH, particles=CZII_PARTICLES)
     assert report.table.loc[RIB, "tp"] == 3 and report.table.loc[RIB, "fp"] == 4
     assert report.table.loc[RIB, "f4"] == pytest.approx(f4(3, 4, 7))
 
 
 def test_tolerance_takes_the_lowest_threshold_on_the_plateau() -> None:
     # F4 by hand: 0.3 -> 51/71 = 0.718 (best), 0.05 -> 68/102 = 0.667, 0.6 -> 0.5
-    assert fit_thresholds(CANDS, TRUTH, tolerance=0.05)[RIB] == 0.3  # 0.667 is 0.052 below: not on it
-    assert fit_thresholds(CANDS, TRUTH, tolerance=0.06)[RIB] == 0.05
-    assert fit_thresholds(CANDS, TRUTH, tolerance=0.0)[RIB] == 0.3
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.05, particles=CZII_PARTICLES)[RIB] == 0.3  # 0.667 is 0.052 below: not on it
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.06, particles=CZII_PARTICLES)[RIB] == 0.05
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.0, particles=CZII_PARTICLES)[RIB] == 0.3
 
 
 def test_ties_pick_the_lower_threshold() -> None:
     truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
     # t=0.9: TP 1, kept 1 -> 17/33; t=0.4: TP 2, kept 34 -> 34/66 = 17/33 (tie); t=0.5: 17/65
     cands = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.4)] + [("A", RIB, 5000.0 + 200 * i, 0.5) for i in range(32)])
-    assert fit_thresholds(cands, truth)[RIB] == 0.4
+    assert fit_thresholds(cands, truth, particles=CZII_PARTICLES)[RIB] == 0.4
 
 
 def test_apply_thresholds_filters_per_class() -> None:
     cands = table([("A", RIB, 0.0, 0.5), ("A", RIB, 10.0, 0.2), ("A", "apo-ferritin", 0.0, 0.3)])
     limits = {n: 0.25 for n in PARTICLE_NAMES} | {RIB: 0.4}
-    kept = apply_thresholds(cands, limits)
+    kept = apply_thresholds(cands, limits, particles=CZII_PARTICLES)
     assert sorted(zip(kept["particle_type"], kept["score"])) == [("apo-ferritin", 0.3), (RIB, 0.5)]
     with pytest.raises(ValueError, match="score"):
-        apply_thresholds(cands.drop(columns="score"), limits)
+        apply_thresholds(cands.drop(columns="score"), limits, particles=CZII_PARTICLES)
 
 
 def test_json_round_trip_and_errors(tmp_path: Path) -> None:
     limits = {n: 0.1 * (i + 1) for i, n in enumerate(PARTICLE_NAMES)}
     record = {"tta": ["identity", "flip_z"], "kernel_fraction": 0.5}
-    path = save_thresholds(limits, tmp_path / "t.json", fitted_with=record)
-    assert load_thresholds(path) == (limits, record)
+    path = save_thresholds(limits, tmp_path / "t.json", fitted_with=record, particles=CZII_PARTICLES)
+    assert load_thresholds(path, particles=CZII_PARTICLES) == (limits, record)
     plain = tmp_path / "plain.json"
     plain.write_text(json.dumps(limits))  # hand-written: thresholds only, nothing known of their fitting
-    assert load_thresholds(plain) == (limits, None)
+    assert load_thresholds(plain, particles=CZII_PARTICLES) == (limits, None)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="bad.json.*malformed or truncated JSON"):
-        load_thresholds(bad)
+        load_thresholds(bad, particles=CZII_PARTICLES)
     bad.write_text(json.dumps(limits | {"bogus": 0.2}))
     with pytest.raises(ValueError, match="unknown particle classes \\['bogus'\\]"):
-        load_thresholds(bad)
+        load_thresholds(bad, particles=CZII_PARTICLES)
     bad.write_text(json.dumps({n: v for n, v in limits.items() if n != RIB}))
     with pytest.raises(ValueError, match="missing.*ribosome"):
-        load_thresholds(bad)
+        load_thresholds(bad, particles=CZII_PARTICLES)
     for value in ("high", -0.1, 1.5, float("nan")):  # a negative threshold would keep every candidate
         bad.write_text(json.dumps(limits | {RIB: value}))
         with pytest.raises(ValueError, match=r"threshold of ribosome must be a number in \[0, 1\]"):
-            load_thresholds(bad)
+            load_thresholds(bad, particles=CZII_PARTICLES)
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        load_thresholds(tmp_path / "nope.json")
+        load_thresholds(tmp_path / "nope.json", particles=CZII_PARTICLES)
 
 
 def test_count_matched_thresholds_keep_the_oof_pick_rate() -> None:
@@ -111,28 +112,28 @@ def test_count_matched_thresholds_keep_the_oof_pick_rate() -> None:
     test = table([("T", RIB, 0.0, 0.30), ("T", RIB, 1.0, 0.10), ("T", RIB, 2.0, 0.25), ("T", RIB, 3.0, 0.05)])
     matched = count_matched(oof, thresholds, n_oof=2, test=test, n_test=1)
     assert matched[RIB] == 0.25
-    assert len(apply_thresholds(test, matched)) == 2
+    assert len(apply_thresholds(test, matched, particles=CZII_PARTICLES)) == 2
     test = pd.concat([test, table([("T", "apo-ferritin", 5.0, 0.8)])], ignore_index=True)
-    kept = apply_thresholds(test, count_matched(oof, thresholds, n_oof=2, test=test, n_test=1))
+    kept = apply_thresholds(test, count_matched(oof, thresholds, n_oof=2, test=test, n_test=1), particles=CZII_PARTICLES)
     assert "apo-ferritin" not in set(kept["particle_type"])  # none kept out of fold: none kept on test
 
 
 def test_one_se_rule_lowers_a_threshold_resting_on_few_particles() -> None:
     """Four references over two runs: their optimum is noise, and one standard error sqrt(F (1 - F) / 4) lets
     the threshold drop to the lowest score whose F4 is within it."""
-    plateau = fit_thresholds(CANDS, TRUTH)[RIB]
-    wide = fit_thresholds(CANDS, TRUTH, rule="one-se")[RIB]
-    curve = precision_recall_curve(CANDS, TRUTH, RIB).set_index("threshold")["f4"]
+    plateau = fit_thresholds(CANDS, TRUTH, particles=CZII_PARTICLES)[RIB]
+    wide = fit_thresholds(CANDS, TRUTH, rule="one-se", particles=CZII_PARTICLES)[RIB]
+    curve = precision_recall_curve(CANDS, TRUTH, RIB, particles=CZII_PARTICLES).set_index("threshold")["f4"]
     best = curve.max()
     margin = (best * (1 - best) / 4) ** 0.5
     expected = curve[curve >= best - margin - 1e-12].index.min()
     assert wide == pytest.approx(expected) and wide < plateau
     with pytest.raises(ValueError, match="unknown threshold rule 'loose'"):
-        fit_thresholds(CANDS, TRUTH, rule="loose")
+        fit_thresholds(CANDS, TRUTH, rule="loose", particles=CZII_PARTICLES)
 
 
 def test_one_se_rule_keeps_the_tolerance_as_a_floor() -> None:
     """Where the best F4 is 1 its standard error is 0: the threshold is the plateau one."""
     exact = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.8), ("A", RIB, 3000.0, 0.3)])
     truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
-    assert fit_thresholds(exact, truth, rule="one-se")[RIB] == fit_thresholds(exact, truth)[RIB] == 0.8
+    assert fit_thresholds(exact, truth, rule="one-se", particles=CZII_PARTICLES)[RIB] == fit_thresholds(exact, truth, particles=CZII_PARTICLES)[RIB] == 0.8

@@ -24,6 +24,7 @@ from dataio.layout import train_overlay_root
 from dataio.run_status import read_run_status
 from lightning_modules.picker import ParticlePicker
 from tests.training_fixtures import cli_args, tiny_overrides
+from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
@@ -137,7 +138,7 @@ def test_a_non_particle_pick_file_is_skipped_with_a_note_in_every_layout(tiny_da
     them with one line naming the object (once, not per run), and read the same particle picks."""
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     for run in ("TS_5_4", "TS_6_4"):
         picks = train_overlay_root(data) / "ExperimentRuns" / run / "Picks"
         (picks / "curation_0_membrane.json").write_text(json.dumps({
@@ -147,7 +148,7 @@ def test_a_non_particle_pick_file_is_skipped_with_a_note_in_every_layout(tiny_da
     config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": 7, "radius": 10})
     (data / "copick_config.json").write_text(json.dumps(config))
     tables = []
-    for source in (CopickSource(data), CopickProjectSource(data / "copick_config.json")):
+    for source in (CopickSource(data, particles=CZII_PARTICLES), CopickProjectSource(data / "copick_config.json", particles=CZII_PARTICLES)):
         capsys.readouterr()
         tables.append([source.picks(run) for run in ("TS_5_4", "TS_6_4")])
         notes = [line for line in capsys.readouterr().out.splitlines() if "skipping picks of 'membrane'" in line]
@@ -205,12 +206,12 @@ def test_picks_of_an_object_the_copick_config_never_declares_are_an_error(tiny_d
     refused by name in both layouts, never skipped."""
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
-    write_copick_configs(data)
+    write_copick_configs(data, particles=CZII_PARTICLES)
     picks = train_overlay_root(data) / "ExperimentRuns" / "TS_5_4" / "Picks"
     (picks / "curation_0_ribosme.json").write_text(json.dumps({
         "pickable_object_name": "ribosme", "user_id": "curation", "session_id": "0", "run_name": "TS_5_4",
         "unit": "angstrom", "points": [{"location": {"x": 10.0, "y": 10.0, "z": 10.0}}]}))
-    for source in (CopickSource(data), CopickProjectSource(data / "copick_config.json")):
+    for source in (CopickSource(data, particles=CZII_PARTICLES), CopickProjectSource(data / "copick_config.json", particles=CZII_PARTICLES)):
         with pytest.raises(ValueError, match=r"picks of \['ribosme'\], object\(s\) that the copick config .*"
                                              r"copick_config.json does not declare"):
             source.picks("TS_5_4")
