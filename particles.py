@@ -41,9 +41,9 @@ class Particle:
     difficulty: str = "medium"
     pdb_id: str = ""
 
-    @property
-    def radius_voxels(self) -> float:
-        return self.radius / VOXEL_SPACING
+    def radius_voxels(self, spacing: float) -> float:
+        """The radius in voxels of a tomogram at ``spacing`` Å per voxel."""
+        return self.radius / spacing
 
     @property
     def channel(self) -> int:

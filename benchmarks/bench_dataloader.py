@@ -20,8 +20,7 @@ from config.experiment import AugmentConfig
 from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
 from config.experiment import default_class_weights
 from datamodules.sampling import PatchSampler
-from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES
-from particles import CZII_PARTICLES
+from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES, VOXEL_SPACING
 
 
 def make_dataset(shape: tuple[int, int, int], n_picks: int, patch: tuple[int, int, int], patches: int,
@@ -32,9 +31,10 @@ def make_dataset(shape: tuple[int, int, int], n_picks: int, patch: tuple[int, in
     volume = rng.standard_normal(shape, dtype=np.float32)
     centers = rng.uniform(0, np.array(shape) - 1, size=(n_picks, 3))
     channels = rng.integers(0, NUM_CLASSES, size=n_picks)
-    sigmas = np.array([sigma_scale * PARTICLES[c].radius_voxels for c in channels])
+    sigmas = np.array([sigma_scale * PARTICLES[c].radius_voxels(VOXEL_SPACING) for c in channels])
     picks = RunPicks(centers, channels, sigmas)
-    sampler = PatchSampler([shape], [channels], [centers], patch, 0.7, default_class_weights(), particles=CZII_PARTICLES)
+    sampler = PatchSampler([shape], [channels], [centers], patch, 0.7, default_class_weights(),
+                           particles=CZII_PARTICLES)
     return TrainPatchDataset([volume], [picks], sampler, patch, AugmentConfig(), target_kind,  # type: ignore[arg-type]
                              patches, seed, target_stride=target_stride, num_channels=CZII_PARTICLES.num_classes)
 

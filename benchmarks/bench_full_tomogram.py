@@ -56,7 +56,8 @@ def recipe_models(count: int, preset: str = "cpu") -> tuple[list[nn.Module], obj
     return models, cfg
 
 
-def legacy_probabilities(models: list[nn.Module], volume: torch.Tensor, cfg, window: tuple[int, int, int]) -> torch.Tensor:
+def legacy_probabilities(models: list[nn.Module], volume: torch.Tensor, cfg, window: tuple[int, int,
+                                                                                           int]) -> torch.Tensor:
     """The earlier predictor: each model x view a whole-volume pass (the volume turned, windows cut, turned back)."""
     infer, stride = cfg.inference, cfg.model.output_stride
     channels = activation_channels("sigmoid", num_classes=cfg.particle_set.num_classes)
@@ -127,7 +128,8 @@ def main() -> None:
     results = []
     for mode in args.modes:
         command = [sys.executable, "-m", "benchmarks.bench_full_tomogram", "--one", mode, "--models", str(args.models),
-                   "--legacy-window", *map(str, args.legacy_window), *(["--window", *map(str, window)] if window else [])]
+                   "--legacy-window", *map(str, args.legacy_window), *(["--window", *map(str,
+                                                                                         window)] if window else [])]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)

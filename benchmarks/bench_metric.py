@@ -7,9 +7,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from particles import FULL_SHAPE_ZYX, PARTICLE_NAMES, VOXEL_SPACING, particle
+from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, PARTICLE_NAMES, VOXEL_SPACING, particle
 from postprocess.metric import reference_best_scores, score_picks
-from particles import CZII_PARTICLES
 
 CLASS_MIX = np.array([375, 87, 112, 331, 251, 113], dtype=np.float64)  # real training counts per class
 

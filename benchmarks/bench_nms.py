@@ -12,10 +12,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from particles import FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES, VOXEL_SPACING, index_to_angstrom
+from particles import CZII_PARTICLES, FULL_SHAPE_ZYX, NUM_CLASSES, PARTICLES, VOXEL_SPACING, index_to_angstrom
 from postprocess.heatmap_nms import pick_particles
 from postprocess.thresholds import apply_thresholds, fit_thresholds
-from particles import CZII_PARTICLES
 
 
 def synthetic_probs(shape: tuple[int, int, int], n_peaks: int, seed: int) -> tuple[torch.Tensor, pd.DataFrame]:
@@ -28,7 +27,7 @@ def synthetic_probs(shape: tuple[int, int, int], n_peaks: int, seed: int) -> tup
     for _ in range(n_peaks):
         p = PARTICLES[rng.integers(len(PARTICLES))]
         centre = np.array([rng.integers(n) for n in shape])
-        sigma = p.radius_voxels / 3
+        sigma = p.radius_voxels(VOXEL_SPACING) / 3
         r = int(np.ceil(3 * sigma))
         lo, hi = np.maximum(centre - r, 0), np.minimum(centre + r + 1, shape)
         grids = torch.meshgrid(*(torch.arange(a, b, dtype=torch.float32) for a, b in zip(lo, hi)), indexing="ij")
@@ -58,7 +57,8 @@ def main() -> None:
         timings, cpu = [], []
         for _ in range(args.repeats):
             start, start_cpu = time.perf_counter(), time.process_time()
-            picks = pick_particles(probs, "bench", args.threshold, spacing=VOXEL_SPACING, smooth_sigma=smooth, particles=CZII_PARTICLES)
+            picks = pick_particles(probs, "bench", args.threshold, spacing=VOXEL_SPACING, smooth_sigma=smooth,
+                                   particles=CZII_PARTICLES)
             thresholds = fit_thresholds(picks, truth, particles=CZII_PARTICLES)
             kept = apply_thresholds(picks, thresholds, particles=CZII_PARTICLES)
             timings.append(time.perf_counter() - start)

@@ -25,12 +25,11 @@ import pandas as pd
 from benchmarks.bench_recipes import test_candidates
 from inference.fold_runs import ensemble_settings, find_fold_runs
 from inference.oof import predict_oof
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, PARTICLE_NAMES
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 from inference.tta import TRANSFORM_NAMES
-from particles import CZII_PARTICLES
 
 
 def row(label: str, report: MetricReport) -> str:
@@ -56,7 +55,8 @@ def count_matched(oof: pd.DataFrame, thresholds: dict[str, float], n_oof: int, t
 def per_run_scores(candidates: pd.DataFrame, thresholds: dict[str, float], truth: pd.DataFrame,
                    runs: list[str]) -> np.ndarray:
     picks = apply_thresholds(candidates, thresholds, particles=CZII_PARTICLES)
-    return np.array([score_picks(picks[picks["experiment"] == r], truth[truth["experiment"] == r], runs=[r], particles=CZII_PARTICLES).score
+    return np.array([score_picks(picks[picks["experiment"] == r], truth[truth["experiment"] == r], runs=[r],
+                                 particles=CZII_PARTICLES).score
                      for r in runs])
 
 
@@ -87,29 +87,37 @@ def main(argv: list[str] | None = None) -> None:
     for label, fitting in (("tolerance 0", {"tolerance": 0.0}), (f"tolerance {tolerance}", {"tolerance": tolerance}),
                            (f"one-se, tolerance {tolerance}", {"tolerance": tolerance, "rule": "one-se"})):
         thresholds = fit_thresholds(oof.candidates, oof.truth, **fitting)
-        print(row(f"OOF CV ({label})", score_picks(apply_thresholds(oof.candidates, thresholds, particles=CZII_PARTICLES), oof.truth,
+        print(row(f"OOF CV ({label})", score_picks(apply_thresholds(oof.candidates, thresholds,
+                                                                    particles=CZII_PARTICLES), oof.truth,
                                                    runs=oof.runs, particles=CZII_PARTICLES)))
-        print(row(f"ensemble on test, OOF thresholds ({label})", score_picks(apply_thresholds(ensemble, thresholds, particles=CZII_PARTICLES),
+        print(row(f"ensemble on test, OOF thresholds ({label})", score_picks(apply_thresholds(ensemble, thresholds,
+                                                                                              particles=CZII_PARTICLES),
                                                                              truth, particles=CZII_PARTICLES)))
         matched = count_matched(oof.candidates, thresholds, n_oof, ensemble, n_test)
         print(row(f"ensemble on test, count-matched thresholds ({label})",
-                  score_picks(apply_thresholds(ensemble, matched, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)))
+                  score_picks(apply_thresholds(ensemble, matched, particles=CZII_PARTICLES), truth,
+                              particles=CZII_PARTICLES)))
         if args.single:
-            singles = [score_picks(apply_thresholds(test_candidates([fold], test_root, settings), thresholds, particles=CZII_PARTICLES),
+            singles = [score_picks(apply_thresholds(test_candidates([fold], test_root, settings), thresholds,
+                                                    particles=CZII_PARTICLES),
                                    truth, particles=CZII_PARTICLES).score for fold in folds]
             print(f"| single models on test, OOF thresholds ({label}) | mean {np.mean(singles):.3f}, "
                   f"sd {np.std(singles):.3f}, range {min(singles):.3f}–{max(singles):.3f} |")
     if args.suppression:
         fraction = args.suppression
-        suppressed, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, fraction, tolerance, particles=CZII_PARTICLES)
-        print(row(f"OOF CV (class suppression {fraction})", score_picks(select_picks(oof.candidates, suppressed,
-                                                                                    fraction, particles=CZII_PARTICLES), oof.truth,
-                                                                       runs=oof.runs, particles=CZII_PARTICLES)))
+        suppressed, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, fraction, tolerance,
+                                                  particles=CZII_PARTICLES)
+        picked = select_picks(oof.candidates, suppressed, fraction, particles=CZII_PARTICLES)
+        print(row(f"OOF CV (class suppression {fraction})",
+                  score_picks(picked, oof.truth, runs=oof.runs, particles=CZII_PARTICLES)))
         print(row(f"ensemble on test (class suppression {fraction})",
-                  score_picks(select_picks(ensemble, suppressed, fraction, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)))
+                  score_picks(select_picks(ensemble, suppressed, fraction, particles=CZII_PARTICLES), truth,
+                              particles=CZII_PARTICLES)))
     print(row("ensemble on test, thresholds fitted on the test runs", score_picks(
-        apply_thresholds(ensemble, fit_thresholds(ensemble, truth, particles=CZII_PARTICLES), particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)))
-    thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=settings.inference.threshold_tolerance, particles=CZII_PARTICLES)
+        apply_thresholds(ensemble, fit_thresholds(ensemble, truth, particles=CZII_PARTICLES),
+                         particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)))
+    thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=settings.inference.threshold_tolerance,
+                                particles=CZII_PARTICLES)
     runs = per_run_scores(ensemble, thresholds, truth, truth.attrs["runs"])
     print(f"per test run (ensemble, OOF thresholds): mean {runs.mean():.3f}, sd {runs.std(ddof=1):.3f}, "
           f"standard error of the mean {runs.std(ddof=1) / np.sqrt(len(runs)):.3f} over {len(runs)} runs")

@@ -25,13 +25,12 @@ import torch
 
 from dataio.sources import open_source
 from inference.fold_runs import FoldRun, find_fold_runs
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, PARTICLE_NAMES
 from postprocess.class_suppression import select_picks
 from inference.predict import EnsembleSettings
 from inference.predictor import EnsemblePredictor, Thresholds
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
-from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 POSTPROCESS: dict[str, dict[str, Any]] = {
@@ -119,8 +118,10 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
                                                                                     class_suppression=0.0)),
                                  fitted.levels)
     truth = load_ground_truth(data / "test_truth", particles=CZII_PARTICLES)
-    test = score_picks(select_picks(candidates, fitted.values, fraction, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)
-    best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth, particles=CZII_PARTICLES), particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)
+    test = score_picks(select_picks(candidates, fitted.values, fraction, particles=CZII_PARTICLES), truth,
+                       particles=CZII_PARTICLES)
+    best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth, particles=CZII_PARTICLES),
+                                        particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)
     return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
             "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": fitted.values,
             "component_levels": fitted.levels}

@@ -11,8 +11,7 @@ import zarr
 
 from dataio.copick_source import CopickSource
 from dataio.layout import tomogram_path
-from particles import FULL_SHAPE_ZYX
-from particles import CZII_PARTICLES
+from particles import CZII_PARTICLES, FULL_SHAPE_ZYX
 
 
 def write_full_tomogram(root: Path, chunk: int, seed: int = 0, simulator_writer: bool = False) -> None:

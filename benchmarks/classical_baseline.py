@@ -76,7 +76,8 @@ def fit_on_training(names: list[str], maps: list[np.ndarray], truth: pd.DataFram
     smoothed = {n: bool(fits[True][2].table.loc[n, "f4"] > fits[False][2].table.loc[n, "f4"]) for n in classes}
     thresholds = {n: fits[smoothed[n]][1][n] for n in classes}
     cands = pd.concat([fits[smoothed[n]][0].query("particle_type == @n") for n in classes], ignore_index=True)
-    return smoothed, thresholds, score_picks(apply_thresholds(cands, thresholds, particles=particles), truth, runs=names,
+    return smoothed, thresholds, score_picks(apply_thresholds(cands, thresholds, particles=particles), truth,
+                                             runs=names,
                                              particles=particles)
 
 

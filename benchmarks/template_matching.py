@@ -53,7 +53,8 @@ def spherical_average(box: np.ndarray) -> np.ndarray:
     return np.interp(r, radii, profile).astype(np.float32)
 
 
-def average_subvolumes(volumes: Sequence[np.ndarray], centres_zyx: Sequence[np.ndarray], half: int) -> np.ndarray | None:
+def average_subvolumes(volumes: Sequence[np.ndarray], centres_zyx: Sequence[np.ndarray],
+                       half: int) -> np.ndarray | None:
     """Mean of the ``[2h+1]^3`` boxes around the (rounded) centres of every volume; boxes reaching past a
     border are padded with the volume's mean. None when there are no centres."""
     total = np.zeros((2 * half + 1,) * 3, dtype=np.float64)

@@ -38,7 +38,8 @@ def write_copick_configs(root: Path, name: str = "czii-picker dataset",
                          *, particles: ParticleSet) -> list[Path]:
     """Write both configs of ``root`` atomically; returns their paths."""
     root = Path(root)
-    return [write_text_atomic(root / file, json.dumps(copick_config(root, split, name, particles=particles), indent=2) + "\n")
+    return [write_text_atomic(root / file, json.dumps(copick_config(root, split, name, particles=particles),
+                                                      indent=2) + "\n")
             for split, file in (("train", COPICK_CONFIG_NAME), ("test", TEST_COPICK_CONFIG_NAME))]
 
 

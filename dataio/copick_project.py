@@ -17,7 +17,8 @@ from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import SPLITS
 from dataio.zarr_reader import ZarrTomogram
 from particles import ParticleSet, checked_spacing
-from dataio.pick_readers import (DeclaredObjects, PickFile, PickSelection, check_chunks, check_picks_in_volume, check_volume_array,
+from dataio.pick_readers import (DeclaredObjects, PickFile, PickSelection, check_chunks, check_picks_in_volume,
+                                 check_volume_array,
                                  empty_picks_table, load_volume, particle_files, select_pick_files, validate_picks)
 
 
@@ -153,7 +154,8 @@ class CopickProjectSource:
                           p.session_id, p.pickable_object_name) for p in sets]
         where = f"picks of {self._where(run)}"
         declared = DeclaredObjects(frozenset(o.name for o in self.project.pickable_objects), str(self.config))
-        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported, particles=self.particles,
+        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported,
+                                                                   particles=self.particles,
                                                                    declared=declared), self.selection, where)}
         return [p for p, f in zip(sets, files) if f.path in chosen]
 
@@ -168,7 +170,8 @@ class CopickProjectSource:
                                         "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2]}))
         table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(map(len, tables)) \
             else empty_picks_table()
-        table = validate_picks(table, f"picks of {self._where(run)}", particles=self.particles)  # NaN coordinates, names
+        table = validate_picks(table, f"picks of {self._where(run)}",
+                               particles=self.particles)  # NaN coordinates, names
         check_picks_in_volume(table, tuple(self.tomogram(run).shape), self.voxel_spacing,
                               f"picks of {self._where(run)}")
         return table

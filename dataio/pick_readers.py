@@ -247,7 +247,8 @@ def read_overlay(overlay_root: str | Path, selection: PickSelection = PickSelect
     """Every run's selected picks in an overlay as one table; ``attrs['runs']`` lists all runs (even pick-less)."""
     runs = overlay_run_names(overlay_root)
     reported: set[str] = set()
-    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported, particles=particles) for r in runs) if len(t)]
+    tables = [t for t in (read_run_picks(overlay_root, r, selection, reported,
+                                         particles=particles) for r in runs) if len(t)]
     table = pd.concat(tables, ignore_index=True) if tables else empty_picks_table()
     table.attrs["runs"] = runs
     return table

@@ -14,7 +14,8 @@ from dataio.file_source import TOMOGRAM_SUFFIXES, FileSource
 from dataio.pick_readers import PickSelection, read_pick_json, read_picks_csv
 from particles import ParticleSet
 
-__all__ = ["TomogramSource", "CopickProjectSource", "CopickSource", "FileSource", "open_source", "read_pick_json", "read_picks_csv"]
+__all__ = ["TomogramSource", "CopickProjectSource", "CopickSource", "FileSource", "open_source", "read_pick_json",
+           "read_picks_csv"]
 
 
 @runtime_checkable

@@ -29,7 +29,8 @@ def _pick_sizes(values: np.ndarray, count: int, what: str) -> np.ndarray:
     return sizes
 
 
-def _boxes(centers: np.ndarray, reach: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _boxes(centers: np.ndarray, reach: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                                                         np.ndarray]:
     """Per pick, the voxel box within ``reach`` of its centre clipped to the volume: ``lo``, ``hi`` ``[N, 3]`` and
     the indices of the picks whose box holds a voxel."""
     size = np.asarray(shape)

@@ -95,5 +95,6 @@ class TrainPatchDataset(Dataset):
             return gaussian_heatmaps(self.target_shape, centers[near], channels[near], sizes[near],
                                      num_channels=self.num_channels)
         if self.target_kind == "sphere":
-            return sphere_masks(self.target_shape, centers[near], channels[near], sizes[near], num_channels=self.num_channels)
+            return sphere_masks(self.target_shape, centers[near], channels[near], sizes[near],
+                                num_channels=self.num_channels)
         return point_heatmaps(self.target_shape, centers[near], channels[near], num_channels=self.num_channels)

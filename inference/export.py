@@ -43,7 +43,8 @@ def export_ensemble(models: Sequence[nn.Module], path: Path, batch: OutputBatch 
     ensemble = LogitAverage(list(models)).eval().float().to(memory_format=torch.contiguous_format)
     device = next(ensemble.parameters()).device
     window = tuple(check_window or (4 * ensemble.size_divisor,) * 3)
-    example = torch.randn((2, 1, *window), generator=torch.Generator().manual_seed(0)).to(device)  # batch 1 would fix it
+    example = torch.randn((2, 1, *window),
+                          generator=torch.Generator().manual_seed(0)).to(device)  # batch 1 would fix it
     with torch.no_grad():
         expected = ensemble(example)
         program = torch.export.export(ensemble, (example,), dynamic_shapes=dynamic_shapes(ensemble.size_divisor))

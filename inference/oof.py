@@ -131,5 +131,6 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
     oof = predict_oof(runs, settings, device)
     infer = settings.inference
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, infer.class_suppression,
-                                              infer.threshold_tolerance, infer.threshold_rule, particles=settings.particles)
+                                              infer.threshold_tolerance, infer.threshold_rule,
+                                              particles=settings.particles)
     return thresholds, oof

@@ -48,7 +48,8 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return fallback if param is None else param.device
 
 
-def _check_geometry(model: nn.Module, window: Sequence[int], overlap: float, output_stride: int) -> tuple[int, int, int]:
+def _check_geometry(model: nn.Module, window: Sequence[int], overlap: float, output_stride: int) -> tuple[int, int,
+                                                                                                          int]:
     """Validate window/overlap/stride against the model so misuse fails before any compute."""
     window = tuple(int(w) for w in window)
     if len(window) != 3 or min(window) < 1:

@@ -47,7 +47,8 @@ def precision_recall_curve(candidates: pd.DataFrame, ground_truth: pd.DataFrame,
     """Counts and P/R/F4 of class ``name`` when keeping scores >= t, for every distinct candidate score t
     (ascending). TP(t) = references whose best hitting score >= t; FP(t) = kept candidates - TP(t)."""
     radius = particles.get(name).radius
-    return _curve(_candidates(candidates, particles), validate_picks(ground_truth, "ground truth", particles=particles), name,
+    return _curve(_candidates(candidates, particles), validate_picks(ground_truth, "ground truth",
+                                                                     particles=particles), name,
                   radius)
 
 

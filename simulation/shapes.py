@@ -105,7 +105,8 @@ def random_distractor(kind: str, rng: np.random.Generator) -> ShapeModel:
         n = int(rng.integers(2, 5))
         radii = rng.uniform(16.0, 32.0, size=n)
         offsets = rng.normal(size=(n, 3))
-        offsets *= (rng.uniform(0.6, 1.0, size=(n, 1)) * radii[:, None]) / np.linalg.norm(offsets, axis=1, keepdims=True)
+        offsets *= (rng.uniform(0.6, 1.0, size=(n, 1)) * radii[:, None]) / np.linalg.norm(offsets, axis=1,
+                                                                                          keepdims=True)
         offsets -= offsets.mean(axis=0)
         comps = tuple(Component(tuple(o), (r, r * rng.uniform(0.7, 1.0), r * rng.uniform(0.7, 1.0)))
                       for o, r in zip(offsets, radii))

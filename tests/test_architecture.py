@@ -87,3 +87,22 @@ def test_every_config_field_is_described() -> None:
 def test_every_benchmark_imports(module) -> None:
     """A benchmark is run rarely; an API change must not leave it broken until then."""
     __import__(f"benchmarks.{module}")
+
+
+CORE = ("dataio", "datamodules", "inference", "postprocess", "lightning_modules", "models", "config")
+
+
+def test_no_silent_czii_default_in_the_core_packages() -> None:
+    """A call that forgets the particle set must fail, not silently use the CZII six: no parameter or field of
+    the core packages defaults to it (the command lines choose the set and pass it down)."""
+    silent = []
+    for package in CORE:
+        for path in sorted((REPO / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                defaults = []
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    defaults = [d for d in (*node.args.defaults, *node.args.kw_defaults) if d is not None]
+                elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                    defaults = [node.value]
+                silent += [f"{path.relative_to(REPO)}:{d.lineno}" for d in defaults if "CZII_PARTICLES" in ast.unparse(d)]
+    assert not silent, silent

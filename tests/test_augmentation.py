@@ -16,13 +16,15 @@ PICKS = np.array([[4.3, 6.8, 7.2], [9.6, 13.1, 18.4]])  # bright marker, dark ma
 
 def _marked_image(shape: tuple[int, int, int], picks: np.ndarray) -> np.ndarray:
     """A bright blob at picks[0] and a dark blob at picks[1] (sigma 1.2 voxels)."""
-    heat = gaussian_heatmaps(shape, picks, np.array([0, 1]), np.array([1.2, 1.2]), num_channels=CZII_PARTICLES.num_classes)
+    heat = gaussian_heatmaps(shape, picks, np.array([0, 1]), np.array([1.2, 1.2]),
+                             num_channels=CZII_PARTICLES.num_classes)
     return heat[0] - heat[1]
 
 
 def _peaks_agree(image: np.ndarray, picks: np.ndarray, tolerance: float) -> None:
     """argmax / argmin of the image vs argmax of the heatmaps rendered from the transformed picks."""
-    heat = gaussian_heatmaps(image.shape, picks, np.array([0, 1]), np.array([1.2, 1.2]), num_channels=CZII_PARTICLES.num_classes)
+    heat = gaussian_heatmaps(image.shape, picks, np.array([0, 1]), np.array([1.2, 1.2]),
+                             num_channels=CZII_PARTICLES.num_classes)
     bright = np.array(np.unravel_index(np.argmax(image), image.shape))
     dark = np.array(np.unravel_index(np.argmin(image), image.shape))
     for marker, channel in ((bright, 0), (dark, 1)):
@@ -35,8 +37,10 @@ def _peaks_agree(image: np.ndarray, picks: np.ndarray, tolerance: float) -> None
 def test_flip_moves_picks_with_image(axis: int) -> None:
     image, picks = flip(_marked_image(SHAPE, PICKS), PICKS, axis)
     _peaks_agree(image, picks, 0.5)
-    heat = gaussian_heatmaps(SHAPE, PICKS, np.array([0, 1]), np.array([2.0, 2.0]), num_channels=CZII_PARTICLES.num_classes)
-    np.testing.assert_allclose(gaussian_heatmaps(SHAPE, picks, np.array([0, 1]), np.array([2.0, 2.0]), num_channels=CZII_PARTICLES.num_classes),
+    heat = gaussian_heatmaps(SHAPE, PICKS, np.array([0, 1]), np.array([2.0, 2.0]),
+                             num_channels=CZII_PARTICLES.num_classes)
+    np.testing.assert_allclose(gaussian_heatmaps(SHAPE, picks, np.array([0, 1]), np.array([2.0, 2.0]),
+                                                 num_channels=CZII_PARTICLES.num_classes),
                                np.flip(heat, axis=axis + 1), atol=1e-6)
 
 
@@ -45,8 +49,10 @@ def test_rot90_moves_picks_with_image(k: int) -> None:
     image, picks = rot90_xy(_marked_image(SHAPE, PICKS), PICKS, k)
     assert image.shape == ((14, 26, 20) if k % 2 else SHAPE)
     _peaks_agree(image, picks, 0.5)
-    heat = gaussian_heatmaps(SHAPE, PICKS, np.array([0, 1]), np.array([2.0, 2.0]), num_channels=CZII_PARTICLES.num_classes)
-    np.testing.assert_allclose(gaussian_heatmaps(image.shape, picks, np.array([0, 1]), np.array([2.0, 2.0]), num_channels=CZII_PARTICLES.num_classes),
+    heat = gaussian_heatmaps(SHAPE, PICKS, np.array([0, 1]), np.array([2.0, 2.0]),
+                             num_channels=CZII_PARTICLES.num_classes)
+    np.testing.assert_allclose(gaussian_heatmaps(image.shape, picks, np.array([0, 1]), np.array([2.0, 2.0]),
+                                                 num_channels=CZII_PARTICLES.num_classes),
                                np.rot90(heat, k, axes=(2, 3)), atol=1e-6)
 
 

@@ -16,7 +16,8 @@ from dataio.cli_errors import describe, run_tool
 
 @pytest.mark.parametrize("code, advice", [(errno.ENOSPC, "the disk is full: free space or write elsewhere"),
                                           (errno.EROFS, "the file system is read-only: write elsewhere"),
-                                          (errno.EACCES, "permission denied: write elsewhere or change the folder's permissions")])
+                                          (errno.EACCES,
+                                           "permission denied: write elsewhere or change the folder's permissions")])
 def test_an_environment_fault_is_one_line_naming_the_file(code, advice, capsys) -> None:
     def fails() -> int:
         raise OSError(code, os.strerror(code), "/data/out/submission.csv")

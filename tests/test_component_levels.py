@@ -41,7 +41,8 @@ def truth() -> pd.DataFrame:
 
 def test_each_class_gets_the_level_that_finds_its_particles() -> None:
     settings = InferenceSettings(picker="cc3d", component_levels=(0.1, 0.3))
-    candidates = pick_candidates_per_level(probabilities(), "run", settings, spacing=VOXEL_SPACING, output_stride=1, particles=CZII_PARTICLES)
+    candidates = pick_candidates_per_level(probabilities(), "run", settings, spacing=VOXEL_SPACING, output_stride=1,
+                                           particles=CZII_PARTICLES)
     by_level = candidates.groupby([LEVEL_COLUMN, "particle_type"]).size().to_dict()
     assert by_level == {(0.1, RIBO.name): 1, (0.1, APO.name): 1, (0.3, RIBO.name): 2}  # 0.1 merges the ribosomes
     levels = fit_component_levels(candidates, truth(), fallback=0.42, particles=CZII_PARTICLES)
@@ -55,13 +56,16 @@ def test_each_class_gets_the_level_that_finds_its_particles() -> None:
 def test_a_plateau_of_levels_gives_its_middle() -> None:
     """The ribosomes are found alike at 0.35, 0.5 and 0.7 (0.1 merges them): the middle of that plateau."""
     settings = InferenceSettings(picker="cc3d", component_levels=(0.7, 0.1, 0.5, 0.35))
-    candidates = pick_candidates_per_level(probabilities(), "run", settings, spacing=VOXEL_SPACING, output_stride=1, particles=CZII_PARTICLES)
+    candidates = pick_candidates_per_level(probabilities(), "run", settings, spacing=VOXEL_SPACING, output_stride=1,
+                                           particles=CZII_PARTICLES)
     levels = fit_component_levels(candidates, truth(), fallback=0.5, particles=CZII_PARTICLES)
     assert levels[RIBO.name] == 0.5 and levels[APO.name] == 0.1
     two = candidates[candidates[LEVEL_COLUMN].isin([0.35, 0.5])]
-    assert fit_component_levels(two, truth(), fallback=0.5, particles=CZII_PARTICLES)[RIBO.name] == 0.35  # an even plateau: the lower
+    assert fit_component_levels(two, truth(), fallback=0.5,
+                                particles=CZII_PARTICLES)[RIBO.name] == 0.35  # an even plateau: the lower
     # a tolerance widens the plateau by F4, not by level: the merged blob (hitting neither) stays off it
-    assert fit_component_levels(candidates, truth(), fallback=0.5, tolerance=0.1, particles=CZII_PARTICLES)[RIBO.name] == 0.5
+    assert fit_component_levels(candidates, truth(), fallback=0.5, tolerance=0.1,
+                                particles=CZII_PARTICLES)[RIBO.name] == 0.5
     with pytest.raises(ValueError, match="'level' column"):
         fit_component_levels(candidates.drop(columns=LEVEL_COLUMN), truth(), fallback=0.5, particles=CZII_PARTICLES)
 
@@ -73,7 +77,8 @@ def test_per_class_levels_in_the_picker() -> None:
     with pytest.raises(ValueError, match="missing for classes"):
         pick_components(probabilities(), "run", {APO.name: 0.1}, spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="level must be in"):
-        pick_components(probabilities(), "run", levels | {RIBO.name: 1.0}, spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
+        pick_components(probabilities(), "run", levels | {RIBO.name: 1.0}, spacing=VOXEL_SPACING,
+                        particles=CZII_PARTICLES)
 
 
 def test_levels_are_saved_with_the_thresholds(tmp_path: Path) -> None:
@@ -81,9 +86,11 @@ def test_levels_are_saved_with_the_thresholds(tmp_path: Path) -> None:
     levels = {n: 0.2 for n in CZII_PARTICLES.names}
     path = save_thresholds(limits, tmp_path / "t.json", component_levels=levels, particles=CZII_PARTICLES)
     assert load_component_levels(path, particles=CZII_PARTICLES) == levels
-    assert load_component_levels(save_thresholds(limits, tmp_path / "nms.json", particles=CZII_PARTICLES), particles=CZII_PARTICLES) is None
+    assert load_component_levels(save_thresholds(limits, tmp_path / "nms.json", particles=CZII_PARTICLES),
+                                 particles=CZII_PARTICLES) is None
     with pytest.raises(ValueError, match=r"t\.json: component levels must be in \(0, 1\)"):
-        save_thresholds(limits, tmp_path / "t.json", component_levels=levels | {RIBO.name: 0.0}, particles=CZII_PARTICLES)
+        save_thresholds(limits, tmp_path / "t.json", component_levels=levels | {RIBO.name: 0.0},
+                        particles=CZII_PARTICLES)
     assert load_component_levels(path, particles=CZII_PARTICLES) == levels  # the refused write left the file as it was
     path.write_text(path.read_text().replace('"ribosome": 0.2', '"ribosome": 1.5'))
     with pytest.raises(ValueError, match="component_levels: threshold of ribosome"):

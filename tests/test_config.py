@@ -59,7 +59,8 @@ def test_unknown_preset_and_malformed_file(tmp_path) -> None:
 
 def test_experiment_name_is_deterministic_and_carries_key_flags() -> None:
     cfg = resolve_config("cpu", None, {"seed": 7, "model": {"output_stride": 2}})
-    assert experiment_name(cfg) == experiment_name(resolve_config("cpu", None, {"seed": 7, "model": {"output_stride": 2}}))
+    assert experiment_name(cfg) == experiment_name(resolve_config("cpu", None, {"seed": 7,
+                                                                                "model": {"output_stride": 2}}))
     name = experiment_name(cfg)
     assert "s7" in name and "os2" in name and "x".join(map(str, cfg.data.patch_size)) in name
 

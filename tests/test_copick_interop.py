@@ -14,10 +14,9 @@ from dataio.copick_source import CopickSource
 from dataio.layout import COPICK_CONFIG_NAME, TEST_COPICK_CONFIG_NAME
 from dataio.pick_readers import PickSelection
 from dataio.sources import CopickProjectSource, open_source
-from particles import PARTICLE_NAMES, PARTICLES
+from particles import CZII_PARTICLES, PARTICLES, PARTICLE_NAMES
 from postprocess.metric import load_ground_truth
 from tests.training_fixtures import cli_args, tiny_overrides
-from particles import CZII_PARTICLES
 
 copick = pytest.importorskip("copick")
 
@@ -65,7 +64,8 @@ def test_picks_copick_writes_as_another_user_are_ignored_unless_selected(tiny_da
         picks = project.get_run(name).new_picks(object_name="ribosome", session_id="7", user_id="annotator")
         picks.from_numpy(np.full((n, 3), 150.0))
         picks.store()
-    pd.testing.assert_frame_equal(CopickSource(data, split="test", particles=CZII_PARTICLES).picks("TS_sim_test_0"), truth)
+    pd.testing.assert_frame_equal(CopickSource(data, split="test", particles=CZII_PARTICLES).picks("TS_sim_test_0"),
+                                  truth)
     gt = load_ground_truth(data / "test_truth", particles=CZII_PARTICLES)
     assert int((gt["experiment"] == "TS_sim_test_0").sum()) == len(truth)
     annotator = load_ground_truth(data / "test_truth", PickSelection("annotator"), particles=CZII_PARTICLES)
@@ -114,5 +114,6 @@ def test_a_copick_native_project_trains_one_tiny_epoch(tmp_path: Path) -> None:
 
 def test_a_project_holding_only_a_models_picks_is_unlabelled_not_an_error(tmp_path: Path) -> None:
     config = _copick_native_project(tmp_path / "unlabelled", ["run-a"], user="czii-picker")
-    assert open_source(config, particles=CZII_PARTICLES).has_picks is False  # e.g. a second ensemble.py run on its own output
+    assert open_source(config,
+                       particles=CZII_PARTICLES).has_picks is False  # e.g. a second ensemble.py run on its own output
     assert open_source(config, selection=PickSelection("czii-picker"), particles=CZII_PARTICLES).has_picks

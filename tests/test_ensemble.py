@@ -20,12 +20,11 @@ from inference.oof import predict_oof
 from config.resolve import resolve_config
 from lightning_modules.training_run import fit
 from models.logit_average import LogitAverage
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, PARTICLE_NAMES
 from inference.predict import predict_run
 from postprocess.metric import read_submission
 from inference.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
-from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # trains two folds, then runs the whole ensemble many times
@@ -255,7 +254,8 @@ def test_picks_written_into_a_datasets_own_overlay_leave_curation_intact_and_cop
     after = _tree_bytes(overlay)
     assert {k: after[k] for k in curated} == curated  # every curated file byte-identical
     assert len(after) == len(curated) + 7 * 6  # ours: one file per run and class, beside them
-    pd.testing.assert_frame_equal(CopickSource(data, particles=CZII_PARTICLES).picks("TS_5_4"), truth_before)  # training still reads curation
+    pd.testing.assert_frame_equal(CopickSource(data, particles=CZII_PARTICLES).picks("TS_5_4"),
+                                  truth_before)  # training still reads curation
     table = read_submission(out, particles=CZII_PARTICLES)
     project = copick.from_file(str(data / "copick_config.json"))
     for run in project.runs:
@@ -286,7 +286,9 @@ def test_an_mrc_at_another_voxel_spacing_is_refused_by_name(trained_runs, tiny_d
     assert _ensemble(*args, "--data", str(tmp_path / "TS_sim_test_0.mrc")) == 0
     assert _ensemble(*args[:2], "--out", str(tmp_path / "zarr.csv"), "--data", str(tiny_dataset),
                      "--split", "test") == 0
-    from_mrc, from_zarr = read_submission(tmp_path / "mrc.csv", particles=CZII_PARTICLES), read_submission(tmp_path / "zarr.csv", particles=CZII_PARTICLES)
+    from_mrc, from_zarr = read_submission(tmp_path / "mrc.csv",
+                                          particles=CZII_PARTICLES), read_submission(tmp_path / "zarr.csv",
+                                                                                     particles=CZII_PARTICLES)
     pd.testing.assert_frame_equal(from_mrc.drop(columns="id").reset_index(drop=True),
                                   from_zarr[from_zarr["experiment"] == "TS_sim_test_0"].drop(columns="id")
                                   .reset_index(drop=True), check_exact=False, atol=1e-3)
@@ -305,6 +307,7 @@ def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset
     record = json.loads(saved.read_text())
     assert record["thresholds"] == pytest.approx(row["thresholds"])
     assert record["oof_scores"]["oof/score"] == pytest.approx(row["oof_cv"])
-    tool = score_picks(read_submission(out, particles=CZII_PARTICLES), load_ground_truth(tiny_dataset / "test_truth", particles=CZII_PARTICLES), particles=CZII_PARTICLES).score
+    truth = load_ground_truth(tiny_dataset / "test_truth", particles=CZII_PARTICLES)
+    tool = score_picks(read_submission(out, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES).score
     assert tool == pytest.approx(row["test"])
     assert set(row["test_per_class"]) == set(PARTICLE_NAMES)

@@ -22,9 +22,8 @@ import ensemble
 from config.yaml_cli import to_dict
 from config.resolve import resolve_config
 from models.registry import build_model
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, PARTICLE_NAMES
 from tests.training_fixtures import tiny_overrides
-from particles import CZII_PARTICLES
 
 GOLDEN = Path(__file__).parent / "data" / "golden_submission.csv"
 GOLDEN_THRESHOLDS = Path(__file__).parent / "data" / "golden_thresholds.json"

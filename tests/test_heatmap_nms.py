@@ -6,10 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from particles import NUM_CLASSES, PARTICLE_NAMES, PARTICLES, VOXEL_SPACING
+from particles import CZII_PARTICLES, NUM_CLASSES, PARTICLES, PARTICLE_NAMES, VOXEL_SPACING
 from postprocess.heatmap_nms import (find_peaks, gaussian_kernel1d, peak_kernel_sizes, pick_particles,
                                      resolve_thresholds, smooth_near_threshold)
-from particles import CZII_PARTICLES
 
 SHAPE = (20, 40, 44)
 
@@ -23,7 +22,7 @@ def planted(shape: tuple[int, int, int], stride: int) -> tuple[torch.Tensor, dic
     probs = torch.zeros(NUM_CLASSES, *shape)
     truth = {}
     for p in PARTICLES:
-        sigma = p.radius_voxels / 3 / stride
+        sigma = p.radius_voxels(VOXEL_SPACING) / 3 / stride
         use = centres[p.channel % 2::2] if p.channel < 4 else centres  # keep blobs of one class apart
         use = use[np.linalg.norm(use[:, None] - use[None], axis=2).__add__(np.eye(len(use)) * 1e9).min(1) > 2 * sigma]
         for c in use:
@@ -61,7 +60,8 @@ def test_subvoxel_centre_of_an_off_grid_gaussian(stride: int) -> None:
     probs[3] = blob
     want = centre[::-1] * stride * VOXEL_SPACING  # x, y, z in Å
     fine = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride, particles=CZII_PARTICLES)
-    coarse = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride, subvoxel=False, particles=CZII_PARTICLES)
+    coarse = pick_particles(probs, "r", 0.5, spacing=VOXEL_SPACING, output_stride=stride, subvoxel=False,
+                            particles=CZII_PARTICLES)
     assert len(fine) == len(coarse) == 1
     np.testing.assert_allclose(fine[["x", "y", "z"]].to_numpy()[0], want, atol=0.05)
     assert np.abs(coarse[["x", "y", "z"]].to_numpy()[0] - want).max() > 0.3 * stride * VOXEL_SPACING
@@ -82,7 +82,8 @@ def test_plateau_gives_one_pick(smooth: float | None) -> None:
     probs = torch.zeros(NUM_CLASSES, 12, 12, 12)
     probs[0, 4:6, 4:6, 4:6] = 0.8  # 2x2x2 plateau
     probs[1, 6, 6, 3:6] = 0.9  # flat ridge
-    picks = pick_particles(probs, "r", 0.1 if smooth else 0.5, spacing=VOXEL_SPACING, smooth_sigma=smooth, particles=CZII_PARTICLES)
+    picks = pick_particles(probs, "r", 0.1 if smooth else 0.5, spacing=VOXEL_SPACING, smooth_sigma=smooth,
+                           particles=CZII_PARTICLES)
     assert picks["particle_type"].value_counts().to_dict() == {"apo-ferritin": 1, "beta-amylase": 1}
 
 
@@ -119,9 +120,11 @@ def test_max_per_class_kernels_and_bad_input() -> None:
     probs, _ = planted(SHAPE, 1)
     picks = pick_particles(probs, "r", [0.5] * 6, spacing=VOXEL_SPACING, max_per_class=1, particles=CZII_PARTICLES)
     assert picks["particle_type"].value_counts().max() == 1
-    assert peak_kernel_sizes(1.0, 1, VOXEL_SPACING, particles=CZII_PARTICLES)["ribosome"] == 15 and peak_kernel_sizes(1.0, 2, VOXEL_SPACING, particles=CZII_PARTICLES)["apo-ferritin"] == 3
+    assert peak_kernel_sizes(1.0, 1, VOXEL_SPACING, particles=CZII_PARTICLES)["ribosome"] == 15
+    assert peak_kernel_sizes(1.0, 2, VOXEL_SPACING, particles=CZII_PARTICLES)["apo-ferritin"] == 3
     assert min(peak_kernel_sizes(0.1, 2, VOXEL_SPACING, particles=CZII_PARTICLES).values()) == 3
-    assert resolve_thresholds({n: 0.1 * i for i, n in enumerate(PARTICLE_NAMES)}, particles=CZII_PARTICLES)[3] == pytest.approx(0.3)
+    assert resolve_thresholds({n: 0.1 * i for i, n in enumerate(PARTICLE_NAMES)},
+                              particles=CZII_PARTICLES)[3] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="lack classes"):
         resolve_thresholds({"ribosome": 0.5}, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="unknown particle"):

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from particles import PARTICLE_NAMES, PARTICLES, particle
+from particles import CZII_PARTICLES, PARTICLES, PARTICLE_NAMES, particle
 from postprocess.metric import (f_beta, load_ground_truth, read_submission, reference_best_scores,
                                 score_picks)
 from dataio.pick_writers import write_copick_picks, write_submission
-from particles import CZII_PARTICLES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +51,8 @@ def test_hit_radius(fraction: float, hit: bool) -> None:
     r = particle("ribosome").radius
     direction = np.array([1.0, 2.0, 2.0]) / 3.0  # unit vector, so the distance is fraction * r
     x, y, z = np.array([1000.0, 1000.0, 1000.0]) + direction * fraction * r
-    report = score_picks(picks([("TS_A", "ribosome", x, y, z)]), picks([("TS_A", "ribosome", 1000, 1000, 1000)]), particles=CZII_PARTICLES)
+    report = score_picks(picks([("TS_A", "ribosome", x, y, z)]), picks([("TS_A", "ribosome", 1000, 1000, 1000)]),
+                         particles=CZII_PARTICLES)
     assert report.table.loc["ribosome", "tp"] == int(hit)
     assert report.table.loc["ribosome", "fp"] == int(not hit)
 
@@ -148,14 +148,17 @@ def test_reference_best_scores() -> None:
 
 def test_load_ground_truth(tmp_path: Path) -> None:
     truth = one_of_each("TS_A")
-    write_copick_picks(truth, tmp_path / "root" / "train" / "overlay", runs=["TS_A", "TS_E"], user_id="curation", particles=CZII_PARTICLES)
+    write_copick_picks(truth, tmp_path / "root" / "train" / "overlay", runs=["TS_A", "TS_E"], user_id="curation",
+                       particles=CZII_PARTICLES)
     from_root = load_ground_truth(tmp_path / "root", particles=CZII_PARTICLES)
     assert from_root.attrs["runs"] == ["TS_A", "TS_E"] and len(from_root) == 6
     assert len(load_ground_truth(tmp_path / "root" / "train" / "overlay", particles=CZII_PARTICLES)) == 6
-    write_copick_picks(truth, tmp_path / "root" / "test_truth" / "overlay", user_id="curation", particles=CZII_PARTICLES)
+    write_copick_picks(truth, tmp_path / "root" / "test_truth" / "overlay", user_id="curation",
+                       particles=CZII_PARTICLES)
     assert len(load_ground_truth(tmp_path / "root" / "test_truth", particles=CZII_PARTICLES)) == 6
     write_submission(truth, tmp_path / "truth.csv", particles=CZII_PARTICLES)
-    assert load_ground_truth(tmp_path / "truth.csv", particles=CZII_PARTICLES)[["x", "y", "z"]].to_numpy().sum() == pytest.approx(
+    assert load_ground_truth(tmp_path / "truth.csv", particles=CZII_PARTICLES)[["x", "y",
+                                                                                "z"]].to_numpy().sum() == pytest.approx(
         truth[["x", "y", "z"]].to_numpy().sum())
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no ground truth found"):

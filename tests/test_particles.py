@@ -67,7 +67,7 @@ def test_weights_labels_channels() -> None:
     assert particle("beta-amylase").weight == 0.0
     assert particle("beta-galactosidase").weight == 2.0 and particle("thyroglobulin").weight == 2.0
     assert [particle(n).radius for n in PARTICLE_NAMES] == [60.0, 65.0, 90.0, 150.0, 130.0, 135.0]
-    assert particle("ribosome").radius_voxels == pytest.approx(150.0 / 10.012)
+    assert particle("ribosome").radius_voxels(10.012) == pytest.approx(150.0 / 10.012)
 
 
 def test_unknown_particle_is_an_error() -> None:

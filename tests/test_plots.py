@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from particles import PARTICLE_NAMES, VOXEL_SPACING
+from particles import CZII_PARTICLES, PARTICLE_NAMES, VOXEL_SPACING
 from postprocess.plots import pr_curves_figure, slice_figure
-from particles import CZII_PARTICLES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -27,7 +26,8 @@ def test_slice_figure_writes_png(tmp_path: Path) -> None:
     s = VOXEL_SPACING
     truth = picks([("ribosome", 10 * s, 12 * s, 8 * s), ("apo-ferritin", 30 * s, 20 * s, 3 * s)])
     pred = picks([("ribosome", 11 * s, 12 * s, 8 * s)])
-    out = slice_figure(volume, truth, pred, tmp_path / "sub" / "slices.png", spacing=VOXEL_SPACING, n_slices=3, particles=CZII_PARTICLES)
+    out = slice_figure(volume, truth, pred, tmp_path / "sub" / "slices.png", spacing=VOXEL_SPACING, n_slices=3,
+                       particles=CZII_PARTICLES)
     data = out.read_bytes()
     assert data.startswith(PNG_MAGIC) and len(data) > 5000
     assert [p.name for p in tmp_path.joinpath("sub").iterdir()] == ["slices.png"]  # no temp files left
@@ -37,16 +37,19 @@ def test_pr_curves_figure_writes_png(tmp_path: Path) -> None:
     truth = picks([("ribosome", 0.0, 0.0, 0.0), ("ribosome", 1000.0, 0.0, 0.0)])
     cands = picks([("ribosome", 0.0, 0.0, 0.0), ("ribosome", 3000.0, 0.0, 0.0), ("ribosome", 1000.0, 0.0, 0.0)],
                   score=True)
-    out = pr_curves_figure(cands, truth, {n: 0.5 for n in PARTICLE_NAMES}, tmp_path / "pr.png", particles=CZII_PARTICLES)
+    out = pr_curves_figure(cands, truth, {n: 0.5 for n in PARTICLE_NAMES}, tmp_path / "pr.png",
+                           particles=CZII_PARTICLES)
     assert out.read_bytes().startswith(PNG_MAGIC) and out.stat().st_size > 5000
 
 
 def test_bad_input_is_clear_error(tmp_path: Path) -> None:
     empty = picks([])
     with pytest.raises(ValueError, match="shape"):
-        slice_figure(np.zeros((4, 4)), empty, empty, tmp_path / "a.png", spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
+        slice_figure(np.zeros((4, 4)), empty, empty, tmp_path / "a.png", spacing=VOXEL_SPACING,
+                     particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="must end in .png"):
-        slice_figure(np.zeros((4, 4, 4)), empty, empty, tmp_path / "a.jpg", spacing=VOXEL_SPACING, particles=CZII_PARTICLES)
+        slice_figure(np.zeros((4, 4, 4)), empty, empty, tmp_path / "a.jpg", spacing=VOXEL_SPACING,
+                     particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="predicted picks.*lacks columns"):
         slice_figure(np.zeros((4, 4, 4)), empty, empty.drop(columns="z"), tmp_path / "a.png",
                      spacing=VOXEL_SPACING, particles=CZII_PARTICLES)

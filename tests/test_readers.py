@@ -15,10 +15,9 @@ from dataio.copick_source import CopickSource
 from dataio.layout import pick_file, picks_dir, tomogram_path
 from dataio.file_source import FileSource
 from dataio.sources import TomogramSource, open_source, read_pick_json, read_picks_csv
-from particles import VOXEL_SPACING
+from particles import CZII_PARTICLES, VOXEL_SPACING
 from dataio.pick_readers import PickSelection
 from dataio.pick_writers import pick_json
-from particles import CZII_PARTICLES
 
 SHAPE = (8, 16, 20)  # z, y, x
 
@@ -232,7 +231,8 @@ def test_mrc_errors(tmp_path: Path) -> None:
     row = {"experiment": "run_a", "particle_type": "ribosome", "x": 1.0, "y": 2.0, "z": 3.0}
     with pytest.raises(ValueError, match=r"picks for runs with no tomogram: \['run_z'\]"):
         FileSource([good], write_csv(tmp_path / "p1.csv", [{**row, "experiment": "run_z"}]), particles=CZII_PARTICLES)
-    outside = FileSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]), particles=CZII_PARTICLES)
+    outside = FileSource([good], write_csv(tmp_path / "p2.csv", [{**row, "z": SHAPE[0] * VOXEL_SPACING}]),
+                         particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="p2.csv.*outside the volume"):
         outside.picks("run_a")
 
@@ -304,7 +304,8 @@ def test_other_users_picks_are_never_merged_into_the_truth(copick_root: Path) ->
                pick_json("TS_A", "ribosome", model, "annotator", "2"))
     with pytest.raises(ValueError, match=r"several sessions \['1', '2'\]"):
         CopickSource(copick_root, selection=PickSelection("annotator"), particles=CZII_PARTICLES).picks("TS_A")
-    assert len(CopickSource(copick_root, selection=PickSelection("annotator", "2"), particles=CZII_PARTICLES).picks("TS_A")) == 3
+    assert len(CopickSource(copick_root, selection=PickSelection("annotator", "2"),
+                            particles=CZII_PARTICLES).picks("TS_A")) == 3
     with pytest.raises(ValueError, match="no picks by user 'nobody'.*user 'annotator' session '1'"):
         CopickSource(copick_root, selection=PickSelection("nobody"), particles=CZII_PARTICLES).picks("TS_A")
 

@@ -156,7 +156,7 @@ def test_the_options_train_pair_models_fit_oof_thresholds_and_ensemble(tiny_data
     saved = next(runs.glob("*.thresholds.json"))
     thresholds = saved.read_text()
     assert '"picker": "cc3d"' in thresholds and '"component_threshold": 0.2' in thresholds
-    levels = load_component_levels(saved, particles=CZII_PARTICLES)  # each class's level, fitted out of fold from the default grid
+    levels = load_component_levels(saved, particles=CZII_PARTICLES)  # each class's, fitted out of fold from the grid
     assert levels is not None and set(levels.values()) <= set(InferenceSettings().component_levels)
     assert "component levels fitted out of fold: apo-ferritin" in printed
     table = read_submission(out, particles=CZII_PARTICLES)

@@ -6,8 +6,7 @@ import pytest
 
 from config.experiment import default_class_weights
 from datamodules.sampling import PatchSampler
-from particles import NUM_CLASSES, PARTICLES
-from particles import CZII_PARTICLES
+from particles import CZII_PARTICLES, NUM_CLASSES, PARTICLES
 
 SHAPES = [(40, 80, 80), (40, 80, 80)]
 PATCH = (16, 32, 32)
@@ -69,4 +68,5 @@ def test_default_weights_favour_hard_classes() -> None:
 def test_patch_larger_than_tomogram_is_error() -> None:
     centers, channels = _picks()
     with pytest.raises(ValueError, match=r"TS_x.*\(40, 80, 80\)"):
-        PatchSampler(SHAPES, channels, centers, (48, 32, 32), 0.5, default_class_weights(), ["TS_x", "TS_y"], particles=CZII_PARTICLES)
+        PatchSampler(SHAPES, channels, centers, (48, 32, 32), 0.5, default_class_weights(), ["TS_x", "TS_y"],
+                     particles=CZII_PARTICLES)

@@ -178,7 +178,8 @@ def test_ctf_and_wbp_noisier_than_denoised():
     assert c[0] == pytest.approx(0.07, abs=1e-6)
     rng = np.random.default_rng(1)
     potential = rng.standard_normal((32, 32, 32)).astype(np.float32)
-    vols = reconstruct(potential, rng, ImagingParams(snr=0.1), VOXEL_SPACING, potential > 1, ("wbp", "denoised")).volumes
+    vols = reconstruct(potential, rng, ImagingParams(snr=0.1), VOXEL_SPACING, potential > 1, ("wbp",
+                                                                                              "denoised")).volumes
     assert vols["wbp"].std() > 1.5 * vols["denoised"].std() > 0
 
 

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from inference.sliding_window import importance_map, sliding_window_logits, window_starts
-from particles import VOXEL_SPACING
-from particles import CZII_PARTICLES
+from particles import CZII_PARTICLES, VOXEL_SPACING
 
 
 class DeltaConv(nn.Module):

@@ -7,11 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, PARTICLE_NAMES
 from postprocess.metric import score_picks
 from postprocess.thresholds import (apply_thresholds, fit_thresholds, load_thresholds,
                                     precision_recall_curve, save_thresholds)
-from particles import CZII_PARTICLES
 
 
 def table(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
@@ -21,7 +20,8 @@ def table(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
 
 
 RIB = "ribosome"  # hit radius 75 Å
-TRUTH = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1), ("B", RIB, 0.0, 1), ("B", RIB, 3000.0, 1)]).drop(columns="score")
+TRUTH = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1), ("B", RIB, 0.0, 1), ("B", RIB, 3000.0,
+                                                                               1)]).drop(columns="score")
 CANDS = table([("A", RIB, 10.0, 0.9), ("A", RIB, 5000.0, 0.8), ("A", RIB, 6000.0, 0.7), ("A", RIB, 990.0, 0.6),
                ("B", RIB, 5000.0, 0.5), ("B", RIB, 1000.0, 0.4), ("B", RIB, 3050.0, 0.3),  # 3050: within 75 Å
                ("B", RIB, 0.0, 0.05)] + [("B", RIB, 8000.0 + 200 * i, 0.1) for i in range(30)])
@@ -54,7 +54,8 @@ def test_fit_recovers_hand_optimum_and_fallback() -> None:
 
 def test_tolerance_takes_the_lowest_threshold_on_the_plateau() -> None:
     # F4 by hand: 0.3 -> 51/71 = 0.718 (best), 0.05 -> 68/102 = 0.667, 0.6 -> 0.5
-    assert fit_thresholds(CANDS, TRUTH, tolerance=0.05, particles=CZII_PARTICLES)[RIB] == 0.3  # 0.667 is 0.052 below: not on it
+    assert fit_thresholds(CANDS, TRUTH, tolerance=0.05,
+                          particles=CZII_PARTICLES)[RIB] == 0.3  # 0.667 is 0.052 below: not on it
     assert fit_thresholds(CANDS, TRUTH, tolerance=0.06, particles=CZII_PARTICLES)[RIB] == 0.05
     assert fit_thresholds(CANDS, TRUTH, tolerance=0.0, particles=CZII_PARTICLES)[RIB] == 0.3
 
@@ -62,7 +63,8 @@ def test_tolerance_takes_the_lowest_threshold_on_the_plateau() -> None:
 def test_ties_pick_the_lower_threshold() -> None:
     truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
     # t=0.9: TP 1, kept 1 -> 17/33; t=0.4: TP 2, kept 34 -> 34/66 = 17/33 (tie); t=0.5: 17/65
-    cands = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.4)] + [("A", RIB, 5000.0 + 200 * i, 0.5) for i in range(32)])
+    cands = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.4)] + [("A", RIB, 5000.0 + 200 * i,
+                                                                      0.5) for i in range(32)])
     assert fit_thresholds(cands, truth, particles=CZII_PARTICLES)[RIB] == 0.4
 
 
@@ -114,7 +116,8 @@ def test_count_matched_thresholds_keep_the_oof_pick_rate() -> None:
     assert matched[RIB] == 0.25
     assert len(apply_thresholds(test, matched, particles=CZII_PARTICLES)) == 2
     test = pd.concat([test, table([("T", "apo-ferritin", 5.0, 0.8)])], ignore_index=True)
-    kept = apply_thresholds(test, count_matched(oof, thresholds, n_oof=2, test=test, n_test=1), particles=CZII_PARTICLES)
+    kept = apply_thresholds(test, count_matched(oof, thresholds, n_oof=2, test=test, n_test=1),
+                            particles=CZII_PARTICLES)
     assert "apo-ferritin" not in set(kept["particle_type"])  # none kept out of fold: none kept on test
 
 
@@ -136,4 +139,5 @@ def test_one_se_rule_keeps_the_tolerance_as_a_floor() -> None:
     """Where the best F4 is 1 its standard error is 0: the threshold is the plateau one."""
     exact = table([("A", RIB, 0.0, 0.9), ("A", RIB, 1000.0, 0.8), ("A", RIB, 3000.0, 0.3)])
     truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
-    assert fit_thresholds(exact, truth, rule="one-se", particles=CZII_PARTICLES)[RIB] == fit_thresholds(exact, truth, particles=CZII_PARTICLES)[RIB] == 0.8
+    assert fit_thresholds(exact, truth, rule="one-se", particles=CZII_PARTICLES)[RIB] == 0.8
+    assert fit_thresholds(exact, truth, particles=CZII_PARTICLES)[RIB] == 0.8

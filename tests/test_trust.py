@@ -148,7 +148,8 @@ def test_a_non_particle_pick_file_is_skipped_with_a_note_in_every_layout(tiny_da
     config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": 7, "radius": 10})
     (data / "copick_config.json").write_text(json.dumps(config))
     tables = []
-    for source in (CopickSource(data, particles=CZII_PARTICLES), CopickProjectSource(data / "copick_config.json", particles=CZII_PARTICLES)):
+    for source in (CopickSource(data, particles=CZII_PARTICLES), CopickProjectSource(data / "copick_config.json",
+                                                                                     particles=CZII_PARTICLES)):
         capsys.readouterr()
         tables.append([source.picks(run) for run in ("TS_5_4", "TS_6_4")])
         notes = [line for line in capsys.readouterr().out.splitlines() if "skipping picks of 'membrane'" in line]
@@ -211,7 +212,8 @@ def test_picks_of_an_object_the_copick_config_never_declares_are_an_error(tiny_d
     (picks / "curation_0_ribosme.json").write_text(json.dumps({
         "pickable_object_name": "ribosme", "user_id": "curation", "session_id": "0", "run_name": "TS_5_4",
         "unit": "angstrom", "points": [{"location": {"x": 10.0, "y": 10.0, "z": 10.0}}]}))
-    for source in (CopickSource(data, particles=CZII_PARTICLES), CopickProjectSource(data / "copick_config.json", particles=CZII_PARTICLES)):
+    for source in (CopickSource(data, particles=CZII_PARTICLES), CopickProjectSource(data / "copick_config.json",
+                                                                                     particles=CZII_PARTICLES)):
         with pytest.raises(ValueError, match=r"picks of \['ribosme'\], object\(s\) that the copick config .*"
                                              r"copick_config.json does not declare"):
             source.picks("TS_5_4")

@@ -125,8 +125,10 @@ def test_ensemble_of_identical_models_equals_one(stride: int) -> None:
 def test_average_logits_versus_probabilities() -> None:
     volume = torch.zeros(8, 8, 8)
     models = [Biased(1, -2.0), Biased(1, 4.0)]
-    logit_avg = predict_probabilities(models, volume, "sigmoid", (8, 8, 8), 0.0, 1, num_classes=CZII_PARTICLES.num_classes)
-    prob_avg = predict_probabilities(models, volume, "sigmoid", (8, 8, 8), 0.0, 1, average="probabilities", num_classes=CZII_PARTICLES.num_classes)
+    logit_avg = predict_probabilities(models, volume, "sigmoid", (8, 8, 8), 0.0, 1,
+                                      num_classes=CZII_PARTICLES.num_classes)
+    prob_avg = predict_probabilities(models, volume, "sigmoid", (8, 8, 8), 0.0, 1, average="probabilities",
+                                     num_classes=CZII_PARTICLES.num_classes)
     torch.testing.assert_close(logit_avg, torch.full_like(logit_avg, torch.sigmoid(torch.tensor(1.0)).item()))
     want = (torch.sigmoid(torch.tensor(-2.0)) + torch.sigmoid(torch.tensor(4.0))).item() / 2
     torch.testing.assert_close(prob_avg, torch.full_like(prob_avg, want))
@@ -134,14 +136,18 @@ def test_average_logits_versus_probabilities() -> None:
 
 def test_softmax_drops_background_and_mismatches_are_errors() -> None:
     volume = torch.randn(8, 8, 8)
-    probs = predict_probabilities([Biased(1, 0.0, channels=7)], volume, "softmax", (8, 8, 8), 0.0, 1, num_classes=CZII_PARTICLES.num_classes)
+    probs = predict_probabilities([Biased(1, 0.0, channels=7)], volume, "softmax", (8, 8, 8), 0.0, 1,
+                                  num_classes=CZII_PARTICLES.num_classes)
     torch.testing.assert_close(probs, torch.full_like(probs, 1 / 7))
     with pytest.raises(ValueError, match="output_stride"):
-        predict_probabilities([Biased(1, 0.0), Biased(2, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1, num_classes=CZII_PARTICLES.num_classes)
+        predict_probabilities([Biased(1, 0.0), Biased(2, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1,
+                              num_classes=CZII_PARTICLES.num_classes)
     with pytest.raises(ValueError, match="expected"):
-        predict_probabilities([Biased(1, 0.0, channels=7)], volume, "sigmoid", (8, 8, 8), 0.0, 1, num_classes=CZII_PARTICLES.num_classes)
+        predict_probabilities([Biased(1, 0.0, channels=7)], volume, "sigmoid", (8, 8, 8), 0.0, 1,
+                              num_classes=CZII_PARTICLES.num_classes)
     with pytest.raises(ValueError, match="average"):
-        predict_probabilities([Biased(1, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1, average="median", num_classes=CZII_PARTICLES.num_classes)
+        predict_probabilities([Biased(1, 0.0)], volume, "sigmoid", (8, 8, 8), 0.0, 1, average="median",
+                              num_classes=CZII_PARTICLES.num_classes)
 
 
 def test_the_config_offers_exactly_the_transforms_and_paddings_inference_implements() -> None:

@@ -15,9 +15,8 @@ from dataio.layout import pick_file, picks_dir
 from dataio.pick_readers import PickSelection, empty_picks_table, read_run_picks
 from dataio.pick_writers import DEFAULT_PICKS_USER, pick_json, write_copick_picks, write_submission
 from dataio.sources import read_pick_json
-from particles import PARTICLE_NAMES
+from particles import CZII_PARTICLES, PARTICLE_NAMES
 from postprocess.metric import read_submission
-from particles import CZII_PARTICLES
 
 OURS = (DEFAULT_PICKS_USER, "0")
 
@@ -93,7 +92,8 @@ def test_failed_pick_json_leaves_target_untouched(tmp_path: Path, monkeypatch: p
 
 
 def test_files_named_as_copick_names_them(tmp_path: Path) -> None:
-    written = write_copick_picks(PICKS, tmp_path / "overlay", user_id="my-model", session_id="exp1", particles=CZII_PARTICLES)
+    written = write_copick_picks(PICKS, tmp_path / "overlay", user_id="my-model", session_id="exp1",
+                                 particles=CZII_PARTICLES)
     assert {p.name for p in written if p.parent.parent.name == "TS_A"} == {
         f"my-model_exp1_{name}.json" for name in PARTICLE_NAMES}
     with pytest.raises(ValueError, match="must not contain '_'"):
@@ -112,7 +112,8 @@ def test_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
         write_copick_picks(PICKS, tmp_path / "overlay", particles=CZII_PARTICLES)
     assert foreign.read_bytes() == before
     assert not picks_dir(tmp_path / "overlay", "TS_A").exists()
-    again = write_copick_picks(PICKS.iloc[1:3], tmp_path / "other", runs=["TS_A"], particles=CZII_PARTICLES)  # our own files: replaced
+    again = write_copick_picks(PICKS.iloc[1:3], tmp_path / "other", runs=["TS_A"],
+                               particles=CZII_PARTICLES)  # our own files: replaced
     assert write_copick_picks(PICKS.iloc[1:2], tmp_path / "other", runs=["TS_A"], particles=CZII_PARTICLES) == again
 
 
