@@ -40,10 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML file laid over the preset (same keys as config.yaml)")
     parser.add_argument("--seed", help="global seed (also part of the run name)")
     parser.add_argument("--experiment", help="experiment (group) name; default derived from the config")
-    parser.add_argument("--particles", help="the classes: czii (the challenge's six, the default), copick (the "
-                        "particles of the data's copick config: --data CONFIG.json, or ROOT/copick_config.json), "
-                        "or a particles file (YAML/JSON: particles: [{name, radius, weight, ...}]); recorded in "
-                        "the run's config")
+    parser.add_argument("--particles", help="the classes: data (the default: the data's own, those of its copick "
+                        "config, --data CONFIG.json or ROOT/copick_config.json, with the CZII radius and weight for "
+                        "the six under any name; the CZII six without a config), czii (the challenge's six), "
+                        "copick (the config's, or an error without one), or a particles file (YAML/JSON: particles: "
+                        "[{name, radius, weight, ...}]); recorded in the run's config")
     parser.add_argument("--resume", action="store_true", help="continue this run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="start an existing run folder again")
     parser.add_argument("--init-from", help="start from another run's weights: a checkpoint file or a run folder "
@@ -67,6 +68,11 @@ def overrides_from(args: argparse.Namespace) -> dict:
     if "seed" in given and "data.seed" not in given:  # a seed ensemble must see different patches too
         given["data.seed"] = given["seed"]
     return dotted_to_nested(given)
+
+
+def config_sets_particles(config_file: str | None) -> bool:
+    """Whether a ``--config`` file chooses the particle classes itself (then it, not the data, decides)."""
+    return bool(config_file) and "particles" in load_yaml(config_file)
 
 
 def fold_is_given(args: argparse.Namespace) -> bool:
@@ -103,8 +109,9 @@ def train(args: argparse.Namespace) -> int:
     preset = args.preset or ("gpu" if torch.cuda.is_available() else "cpu")
     overrides = overrides_from(args)
     cfg = resolve_config(preset, args.config, overrides)
-    if args.particles:  # read from the data the config names, then recorded in the config itself
-        chosen = particles_from_source(args.particles, cfg.data.data_root)
+    choice = args.particles or (None if config_sets_particles(args.config) else "data")
+    if choice:  # read from the data the config names (by default its own classes), then recorded in the config
+        chosen = particles_from_source(choice, cfg.data.data_root)
         cfg = resolve_config(preset, args.config, {**overrides, "particles": chosen.to_records()})
     if not fold_is_given(args):
         raise ValueError("--fold is required: a fold of folds.yaml to hold out (0..6 for the CZII runs), "

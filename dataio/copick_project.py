@@ -153,10 +153,12 @@ class CopickProjectSource:
         files = [PickFile(Path(f"{p.user_id}_{p.session_id}_{p.pickable_object_name}.json"), p.user_id,
                           p.session_id, p.pickable_object_name) for p in sets]
         where = f"picks of {self._where(run)}"
-        declared = DeclaredObjects(frozenset(o.name for o in self.project.pickable_objects), str(self.config))
-        chosen = {f.path for f in select_pick_files(particle_files(files, where, self._reported,
-                                                                   particles=self.particles,
-                                                                   declared=declared), self.selection, where)}
+        objects = self.project.pickable_objects
+        declared = DeclaredObjects(frozenset(o.name for o in objects), str(self.config),
+                                   frozenset(o.name for o in objects if o.is_particle))
+        kept = particle_files(files, where, self._reported, particles=self.particles, declared=declared,
+                              other_particles=self.selection.other_particles)
+        chosen = {f.path for f in select_pick_files(kept, self.selection, where)}
         return [p for p, f in zip(sets, files) if f.path in chosen]
 
     def picks(self, run: str) -> pd.DataFrame:

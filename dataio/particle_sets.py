@@ -137,7 +137,9 @@ def declared_objects(config: Path) -> DeclaredObjects | None:
     objects = doc.get("pickable_objects") if isinstance(doc, dict) else None
     if not isinstance(objects, list):
         return None
-    return DeclaredObjects(frozenset(str(o.get("name")) for o in objects if isinstance(o, dict)), str(config))
+    named = [o for o in objects if isinstance(o, dict)]
+    return DeclaredObjects(frozenset(str(o.get("name")) for o in named), str(config),
+                           frozenset(str(o.get("name")) for o in named if o.get("is_particle")))
 
 
 def read_particles_file(path: Path) -> ParticleSet:
@@ -152,9 +154,23 @@ def read_particles_file(path: Path) -> ParticleSet:
     return ParticleSet.from_records(doc["particles"], f"particles file {path}")
 
 
-def particles_from_source(source: str, data_root: str | Path) -> ParticleSet:
-    """``czii``, ``copick`` (the copick config ``data_root`` is, or holds as ``copick_config.json``), or a
-    particles file: the choice ``train.py --particles`` offers."""
+PARTICLE_CHOICES = "data (default: the data's own), czii, copick or a particles file"
+
+
+def particles_of_data(data_root: str | Path | None) -> ParticleSet:
+    """The data's own classes: those of its copick config (``data_root`` itself, or ``copick_config.json`` in a
+    dataset root), with the CZII radius and weight for the six under any name; the CZII six for a root without
+    one (the Kaggle layout) and for MRC or zarr files."""
+    root = Path(data_root) if data_root is not None else None
+    config = None if root is None else root if root.suffix == ".json" else root / COPICK_CONFIG_NAME
+    return read_particles_file(config) if config is not None and config.is_file() else CZII_PARTICLES
+
+
+def particles_from_source(source: str, data_root: str | Path | None) -> ParticleSet:
+    """``data`` (the data's own classes), ``czii``, ``copick`` (the copick config ``data_root`` is, or holds
+    as ``copick_config.json``), or a particles file: the choice ``train.py --particles`` offers."""
+    if source == "data":
+        return particles_of_data(data_root)
     if source == "czii":
         return CZII_PARTICLES
     if source == "copick":

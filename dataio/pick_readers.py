@@ -131,6 +131,9 @@ class PickSelection:
     """copick user id of the picks to read (default: the curated ones)"""
     session_id: str | None = None
     """copick session id; None: whichever single session that user has (several are an error)"""
+    other_particles: str = "skip"
+    """picks of particle classes the copick config declares but the chosen set leaves out: "skip" them with a
+    note (scoring a model of fewer classes), or call them an "error" (training: a class left out by mistake)"""
 
 
 @dataclass(frozen=True)
@@ -195,11 +198,12 @@ class DeclaredObjects:
 
     names: frozenset[str]
     config: str
+    particles: frozenset[str] = frozenset()  # those declared ``is_particle: true``
 
 
-def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None,
-                   *, particles: ParticleSet,
-                   declared: DeclaredObjects | None = None) -> list[PickFile]:
+def particle_files(files: list[PickFile], where: str, reported: set[str] | None = None, *,
+                   particles: ParticleSet, declared: DeclaredObjects | None = None,
+                   other_particles: str = "skip") -> list[PickFile]:
     """The pick files of particle classes. Another object's (a membrane, a segmentation, a protein outside the
     particle set) is skipped with one line naming it, once per name in ``reported``; never silently, and in
     every layout alike. An object the project's copick config does not declare is an error."""
@@ -210,6 +214,12 @@ def particle_files(files: list[PickFile], where: str, reported: set[str] | None 
             raise ValueError(f"{where}: picks of {strangers}, object(s) that the copick config {declared.config} "
                              "does not declare; add them to its pickable_objects (is_particle: false to skip "
                              "them) or remove the files")
+        left_out = sorted({f.particle for f in files} & declared.particles - set(particles.names))
+        if left_out and other_particles == "error":
+            raise ValueError(f"{where}: picks of {left_out}, particle classes of the copick config "
+                             f"{declared.config} that the chosen classes ({', '.join(particles.names)}) leave out; "
+                             "train on the data's own classes (train.py without --particles, or --particles copick), "
+                             "or mark them is_particle: false in the config")
     for name in sorted({f.particle for f in files} - set(particles.names) - reported):
         print(f"note: skipping picks of {name!r} in {where}: not one of the particle classes "
               f"({', '.join(particles.names)})")
@@ -227,7 +237,8 @@ def read_run_picks(overlay_root: str | Path, run: str, selection: PickSelection 
         raise FileNotFoundError(f"no picks for run {run!r}: {run_dir} does not exist")
     where = f"picks of run {run!r} in {picks_dir(Path(overlay_root), run)}"
     files = select_pick_files(particle_files(run_pick_files(overlay_root, run), where, reported, particles=particles,
-                                             declared=declared), selection, where)
+                                             declared=declared, other_particles=selection.other_particles),
+                              selection, where)
     tables = [t for t in (read_pick_json(f.path, particles=particles) for f in files) if len(t)]
     if not tables:
         return empty_picks_table()

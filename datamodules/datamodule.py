@@ -57,8 +57,8 @@ class CryoETDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         source = open_source(cfg.data_root, cfg.split, cfg.tomo_type, 0, cfg.picks_csv,
-                             PickSelection(cfg.picks_user,
-                                           cfg.picks_session), cfg.voxel_spacing, particles=self.particles)
+                             PickSelection(cfg.picks_user, cfg.picks_session, other_particles="error"),
+                             cfg.voxel_spacing, particles=self.particles)
         if not source.has_picks:
             raise ValueError(f"{cfg.data_root} (split {cfg.split}) has no picks to train on")
         folds = load_folds(resolve_folds_file(cfg.folds_file), source.run_names())

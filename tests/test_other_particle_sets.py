@@ -142,3 +142,48 @@ def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path
     assert baseline.returncode == 0, baseline.stderr[-2000:]
     table = baseline.stdout.split("test runs (2)")[1]
     assert all(re.search(rf"^\s*{p.name}\s+\d.*{p.weight:.4f}$", table, re.M) for p in nine.particles), table
+
+
+def new_user_project(tiny_dataset: Path, root: Path) -> Path:
+    """The tiny dataset as a new user's copick project: apo-ferritin named ``apoferritin``, the ribosome's picks
+    as an unknown ``my-protein``, beta-galactosidase and thyroglobulin absent, and a membrane."""
+    shutil.copytree(tiny_dataset, root)
+    names = {"apo-ferritin": "apoferritin", "ribosome": "my-protein", "beta-amylase": "beta-amylase",
+             "virus-like-particle": "virus-like-particle"}
+    for pick in sorted(root.rglob("Picks/*.json")):
+        doc = json.loads(pick.read_text())
+        old = doc["pickable_object_name"]
+        pick.unlink()
+        if old in names:
+            doc["pickable_object_name"] = names[old]
+            (pick.parent / pick.name.replace(old, names[old])).write_text(json.dumps(doc))
+    own = ParticleSet((Particle("apoferritin", 1, 55.0), Particle("beta-amylase", 2, 65.0),
+                       Particle("my-protein", 3, 150.0, 1.0), Particle("virus-like-particle", 4, 135.0)))
+    for path in write_copick_configs(root, particles=own):
+        config = json.loads(path.read_text())
+        config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": 5})
+        path.write_text(json.dumps(config))
+    return root
+
+
+def test_train_py_takes_the_copick_projects_own_classes_with_no_flag(tiny_dataset, tmp_path) -> None:
+    """``train.py --data project/copick_config.json`` trains the config's four classes (the CZII radius and
+    weight for the six under any alias); forcing the CZII six instead is an error naming the classes it would
+    leave out and the flag that includes them."""
+    root = new_user_project(tiny_dataset, tmp_path / "project")
+    runs = tmp_path / "runs"
+    flags = [f for f in tiny_training_flags(root / "copick_config.json", runs, patches=2) if f not in ("copick",)]
+    flags.remove("--particles")
+    done = subprocess.run([sys.executable, "train.py", "--fold", "0", *flags], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    records = yaml.safe_load((run_dir / "config.yaml").read_text())["particles"]
+    assert [(r["name"], r["radius"], r["weight"]) for r in records] == [
+        ("apoferritin", 60.0, 1.0), ("beta-amylase", 65.0, 0.0), ("my-protein", 150.0, 1.0),
+        ("virus-like-particle", 135.0, 1.0)]
+    czii = subprocess.run([sys.executable, "train.py", "--fold", "0", *flags, "--particles", "czii",
+                           "--experiment", "six"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert czii.returncode == 2, czii.stderr[-2000:]
+    assert "picks of ['apoferritin', 'my-protein'], particle classes of the copick config" in czii.stderr
+    assert "train on the data's own classes (train.py without --particles, or --particles copick)" in czii.stderr
