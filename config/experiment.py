@@ -4,23 +4,13 @@ its metadata (``config.fields.option``); ``train.py --help`` and ``ensemble.py -
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from choices import (Average, CheckpointChoice, LossKind, NormalizationMode, OutputStride, PadMode, PickerKind,
+                     SoftmaxLoss, TargetKind, ThresholdRule, TTAName, values)
 from config.fields import option
 from particles import PARTICLES, Particle, ParticleSet
 
-LossKind = Literal["bce", "focal", "ce", "dice", "tversky", "dice_ce", "tversky_ce"]
-SOFTMAX_LOSSES: tuple[str, ...] = ("ce", "dice_ce", "tversky_ce")
-"""Losses on a softmax over background + classes (the model gets a background channel)."""
-CheckpointChoice = Literal["last", "best"]
-ThresholdRule = Literal["plateau", "one-se"]
-NormalizationMode = Literal["zscore", "percentile"]
-TargetKind = Literal["gaussian", "point", "sphere"]
-PickerKind = Literal["nms", "cc3d"]
-Average = Literal["logits", "probabilities"]
-PadMode = Literal["mirror", "constant", "reflect", "replicate"]
-TTAName = Literal["identity", "flip_z", "flip_y", "flip_x", "rot90_1", "rot90_2", "rot90_3"]
-"""Test-time transforms (``inference.tta.TRANSFORMS`` implements exactly these)."""
+SOFTMAX_LOSSES: tuple[str, ...] = values(SoftmaxLoss)
 
 DIFFICULTY_FACTOR: dict[str, float] = {"easy": 1.0, "medium": 1.0, "hard": 2.0, "impossible": 1.0}
 """Hard classes (score weight 2) are drawn twice as often; classes, not picks, are drawn first, which
@@ -91,7 +81,7 @@ class ModelConfig:
                                         "unet-resnet34, unet-resnet50, unet-resnet101, unet-effb0, unet-effb1, "
                                         "unet-effb2, unet-effb3")
     out_channels: int = option(6, "output channels (set from the loss: 6, or 7 with a background for ce)")
-    output_stride: int = option(1, "1: full resolution; 2: head on the stride-2 decoder level")
+    output_stride: OutputStride = option(1, "1: full resolution; 2: head on the stride-2 decoder level")
     encoder_weights: str | None = option(None, "None (random init) or a local state-dict file for the encoder")
     decoder_channels: tuple[int, ...] = option(DEFAULT_DECODER_CHANNELS, "smp decoder widths, deepest first; "
                                                                          "their number is the encoder depth")

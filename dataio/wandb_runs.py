@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
+from dataio.launch import current_launch
+
 PROBE_SECONDS = 3.0
 """How long a run may wait to learn that W&B is unreachable (a compute node without network) before it
 logs offline instead; wandb itself would block for 90 s, then raise."""
@@ -21,8 +23,8 @@ OFFLINE_NOTE = "`wandb sync <folder>/wandb/offline-run-*` uploads later."
 
 
 def _rank_zero() -> bool:
-    """Whether this is the launch's first process (the ranks a launcher exports before any process group)."""
-    return all(os.environ.get(v, "0") == "0" for v in ("RANK", "SLURM_PROCID", "LOCAL_RANK"))
+    """Whether this is the launch's first process (the one rank rule: ``dataio.launch.current_launch``)."""
+    return current_launch().rank == 0
 
 
 def _say(message: str) -> None:

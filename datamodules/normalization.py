@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from config.experiment import NormalizationMode
+from choices import NormalizationMode
 
 PERCENTILES: tuple[float, float] = (0.5, 99.5)
 _MAX_STAT_SAMPLES = 4_000_000  # percentiles from an evenly strided subsample: exact enough, 10x faster

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from config.experiment import AugmentConfig, TargetKind
+from choices import TargetKind
+from config.experiment import AugmentConfig
 from datamodules.augmentation import draw_params, extract_patch
 from datamodules.heatmaps import TRUNCATE, gaussian_heatmaps, point_heatmaps, sphere_masks
 from datamodules.sampling import PatchSampler

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import torch
+from choices import Activation, values
 
 
-ACTIVATION_KINDS: tuple[str, ...] = ("sigmoid", "softmax")
+ACTIVATION_KINDS: tuple[str, ...] = values(Activation)
 
 
 def activation_channels(kind: str, *, num_classes: int) -> int:

@@ -12,8 +12,9 @@ from particles import ParticleSet
 from postprocess.component_levels import LEVEL_COLUMN
 from postprocess.components import pick_components
 from postprocess.heatmap_nms import pick_particles
+from choices import PickerKind, values
 
-PICKERS: tuple[str, ...] = ("nms", "cc3d")
+PICKERS: tuple[str, ...] = values(PickerKind)
 
 
 def fits_component_levels(settings: InferenceSettings) -> bool:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import torch
+from choices import Precision, values
 
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+PRECISIONS: tuple[str, ...] = values(Precision)
 
 
 def native_bf16_cpu() -> bool:

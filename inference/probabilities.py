@@ -11,8 +11,9 @@ from torch import nn
 from inference.activation import activation_channels, logits_to_probabilities
 from inference.sliding_window import ensemble_window_logits
 from inference.tta import get_transforms
+from choices import Average, values
 
-AVERAGES: tuple[str, ...] = ("logits", "probabilities")
+AVERAGES: tuple[str, ...] = values(Average)
 
 
 def _shared_stride(models: Sequence[nn.Module], out_channels: int) -> int:

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from inference.tta import IDENTITY, Transform
+from choices import Blend, PadMode, values
 
-BLENDS: tuple[str, ...] = ("gaussian", "constant")
-PAD_MODES: tuple[str, ...] = ("mirror", "constant", "reflect", "replicate")
+BLENDS: tuple[str, ...] = values(Blend)
+PAD_MODES: tuple[str, ...] = values(PadMode)
 """How a volume is padded up to whole windows at its far end. ``mirror`` (the default) reflects where the
 volume is long enough and replicates where not: a flat ``constant`` pad shows the network a featureless
 slab it never met in training, and its picks pile up along those faces."""
@@ -56,8 +57,6 @@ def _check_geometry(model: nn.Module, window: Sequence[int], overlap: float, out
         raise ValueError(f"window must be three positive ints (d, h, w); got {window}")
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1); got {overlap}")
-    if output_stride not in (1, 2, 4):
-        raise ValueError(f"output_stride must be 1, 2 or 4; got {output_stride}")
     model_stride = getattr(model, "output_stride", output_stride)
     if model_stride != output_stride:
         raise ValueError(f"output_stride={output_stride} but the model has output_stride={model_stride}")

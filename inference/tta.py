@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from choices import TTAName, values
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("rot90_2", rot90=2),
     Transform("rot90_3", rot90=3),
 )}
-TRANSFORM_NAMES: tuple[str, ...] = tuple(TRANSFORMS)
+TRANSFORM_NAMES: tuple[str, ...] = values(TTAName)
+if set(TRANSFORMS) != set(TRANSFORM_NAMES):  # the implementation and the config's names are one list
+    raise ImportError(f"inference.tta implements {sorted(TRANSFORMS)} but choices.TTAName names {TRANSFORM_NAMES}")
 IDENTITY = TRANSFORMS["identity"]
 
 

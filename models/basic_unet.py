@@ -30,8 +30,6 @@ class BasicUNet3d(nn.Module):
     def __init__(self, out_channels: int, widths: tuple[int, ...] = (8, 16, 32, 64),
                  output_stride: int = 1, in_channels: int = 1, deep_supervision: int = 0) -> None:
         super().__init__()
-        if output_stride not in (1, 2):
-            raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
         if len(widths) < 2:
             raise ValueError(f"widths needs at least 2 levels, got {widths}")
         # output_stride 2: a strided 3x3x3 stem (output voxel j is centred on input voxel 2j) so no

@@ -5,6 +5,7 @@ from typing import Callable
 
 from torch import nn
 
+from choices import OutputStride, check_choice
 from config.experiment import ModelConfig
 from models.basic_unet import BasicUNet3d
 
@@ -46,8 +47,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     """``[B, 1, D, H, W]`` -> ``[B, out_channels, D/s, H/s, W/s]``; exposes ``output_stride``, ``size_divisor``."""
     if cfg.name not in _BUILDERS:
         raise ValueError(f"unknown model name {cfg.name!r}; known: {', '.join(MODEL_NAMES)}")
-    if cfg.output_stride not in (1, 2):
-        raise ValueError(f"output_stride must be 1 or 2, got {cfg.output_stride}")
+    check_choice(cfg.output_stride, OutputStride, "model.output_stride")  # the one check (configs are checked too)
     if cfg.out_channels < 1:
         raise ValueError(f"out_channels must be positive, got {cfg.out_channels}")
     return _BUILDERS[cfg.name](cfg)

@@ -26,8 +26,6 @@ class SmpUnet3d(nn.Module):
                  decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16), in_channels: int = 1,
                  deep_supervision: int = 0) -> None:
         super().__init__()
-        if output_stride not in (1, 2):
-            raise ValueError(f"output_stride must be 1 or 2, got {output_stride}")
         depth = len(decoder_channels)
         net = smp.Unet(encoder_name=encoder, encoder_depth=depth, encoder_weights=None,
                        decoder_channels=tuple(decoder_channels), in_channels=in_channels,

@@ -14,9 +14,10 @@ from dataio.bounded_reads import read_json
 from particles import BETA, HIT_RADIUS_FRACTION, ParticleSet
 from dataio.atomic import OutputBatch, write_text_atomic
 from postprocess.metric import f_beta, reference_best_scores
+from choices import ThresholdRule, values
 
 CURVE_COLUMNS: tuple[str, ...] = ("threshold", "tp", "fp", "fn", "precision", "recall", "f4")
-THRESHOLD_RULES: tuple[str, ...] = ("plateau", "one-se")
+THRESHOLD_RULES: tuple[str, ...] = values(ThresholdRule)
 """How far below its OOF optimum a class's threshold may go: ``plateau``, within ``tolerance`` F4 of the best;
 ``one-se``, within one standard error of that best F4, sqrt(F (1 - F) / references) (a class resting on 17
 particles may drop ~0.1, one resting on 100 ~0.02), and never less than ``tolerance``."""

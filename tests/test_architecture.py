@@ -13,18 +13,20 @@ from config.experiment import ExperimentConfig
 from config.yaml_cli import leaf_descriptions, leaf_fields
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("particles", "dataio", "config", "datamodules", "models", "postprocess", "inference",
+PACKAGES = ("choices", "particles", "dataio", "config", "datamodules", "models", "postprocess", "inference",
             "lightning_modules", "simulation", "benchmarks")
 ALLOWED: dict[str, set[str]] = {
+    "choices": set(),
     "particles": set(),
-    "dataio": {"particles"},
-    "config": {"particles", "dataio"},
-    "datamodules": {"particles", "dataio", "config"},
-    "models": {"config", "dataio"},
-    "postprocess": {"particles", "dataio"},
-    "inference": {"particles", "dataio", "config", "datamodules", "models", "postprocess"},
-    "lightning_modules": {"particles", "dataio", "config", "datamodules", "models", "postprocess", "inference"},
-    "simulation": {"particles", "dataio"},
+    "dataio": {"choices", "particles"},
+    "config": {"choices", "particles", "dataio"},
+    "datamodules": {"choices", "particles", "dataio", "config"},
+    "models": {"choices", "config", "dataio"},
+    "postprocess": {"choices", "particles", "dataio"},
+    "inference": {"choices", "particles", "dataio", "config", "datamodules", "models", "postprocess"},
+    "lightning_modules": {"choices", "particles", "dataio", "config", "datamodules", "models", "postprocess",
+                          "inference"},
+    "simulation": {"choices", "particles", "dataio"},
 }
 """Which packages each package may import (benchmarks and the scripts may use any)."""
 

@@ -150,13 +150,15 @@ def test_softmax_drops_background_and_mismatches_are_errors() -> None:
                               num_classes=CZII_PARTICLES.num_classes)
 
 
-def test_the_config_offers_exactly_the_transforms_and_paddings_inference_implements() -> None:
-    from typing import get_args
+def test_every_transform_and_padding_the_config_offers_is_implemented() -> None:
+    """The config's names (choices.TTAName, PadMode) each work: every view is undone by its inverse, every
+    padding pads."""
+    from choices import PadMode, TTAName, values
+    from inference.sliding_window import _pad_volume
 
-    from config.experiment import PadMode, PickerKind, TTAName
-    from inference.candidates import PICKERS
-    from inference.sliding_window import PAD_MODES
-
-    assert set(get_args(TTAName)) == set(TRANSFORM_NAMES)
-    assert set(get_args(PadMode)) == set(PAD_MODES)
-    assert set(get_args(PickerKind)) == set(PICKERS)
+    volume = torch.randn(4, 6, 6)
+    for view in get_transforms(values(TTAName)):
+        torch.testing.assert_close(view.inverse(view.forward(volume[None, None]), volume.shape)[0, 0], volume)
+    for mode in values(PadMode):
+        padded = _pad_volume(volume, (6, 8, 8), mode)
+        assert padded.shape == (6, 8, 8) and torch.equal(padded[:4, :6, :6], volume), mode

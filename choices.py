@@ -1,0 +1,36 @@
+"""Every named option the config and the code share, defined once: the config's fields are typed with these
+Literals (so ``--help`` and the checks know them), and the code checks values against ``values(...)`` of the
+same Literal. Nothing here imports the project."""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+LossKind = Literal["bce", "focal", "ce", "dice", "tversky", "dice_ce", "tversky_ce"]
+SoftmaxLoss = Literal["ce", "dice_ce", "tversky_ce"]
+"""Losses on a softmax over background + classes (the model gets a background channel)."""
+Activation = Literal["sigmoid", "softmax"]
+CheckpointChoice = Literal["last", "best"]
+ThresholdRule = Literal["plateau", "one-se"]
+NormalizationMode = Literal["zscore", "percentile"]
+TargetKind = Literal["gaussian", "point", "sphere"]
+PickerKind = Literal["nms", "cc3d"]
+Average = Literal["logits", "probabilities"]
+PadMode = Literal["mirror", "constant", "reflect", "replicate"]
+Blend = Literal["gaussian", "constant"]
+TTAName = Literal["identity", "flip_z", "flip_y", "flip_x", "rot90_1", "rot90_2", "rot90_3"]
+"""Test-time transforms (``inference.tta.TRANSFORMS`` implements exactly these)."""
+Precision = Literal["auto", "fp32", "bf16"]
+OutputStride = Literal[1, 2]
+"""Where a model's head sits: full resolution, or the stride-2 decoder level (the 1st place's choice)."""
+
+
+def values(kind: object) -> tuple[str, ...]:
+    """The names a Literal allows, in order."""
+    return tuple(get_args(kind))
+
+
+def check_choice(value: object, kind: object, what: str) -> str:
+    """``value`` if ``kind`` allows it, else an error naming ``what`` and the allowed names."""
+    if value not in values(kind):
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(values(kind))}")
+    return str(value)
