@@ -51,13 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(its weights.ckpt), e.g. a model pre-trained on simulated data (README, Pre-training); "
                         "recorded in the run's config")
     group = parser.add_argument_group("hyperparameters (every field of ExperimentConfig)")
-    add_config_flags(group, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles"))
+    add_config_flags(group, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles", "version"))
     return parser
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
     """Dotted flags that were given, parsed as YAML values, as a nested dict."""
-    given = given_config_values(args, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles"))
+    given = given_config_values(args, ExperimentConfig, skip=(*SHORTCUTS.values(), "particles", "version"))
     for short, dotted in SHORTCUTS.items():
         value = getattr(args, short)
         if value is not None:

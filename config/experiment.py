@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from choices import (Average, CheckpointChoice, LossKind, NormalizationMode, OutputStride, PadMode, PickerKind,
                      SoftmaxLoss, TargetKind, ThresholdRule, TTAName, values)
 from config.fields import option
+from config.migrations import CONFIG_VERSION
 from particles import PARTICLES, Particle, ParticleSet
 
 SOFTMAX_LOSSES: tuple[str, ...] = values(SoftmaxLoss)
@@ -214,6 +215,8 @@ class LoggingConfig:
 class ExperimentConfig:
     """Everything a training run depends on. ``experiment`` groups the folds of one recipe."""
 
+    version: int = option(CONFIG_VERSION, "the config layout's version (config/migrations.py): older saved configs "
+                                          "are migrated when read")
     experiment: str = option("", "experiment (group) name; empty: derived from the config, with a hash of it")
     particles: tuple[Particle, ...] = option(PARTICLES, "the classes in channel order (name, label, radius Å, "
                                                         "F-beta weight, difficulty, pdb_id): the CZII six unless "

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from config.checks import check_config_values
-from config.experiment import ExperimentConfig, InferenceSettings, default_class_weights, out_channels_for
+from config.experiment import ExperimentConfig, default_class_weights, out_channels_for
+from config.migrations import as_version_1, upgrade
 from config.presets import preset_overrides
 from config.yaml_cli import from_dict, load_yaml, merge, to_dict
 from particles import PARTICLES
@@ -15,31 +16,6 @@ from particles import PARTICLES
 RUN_ONLY_FIELDS: tuple[tuple[str, str], ...] = (("data", "fold"), ("data", "num_workers"), ("logging", "wandb"),
                                                 ("logging", "project"), ("validation", "picture"))
 """Fields that differ between the folds or machines of one recipe, left out of its name's hash."""
-
-_MOVED_TO_INFERENCE: dict[str, str] = {"window": "window", "overlap": "overlap", "batch_size": "batch_size",
-                                       "pad_mode": "pad_mode", "tta": "tta", "kernel_fraction": "kernel_fraction",
-                                       "candidate_threshold": "candidate_threshold",
-                                       "max_candidates_per_class": "max_candidates_per_class",
-                                       "class_suppression": "class_suppression",
-                                       "threshold_tolerance": "threshold_tolerance",
-                                       "threshold_rule": "threshold_rule"}
-"""``validation.*`` keys of configs written before the prediction settings became ``inference.*``."""
-
-
-def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
-    """A config dict as an older version saved it, in today's form: prediction settings moved from
-    ``validation`` to ``inference``; ``data.level`` (only ever 0) dropped."""
-    doc = json.loads(json.dumps(doc))
-    validation = doc.get("validation")
-    if isinstance(validation, dict):
-        moved = {new: validation.pop(old) for old, new in _MOVED_TO_INFERENCE.items() if old in validation}
-        if moved:
-            doc["inference"] = {**moved, **(doc.get("inference") or {})}
-    data = doc.get("data")
-    if isinstance(data, dict) and "level" in data:
-        if data.pop("level") not in (0, None):
-            raise ValueError("data.level: only level 0 (full resolution) is supported")
-    return doc
 
 
 def experiment_config(doc: dict[str, Any], where: str = "saved config") -> ExperimentConfig:
@@ -89,32 +65,15 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
     return cfg
 
 
-LATER_OPTIONS: tuple[tuple[str, str], ...] = (
-    ("data", "sphere_scale"), ("model", "deep_supervision"), ("loss", "tversky_alpha"), ("loss", "tversky_beta"),
-    ("loss", "region_weight"))
-"""Fields added after recipes were first named (inference fields count only where they differ anyway)."""
-
-
 def recipe_hash(cfg: ExperimentConfig) -> str:
-    """Six hex digits of the resolved config without its per-fold and per-machine fields: two recipes that
-    differ in anything else (widths, learning rate, data) never share a run folder. The prediction settings
-    keep the form they had before ``inference`` existed, so a recipe keeps its name across versions."""
+    """Six hex digits of the resolved config without its per-fold and per-machine fields, in the version-1
+    layout (``config.migrations.as_version_1``: names given by every version stay valid): two recipes that
+    differ in anything else (widths, learning rate, data) never share a run folder."""
     doc = to_dict(cfg)
-    doc.pop("experiment", None)
-    if tuple(cfg.particles) == PARTICLES:  # the default set: recipes named before sets existed keep their name
-        doc.pop("particles")
     for section, key in RUN_ONLY_FIELDS:
         doc.get(section, {}).pop(key, None)
-    if doc.get("init_from") is None:  # added later: trained from scratch, a recipe keeps its name
-        doc.pop("init_from", None)
-    for section, key in LATER_OPTIONS:  # at their default, options added later leave older names unchanged
-        if doc[section][key] == to_dict(type(getattr(cfg, section))())[key]:
-            doc[section].pop(key)
-    inference = doc.pop("inference")
-    defaults = to_dict(InferenceSettings())
-    doc["validation"].update({k: v for k, v in inference.items()
-                              if k in _MOVED_TO_INFERENCE or v != defaults[k]})
-    doc["data"]["level"] = 0
+    defaults = to_dict(ExperimentConfig())
+    doc = as_version_1(doc, defaults, default_particles=tuple(cfg.particles) == PARTICLES)
     return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:6]
 
 

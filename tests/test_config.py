@@ -103,3 +103,34 @@ def test_one_word_for_a_list_flag_is_a_list_of_one() -> None:
     from config.flags import given_config_values
 
     assert given_config_values(args, InferenceSettings)["tta"] == ["identity"]
+
+
+def test_recipe_names_stay_what_earlier_versions_named_them() -> None:
+    """Names hash the version-1 layout (config/migrations.py): these were given by the code before the config
+    was versioned, and a run folder named then is still found by --resume."""
+    from config.resolve import resolve_config
+
+    fixed = {"data": {"data_root": "/data/czii", "fold": "0+1"}}
+    assert resolve_config("cpu", None, fixed).experiment == "unet-tiny_64x64x64_dice_os2_s42_924dd0"
+    assert resolve_config("gpu", None, fixed).experiment == "unet-resnet34_96x96x96_bce_s42_4d7b87"
+    options = {"data": {"data_root": "/data/czii", "fold": 0}, "loss": {"kind": "tversky", "tversky_alpha": 0.4},
+               "inference": {"picker": "nms"}}
+    assert resolve_config("cpu", None, options).experiment == "unet-tiny_64x64x64_tversky_os2_s42_2ce1b2"
+
+
+def test_a_version_1_config_is_migrated_and_a_future_one_refused() -> None:
+    from config.migrations import CONFIG_VERSION, upgrade
+    from config.resolve import experiment_config
+
+    today = to_dict(resolve_config("cpu", None, {"data": {"data_root": "/data/czii", "fold": 0}}))
+    assert today["version"] == CONFIG_VERSION == 2
+    old = {k: v for k, v in today.items() if k not in ("version", "inference")}
+    old["validation"] = {**today["validation"], "window": [32, 64, 64], "tta": ["identity"]}
+    old["data"] = {**today["data"], "level": 0}
+    migrated = experiment_config(old)
+    assert tuple(migrated.inference.window) == (32, 64, 64) and tuple(migrated.inference.tta) == ("identity",)
+    assert "window" not in to_dict(migrated)["validation"] and migrated.version == CONFIG_VERSION
+    with pytest.raises(ValueError, match="config version 3: this code reads versions 1 to 2"):
+        upgrade({**today, "version": 3})
+    with pytest.raises(ValueError, match="data.level: only level 0"):
+        upgrade({**old, "data": {**old["data"], "level": 1}})
