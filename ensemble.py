@@ -26,7 +26,7 @@ from dataio.cli_errors import run_tool
 from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
 from dataio.pick_readers import PickSelection
 from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission
-from dataio.sources import open_source
+from dataio.sources import TomogramSource, open_source
 from inference.export import export_ensemble, export_suffix
 from inference.fold_runs import FoldRun
 from inference.precision import PRECISIONS
@@ -142,30 +142,36 @@ def warn_training_runs(runs: list[FoldRun], names: list[str]) -> None:
               "score is a training score, not a test of unseen data")
 
 
-def run(args: argparse.Namespace) -> int:
-    rank, world, device = init_from_env()
-    predictor = predictor_from(args, resolve_device(args, device))
+def open_data(args: argparse.Namespace, predictor: EnsemblePredictor) -> TomogramSource:
+    """The tomograms to predict (``--data``, default the folds' training root), checked against the models."""
     cfg, particles = predictor.runs[0].config, predictor.particles
     data = args.data or [cfg.data.data_root]
-    user_id, session_id = picks_owner(args, cfg.experiment)
     source = (open_source(data[0], args.split, cfg.data.tomo_type,
                           selection=PickSelection(cfg.data.picks_user, cfg.data.picks_session),
                           voxel_spacing=cfg.data.voxel_spacing, particles=particles)
               if len(data) == 1 else open_source([Path(d) for d in data], particles=particles))
     predictor.check_spacing(source.voxel_spacing, f"--data {data[0]}")
-    names = source.run_names()
-    if not names:
+    if not source.run_names():
         raise ValueError(f"{data[0]} has no runs in split {args.split!r}")
     if args.score and not source.has_picks:
         raise ValueError(f"--score: {data[0]} has no ground truth for split {args.split!r}")
+    for name in source.run_names():  # every tomogram's metadata checked (codecs, dtype, shape) before inference
+        source.tomogram(name)
+    return source
+
+
+def run(args: argparse.Namespace) -> int:
+    rank, world, device = init_from_env()
+    predictor = predictor_from(args, resolve_device(args, device))
+    cfg, particles = predictor.runs[0].config, predictor.particles
+    user_id, session_id = picks_owner(args, cfg.experiment)
+    source = open_data(args, predictor)
+    names = source.run_names()
     overlay = Path(args.overlay) if args.overlay else Path(args.out).with_name(f"{Path(args.out).stem}_copick")
     check_outputs(args, predictor, names, overlay, user_id, session_id)
-    for name in names:  # every tomogram's metadata checked (codecs, dtype, shape) before any inference
-        source.tomogram(name)
     truth = {n: source.picks(n) for n in names} if source.has_picks else {}  # read (and checked) once, early
     if args.score:
         warn_training_runs(predictor.runs, names)
-
     fitted = predictor.prepare_thresholds()  # fitted once, by rank 0, and shared
     if rank == 0 and fitted.oof is None:
         print(fitted.source)
@@ -188,20 +194,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         for target, tmp in (item for other in staged[1:] for item in other):
             batch.adopt(target, tmp)
-        if args.pictures and fitted.oof is not None:
-            pr_curves_figure(fitted.oof.candidates, fitted.oof.truth, fitted.values,
-                             Path(args.pictures) / "oof_pr_curves.png", batch=batch, particles=particles)
-        if args.export:
-            export_ensemble(predictor.models, Path(args.export), batch)
-        saved = predictor.thresholds_file if fitted.record is not None else None
-        if saved is not None:
-            predictor.save_thresholds(batch, oof_scores)
-        write_copick_picks(table, overlay, runs=names, user_id=user_id, session_id=session_id,
-                           voxel_spacing=source.voxel_spacing, batch=batch, particles=particles)
-        out = write_submission(table, args.out, batch=batch, particles=particles)
+        saved = write_outputs(args, predictor, table, names, overlay, (user_id, session_id), source.voxel_spacing,
+                              oof_scores, batch)
     if saved is not None:
         print(f"thresholds fitted out of fold, saved to {saved}")
-    print(f"wrote {len(table)} picks over {len(names)} tomograms to {out} (copick JSONs of user {user_id!r} "
+    print(f"wrote {len(table)} picks over {len(names)} tomograms to {args.out} (copick JSONs of user {user_id!r} "
           f"session {session_id!r} under {overlay})")
     split_scores = {}
     if args.score:
@@ -212,6 +209,26 @@ def run(args: argparse.Namespace) -> int:
     if cfg.logging.wandb and not args.no_wandb:
         log_to_wandb(args, predictor, {**oof_scores, **split_scores}, names)
     return 0
+
+
+def write_outputs(args: argparse.Namespace, predictor: EnsemblePredictor, table: pd.DataFrame, names: list[str],
+                  overlay: Path, owner: tuple[str, str], spacing: float, oof_scores: dict[str, float],
+                  batch: OutputBatch) -> Path | None:
+    """Rank 0's share of the batch: the PR curves, the export, fitted thresholds, the pick files, the CSV.
+    Returns where thresholds fitted now are saved (None when they were read)."""
+    fitted, particles = predictor.fitted, predictor.particles
+    if args.pictures and fitted.oof is not None:
+        pr_curves_figure(fitted.oof.candidates, fitted.oof.truth, fitted.values,
+                         Path(args.pictures) / "oof_pr_curves.png", batch=batch, particles=particles)
+    if args.export:
+        export_ensemble(predictor.models, Path(args.export), batch)
+    saved = None
+    if fitted.record is not None and predictor.thresholds_file is not None:
+        saved = predictor.save_thresholds(batch, oof_scores)
+    write_copick_picks(table, overlay, runs=names, user_id=owner[0], session_id=owner[1], voxel_spacing=spacing,
+                       batch=batch, particles=particles)
+    write_submission(table, args.out, batch=batch, particles=particles)
+    return saved
 
 
 def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:

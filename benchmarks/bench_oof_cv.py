@@ -25,7 +25,7 @@ import pandas as pd
 from benchmarks.bench_recipes import test_candidates
 from inference.fold_runs import ensemble_settings, find_fold_runs
 from inference.oof import predict_oof
-from particles import CZII_PARTICLES, PARTICLE_NAMES
+from particles import ParticleSet
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds
@@ -34,14 +34,14 @@ from inference.tta import TRANSFORM_NAMES
 
 def row(label: str, report: MetricReport) -> str:
     f4 = report.table["f4"]
-    return f"| {label} | " + " | ".join(f"{f4[n]:.3f}" for n in PARTICLE_NAMES) + f" | **{report.score:.3f}** |"
+    return f"| {label} | " + " | ".join(f"{f4[n]:.3f}" for n in report.table.index) + f" | **{report.score:.3f}** |"
 
 
 def count_matched(oof: pd.DataFrame, thresholds: dict[str, float], n_oof: int, test: pd.DataFrame,
                   n_test: int) -> dict[str, float]:
     """Per class, the test threshold that keeps as many picks per run as ``thresholds`` kept per OOF run."""
     out = {}
-    for name in PARTICLE_NAMES:
+    for name in thresholds:
         per_run = float((oof.loc[oof["particle_type"] == name, "score"] >= thresholds[name]).sum()) / n_oof
         scores = np.sort(test.loc[test["particle_type"] == name, "score"].to_numpy())[::-1]
         keep = int(round(per_run * n_test))
@@ -53,14 +53,13 @@ def count_matched(oof: pd.DataFrame, thresholds: dict[str, float], n_oof: int, t
 
 
 def per_run_scores(candidates: pd.DataFrame, thresholds: dict[str, float], truth: pd.DataFrame,
-                   runs: list[str]) -> np.ndarray:
-    picks = apply_thresholds(candidates, thresholds, particles=CZII_PARTICLES)
+                   runs: list[str], particles: ParticleSet) -> np.ndarray:
+    picks = apply_thresholds(candidates, thresholds, particles=particles)
     return np.array([score_picks(picks[picks["experiment"] == r], truth[truth["experiment"] == r], runs=[r],
-                                 particles=CZII_PARTICLES).score
-                     for r in runs])
+                                 particles=particles).score for r in runs])
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", required=True, help="runs folder of one experiment's folds")
     parser.add_argument("--data", required=True, help="the dataset the folds were trained on")
@@ -71,57 +70,69 @@ def main(argv: list[str] | None = None) -> None:
                                                                         "test predictions (default: none)")
     parser.add_argument("--suppression", type=float, help="also score with cross-class suppression at this "
                                                           "fraction (postprocess.class_suppression)")
-    args = parser.parse_args(argv)
-    folds = find_fold_runs(args.runs)
-    settings = ensemble_settings(folds[0].config, tta=tuple(args.tta) if args.tta else None)
-    oof = predict_oof(folds, settings)
-    test_root = Path(args.test_data or args.data)
-    truth = load_ground_truth(test_root / "test_truth", particles=CZII_PARTICLES)
-    ensemble = test_candidates(folds, test_root, settings)
+    return parser
+
+
+def threshold_rows(folds: list, settings, oof, ensemble: pd.DataFrame, truth: pd.DataFrame, test_root: Path,
+                   single: bool) -> None:
+    """OOF CV and test scores at tolerance 0, at the recipe's tolerance and with the one-se rule."""
+    particles, tolerance = settings.particles, settings.inference.threshold_tolerance
     n_oof, n_test = len(oof.runs), len(truth.attrs["runs"])
-    print(f"{len(folds)} folds of {folds[0].config.experiment}; OOF over {n_oof} runs; test: {n_test} runs of "
-          f"{test_root}; TTA {', '.join(settings.inference.tta)}")
-    print("| thresholds, predictions | " + " | ".join(PARTICLE_NAMES) + " | F4 |")
-    print("|---|" + "---|" * (len(PARTICLE_NAMES) + 1))
-    tolerance = settings.inference.threshold_tolerance
     for label, fitting in (("tolerance 0", {"tolerance": 0.0}), (f"tolerance {tolerance}", {"tolerance": tolerance}),
                            (f"one-se, tolerance {tolerance}", {"tolerance": tolerance, "rule": "one-se"})):
-        thresholds = fit_thresholds(oof.candidates, oof.truth, **fitting)
-        print(row(f"OOF CV ({label})", score_picks(apply_thresholds(oof.candidates, thresholds,
-                                                                    particles=CZII_PARTICLES), oof.truth,
-                                                   runs=oof.runs, particles=CZII_PARTICLES)))
-        print(row(f"ensemble on test, OOF thresholds ({label})", score_picks(apply_thresholds(ensemble, thresholds,
-                                                                                              particles=CZII_PARTICLES),
-                                                                             truth, particles=CZII_PARTICLES)))
+        thresholds = fit_thresholds(oof.candidates, oof.truth, **fitting, particles=particles)
+        print(row(f"OOF CV ({label})", score_picks(apply_thresholds(oof.candidates, thresholds, particles=particles),
+                                                   oof.truth, runs=oof.runs, particles=particles)))
+        print(row(f"ensemble on test, OOF thresholds ({label})",
+                  score_picks(apply_thresholds(ensemble, thresholds, particles=particles), truth, particles=particles)))
         matched = count_matched(oof.candidates, thresholds, n_oof, ensemble, n_test)
         print(row(f"ensemble on test, count-matched thresholds ({label})",
-                  score_picks(apply_thresholds(ensemble, matched, particles=CZII_PARTICLES), truth,
-                              particles=CZII_PARTICLES)))
-        if args.single:
+                  score_picks(apply_thresholds(ensemble, matched, particles=particles), truth, particles=particles)))
+        if single:
             singles = [score_picks(apply_thresholds(test_candidates([fold], test_root, settings), thresholds,
-                                                    particles=CZII_PARTICLES),
-                                   truth, particles=CZII_PARTICLES).score for fold in folds]
+                                                    particles=particles), truth, particles=particles).score
+                       for fold in folds]
             print(f"| single models on test, OOF thresholds ({label}) | mean {np.mean(singles):.3f}, "
                   f"sd {np.std(singles):.3f}, range {min(singles):.3f}–{max(singles):.3f} |")
+
+
+def suppression_rows(oof, ensemble: pd.DataFrame, truth: pd.DataFrame, fraction: float, settings) -> None:
+    particles = settings.particles
+    suppressed, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, fraction,
+                                              settings.inference.threshold_tolerance, particles=particles)
+    picked = select_picks(oof.candidates, suppressed, fraction, particles=particles)
+    print(row(f"OOF CV (class suppression {fraction})", score_picks(picked, oof.truth, runs=oof.runs,
+                                                                     particles=particles)))
+    print(row(f"ensemble on test (class suppression {fraction})",
+              score_picks(select_picks(ensemble, suppressed, fraction, particles=particles), truth,
+                          particles=particles)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    folds = find_fold_runs(args.runs)
+    settings = ensemble_settings(folds[0].config, tta=tuple(args.tta) if args.tta else None)
+    particles = settings.particles
+    oof = predict_oof(folds, settings)
+    test_root = Path(args.test_data or args.data)
+    truth = load_ground_truth(test_root / "test_truth", particles=particles)
+    ensemble = test_candidates(folds, test_root, settings)
+    print(f"{len(folds)} folds of {folds[0].config.experiment}; OOF over {len(oof.runs)} runs; test: "
+          f"{len(truth.attrs['runs'])} runs of {test_root}; TTA {', '.join(settings.inference.tta)}")
+    print("| thresholds, predictions | " + " | ".join(particles.names) + " | F4 |")
+    print("|---|" + "---|" * (len(particles.names) + 1))
+    threshold_rows(folds, settings, oof, ensemble, truth, test_root, args.single)
     if args.suppression:
-        fraction = args.suppression
-        suppressed, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, fraction, tolerance,
-                                                  particles=CZII_PARTICLES)
-        picked = select_picks(oof.candidates, suppressed, fraction, particles=CZII_PARTICLES)
-        print(row(f"OOF CV (class suppression {fraction})",
-                  score_picks(picked, oof.truth, runs=oof.runs, particles=CZII_PARTICLES)))
-        print(row(f"ensemble on test (class suppression {fraction})",
-                  score_picks(select_picks(ensemble, suppressed, fraction, particles=CZII_PARTICLES), truth,
-                              particles=CZII_PARTICLES)))
+        suppression_rows(oof, ensemble, truth, args.suppression, settings)
     print(row("ensemble on test, thresholds fitted on the test runs", score_picks(
-        apply_thresholds(ensemble, fit_thresholds(ensemble, truth, particles=CZII_PARTICLES),
-                         particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)))
+        apply_thresholds(ensemble, fit_thresholds(ensemble, truth, particles=particles), particles=particles),
+        truth, particles=particles)))
     thresholds = fit_thresholds(oof.candidates, oof.truth, tolerance=settings.inference.threshold_tolerance,
-                                particles=CZII_PARTICLES)
-    runs = per_run_scores(ensemble, thresholds, truth, truth.attrs["runs"])
+                                particles=particles)
+    runs = per_run_scores(ensemble, thresholds, truth, truth.attrs["runs"], particles)
     print(f"per test run (ensemble, OOF thresholds): mean {runs.mean():.3f}, sd {runs.std(ddof=1):.3f}, "
           f"standard error of the mean {runs.std(ddof=1) / np.sqrt(len(runs)):.3f} over {len(runs)} runs")
-    oof_runs = per_run_scores(oof.candidates, thresholds, oof.truth, oof.runs)
+    oof_runs = per_run_scores(oof.candidates, thresholds, oof.truth, oof.runs, particles)
     print(f"per OOF run: mean {oof_runs.mean():.3f}, sd {oof_runs.std(ddof=1):.3f}")
 
 

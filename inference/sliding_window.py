@@ -117,8 +117,7 @@ def ensemble_window_logits(models: Sequence[nn.Module], volume: torch.Tensor, wi
     orientation, are summed in the window before it is blended into the whole with the weight map. Output
     voxel ``j`` at stride ``s`` is the models' output for input voxel ``s * j`` in every view. The window is
     never larger than the volume needs (``fitted_window``). Up to ``batch_size`` crops of equal shape go
-    through a model at once. The models run under ``torch.inference_mode`` in whatever train/eval mode the
-    caller left them.
+    through a model at once, under ``torch.inference_mode``, in the train/eval mode the caller left it in.
     """
     if volume.ndim != 3:
         raise ValueError(f"volume must be [D, H, W]; got shape {tuple(volume.shape)}")
@@ -126,13 +125,8 @@ def ensemble_window_logits(models: Sequence[nn.Module], volume: torch.Tensor, wi
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     if not models or not views:
         raise ValueError("ensemble_window_logits needs at least one model and one view")
-    for model in models:
-        window = _check_geometry(model, window, overlap, output_stride)
     s = output_stride
-    divisor = max(int(getattr(m, "size_divisor", 1)) for m in models)
-    window = fitted_window(window, volume.shape, math.lcm(divisor, s))
-    out_shape = tuple(math.ceil(n / s) for n in volume.shape)
-    padded_shape = tuple(max(w, o * s) for w, o in zip(window, out_shape))
+    window, out_shape, padded_shape = _geometry(models, volume.shape, window, overlap, s)
     device = volume.device
     run_device = _model_device(models[0], device)
     lead = s - 1 if any(v.reversed_axes() for v in views) else 0
@@ -157,21 +151,8 @@ def ensemble_window_logits(models: Sequence[nn.Module], volume: torch.Tensor, wi
                 crop = padded[z:z + window[0] + lead, y:y + window[1] + lead, x:x + window[2] + lead].to(run_device)
                 for view, (a, b, c) in zip(views, shifts):
                     inputs.append((k, view, view.forward(crop[a:a + window[0], b:b + window[1], c:c + window[2]])))
-            sums = [torch.zeros(0, device=device)] * len(chunk)
-            for model in models:
-                for batch in _equal_shape_batches(inputs, batch_size):
-                    crops = torch.stack([item[2] for item in batch])[:, None]  # [B, 1, d', h', w']
-                    with autocast:
-                        logits = model(crops)
-                    want = (len(batch), out_channels, *(n // s for n in crops.shape[-3:]))
-                    if tuple(logits.shape) != want:
-                        raise ValueError(f"model returned {tuple(logits.shape)} for windows {tuple(crops.shape)}; "
-                                         f"expected {want} (out_channels={out_channels}, output_stride={s})")
-                    logits = logits.to(device=device, dtype=torch.float32)
-                    for (k, view, _), out in zip(batch, logits):
-                        back = view.inverse(out, out_win)
-                        back = term(back) if term is not None else back
-                        sums[k] = back if not sums[k].numel() else sums[k].add_(back)
+            sums = _window_sums(models, inputs, len(chunk), batch_size, out_channels, s, out_win, autocast, device,
+                                term)
             for (z, y, x), total in zip(chunk, sums):
                 if acc is None:  # channels of term's output; a normal tensor, so callers may change it in place
                     with torch.inference_mode(False):
@@ -183,6 +164,42 @@ def ensemble_window_logits(models: Sequence[nn.Module], volume: torch.Tensor, wi
     assert acc is not None
     acc.div_(weight_sum * (len(models) * len(views)))
     return acc[:, :out_shape[0], :out_shape[1], :out_shape[2]].contiguous()
+
+
+def _geometry(models: Sequence[nn.Module], shape: Sequence[int], window: Sequence[int], overlap: float,
+              s: int) -> tuple[tuple[int, int, int], tuple[int, ...], tuple[int, ...]]:
+    """(window fitted to the volume, output shape at stride ``s``, padded input shape), checked against every
+    model."""
+    for model in models:
+        window = _check_geometry(model, window, overlap, s)
+    divisor = max(int(getattr(m, "size_divisor", 1)) for m in models)
+    window = fitted_window(window, shape, math.lcm(divisor, s))
+    out_shape = tuple(math.ceil(n / s) for n in shape)
+    return window, out_shape, tuple(max(w, o * s) for w, o in zip(window, out_shape))
+
+
+def _window_sums(models: Sequence[nn.Module], inputs: list[tuple[int, Transform, torch.Tensor]], n_windows: int,
+                 batch_size: int, out_channels: int, s: int, out_win: tuple[int, ...],
+                 autocast: contextlib.AbstractContextManager, device: torch.device,
+                 term: Callable[[torch.Tensor], torch.Tensor] | None) -> list[torch.Tensor]:
+    """Per window of a chunk, the sum over models and views of ``term`` of the logits, turned back to the
+    window's orientation (``inputs``: window index, view, the view's crop)."""
+    sums = [torch.zeros(0, device=device)] * n_windows
+    for model in models:
+        for batch in _equal_shape_batches(inputs, batch_size):
+            crops = torch.stack([item[2] for item in batch])[:, None]  # [B, 1, d', h', w']
+            with autocast:
+                logits = model(crops)
+            want = (len(batch), out_channels, *(n // s for n in crops.shape[-3:]))
+            if tuple(logits.shape) != want:
+                raise ValueError(f"model returned {tuple(logits.shape)} for windows {tuple(crops.shape)}; "
+                                 f"expected {want} (out_channels={out_channels}, output_stride={s})")
+            logits = logits.to(device=device, dtype=torch.float32)
+            for (k, view, _), out in zip(batch, logits):
+                back = view.inverse(out, out_win)
+                back = term(back) if term is not None else back
+                sums[k] = back if not sums[k].numel() else sums[k].add_(back)
+    return sums
 
 
 def _equal_shape_batches(inputs: list[tuple[int, Transform, torch.Tensor]],

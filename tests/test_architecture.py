@@ -108,3 +108,19 @@ def test_no_silent_czii_default_in_the_core_packages() -> None:
                     defaults = [node.value]
                 silent += [f"{path.relative_to(REPO)}:{d.lineno}" for d in defaults if "CZII_PARTICLES" in ast.unparse(d)]
     assert not silent, silent
+
+
+def test_small_files_and_functions() -> None:
+    """No project file over 400 lines, no function over 60 (the tests included)."""
+    too_long = []
+    for path in sorted(REPO.rglob("*.py")):
+        if ".venv" in path.parts:
+            continue
+        source = path.read_text()
+        if len(source.splitlines()) > 400:
+            too_long.append(f"{path.relative_to(REPO)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: "
+                                f"{node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, too_long
