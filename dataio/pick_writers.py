@@ -131,10 +131,17 @@ def write_copick_picks(picks: pd.DataFrame, overlay_root: str | Path, runs: list
 
 
 def write_picks_table(picks: pd.DataFrame, path: str | Path) -> Path:
-    """Write a picks table (with ``score`` if present) as CSV atomically; e.g. OOF candidates."""
+    """Write a picks table (with ``score`` if present) as CSV atomically; e.g. OOF candidates. Numbers are
+    written exactly (the shortest repr that reads back to the same float with ``read_picks_table``), so the
+    thresholds saved beside them select exactly the picks they were fitted on."""
     missing = [c for c in PICK_COLUMNS if c not in picks.columns]
     if missing:
         raise ValueError(f"picks table lacks columns {missing}; has {list(picks.columns)}")
     with atomic_path(path, suffix=".csv") as tmp:
-        picks.to_csv(tmp, index=False, float_format="%.4f")
+        picks.to_csv(tmp, index=False)
     return Path(path)
+
+
+def read_picks_table(path: str | Path) -> pd.DataFrame:
+    """A table ``write_picks_table`` wrote, every number as it was (pandas' default parser is not exact)."""
+    return pd.read_csv(path, float_precision="round_trip")

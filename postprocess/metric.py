@@ -1,4 +1,4 @@
-"""The CZII challenge metric (F-beta, beta 4, weighted over classes), exactly as the SPEC states it.
+"""The CZII challenge metric (F-beta, beta 4, weighted over classes), exactly as the challenge defines it.
 
 Per experiment and class a reference is hit when a prediction lies within
 ``HIT_RADIUS_FRACTION * radius`` (Å, distance <= r); TP = distinct references hit,

@@ -13,13 +13,14 @@ CZII_TRAIN_COUNTS: dict[str, int] = {
     "apo-ferritin": 375, "beta-amylase": 87, "beta-galactosidase": 112,
     "ribosome": 331, "thyroglobulin": 251, "virus-like-particle": 113,
 }
-"""Ground-truth counts over the 7 real training runs (SPEC); a full-size run gets a seventh of each."""
+"""Ground-truth counts over the 7 real CZII training runs (the challenge's published picks); a full-size run gets a
+seventh of each."""
 
 DISTRACTORS_PER_FULL_RUN: dict[str, float] = {"protein": 60.0, "blob": 80.0, "gold": 5.0}
 """Expected unlabelled objects in a full-size run: other proteins, small blobs, gold beads."""
 
 RUN_TOTAL_RANGE: tuple[float, float] = (140.0, 220.0)
-"""Labelled particles in a real full-size training run (SPEC: about 140 to 220)."""
+"""Labelled particles in a real full-size CZII training run (about 140 to 220)."""
 
 CLUSTER_FRACTION: float = 0.5
 """Share of objects placed next to an already placed one: real runs are locally crowded

@@ -22,7 +22,7 @@ from lightning_modules.training_run import fit
 from models.logit_average import LogitAverage
 from particles import CZII_PARTICLES, PARTICLE_NAMES
 from inference.predict import predict_run
-from postprocess.metric import read_submission
+from postprocess.metric import load_ground_truth, read_submission, score_picks
 from inference.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
 
@@ -68,7 +68,9 @@ def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_datase
                              str(tiny_dataset / "test_truth")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert metric.returncode == 0, metric.stderr
     last = metric.stdout.strip().splitlines()[-1]
-    assert last.startswith("score ") and 0.0 <= float(last.split()[1]) <= 1.0
+    truth = load_ground_truth(tiny_dataset / "test_truth", particles=CZII_PARTICLES)
+    expected = score_picks(read_submission(out, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES).score
+    assert last.startswith("score ") and float(last.split()[1]) == pytest.approx(expected, abs=1e-6)
     assert last in printed  # ensemble.py --score printed the same score as the metric's CLI
 
 
@@ -298,7 +300,6 @@ def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset
     """bench_recipes / bench_encoders score folds through the predictor ensemble.py uses: the same OOF CV,
     thresholds and test score as the tool with the same settings."""
     from benchmarks.bench_recipes import evaluate
-    from postprocess.metric import load_ground_truth, score_picks
 
     row = evaluate(find_fold_runs(trained_runs), tiny_dataset, {"tta": ["identity"]})
     saved, out = tmp_path / "thresholds.json", tmp_path / "sub.csv"

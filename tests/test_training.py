@@ -25,7 +25,7 @@ from config.presets import PRESETS
 from config.resolve import resolve_config
 from inference.run_folder import RunFolder
 from lightning_modules.training_run import fit
-from tests.training_fixtures import cli_args, tiny_overrides, write_folds
+from tests.training_fixtures import cli_args, recomputed_validation_score, tiny_overrides, write_folds
 
 NO_AUGMENT = {"flip": False, "rot90": False, "rotate_prob": 0.0, "intensity_scale": 0.0, "intensity_shift": 0.0}
 
@@ -78,7 +78,7 @@ def test_ddp_spawn_two_cpu_processes(twin, tmp_path) -> None:
     assert _differs(_model_weights(state["state_dict"]), _model_weights(state["current_model_state"]))
     assert state["global_step"] == 2  # 4 patches per epoch split over 2 processes, batch 1
     metrics = json.loads((paths.run_dir / VAL_METRICS).read_text())
-    assert 0.0 <= metrics["score"] <= 1.0 and metrics["epoch"] == 0
+    assert metrics["epoch"] == 0 and metrics["score"] == pytest.approx(recomputed_validation_score(paths.run_dir, root))
     candidates = pd.read_csv(paths.run_dir / OOF_CANDIDATES)
     assert set(candidates["experiment"]) <= {"TS_A"}  # the padded duplicate of TS_A counted once
 
@@ -223,7 +223,8 @@ def test_every_preset_trains_one_step_on_the_cpu(preset, twin, tmp_path) -> None
     assert cfg.trainer.precision == PRESETS[preset].get("trainer", {}).get("precision", cfg.trainer.precision)
     paths = fit(cfg, tmp_path)
     assert _checkpoint(paths.last)["global_step"] == 1
-    assert 0.0 <= json.loads((paths.run_dir / VAL_METRICS).read_text())["score"] <= 1.0
+    score = json.loads((paths.run_dir / VAL_METRICS).read_text())["score"]
+    assert score == pytest.approx(recomputed_validation_score(paths.run_dir, root))
 
 
 def test_cli_rejects_unknown_keys(twin, tmp_path, capsys) -> None:

@@ -124,3 +124,18 @@ def test_atomic_files_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_picks_table_reads_back_exactly(tmp_path) -> None:
+    """OOF candidates keep every digit: a threshold equal to a candidate's score selects it after the round
+    trip (a score written with 4 decimals, or read with pandas' fast parser, could fall just below it)."""
+    import numpy as np
+
+    from dataio.pick_writers import read_picks_table, write_picks_table
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"experiment": ["TS_A"] * 50, "particle_type": ["ribosome"] * 50,
+                          "x": rng.uniform(0, 6000, 50), "y": rng.uniform(0, 6000, 50), "z": rng.uniform(0, 1800, 50),
+                          "score": np.append(rng.uniform(0, 1, 49), 0.5105790495872498)})
+    back = read_picks_table(write_picks_table(table, tmp_path / "oof_candidates.csv"))
+    pd.testing.assert_frame_equal(back, table, check_exact=True)

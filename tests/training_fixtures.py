@@ -91,3 +91,25 @@ def fixed_imaging(snr: float) -> ImagingConfig:
     return ImagingConfig(snr=snr, snr_spread=0.0, defocus_um=(p.defocus / 1e4,) * 2, bfactor=(p.bfactor,) * 2,
                          phase_flip_prob=float(p.phase_flip), max_tilt_deg=(p.max_tilt_deg,) * 2,
                          lowpass_fraction=(p.lowpass_fraction,) * 2, noise_exponent=(p.noise_exponent,) * 2)
+
+
+def recomputed_validation_score(run_dir: Path, data_root: Path) -> float:
+    """The official metric of a run's saved OOF candidates at its saved thresholds against the held-out runs'
+    truth, recomputed from its files: what its ``val_metrics.json`` must say."""
+    import json
+
+    from dataio.pick_writers import read_picks_table
+    from dataio.sources import open_source
+    from inference.run_folder import RunFolder
+    from postprocess.class_suppression import select_picks
+    from postprocess.metric import score_picks
+
+    folder = RunFolder(run_dir)
+    cfg, split = folder.read_config(), folder.read_split()
+    particles = cfg.particle_set
+    candidates = read_picks_table(folder.oof_candidates)
+    thresholds = json.loads(folder.val_metrics.read_text())["thresholds"]
+    source = open_source(data_root, particles=particles)
+    truth = pd.concat([source.picks(r) for r in split.val_runs], ignore_index=True)
+    picks = select_picks(candidates, thresholds, cfg.inference.class_suppression, particles=particles)
+    return score_picks(picks, truth, runs=split.val_runs, particles=particles).score
