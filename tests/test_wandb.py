@@ -42,6 +42,28 @@ def test_the_sweep_definition_drives_the_trial_with_recipe_flags() -> None:
     assert set(sweep["parameters"]) <= known, set(sweep["parameters"]) - known
 
 
+def test_the_sweep_tunes_nothing_its_recipe_ignores() -> None:
+    """Every loss field the sweep varies changes the loss of the preset it trains (a sweep over
+    ``loss.pos_weight`` under the cpu preset's Dice loss would tune nothing)."""
+    import torch
+
+    from config.resolve import resolve_config
+    from lightning_modules.losses import build_loss
+
+    sweep = yaml.safe_load((REPO / "sweeps" / "cpu_recipe.yaml").read_text())
+    preset = sweep["command"][sweep["command"].index("--preset") + 1]
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 6, 4, 4, 4), torch.rand(2, 6, 4, 4, 4)
+    for name, spec in sweep["parameters"].items():
+        if not name.startswith("loss."):
+            continue
+        losses = set()
+        for value in spec["values"][:2]:
+            cfg = resolve_config(preset, None, {"loss": {name.split(".", 1)[1]: value}})
+            losses.add(round(float(build_loss(cfg.loss)(logits, target)), 6))
+        assert len(losses) == 2, f"{name} does not change the {preset} preset's loss"
+
+
 @pytest.mark.slow
 def test_a_sweep_trial_logs_train_and_ensemble_runs_in_one_group(tiny_dataset, tmp_path) -> None:
     overrides = tiny_overrides(tiny_dataset, steps=2, logging={"wandb": True})
