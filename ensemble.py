@@ -21,8 +21,8 @@ import torch
 from config.experiment import InferenceSettings
 from config.flags import add_config_flags, given_config_values
 from config.yaml_cli import to_dict
-from dataio.atomic import OutputBatch, check_writable
-from dataio.cli_errors import run_tool
+from runtime.atomic import OutputBatch, check_writable
+from runtime.cli_errors import run_tool
 from dataio.layout import TRUTH_USER, check_path_name, check_pick_owner
 from dataio.pick_readers import PickSelection
 from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission

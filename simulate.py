@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from dataio.cli_errors import run_tool
+from runtime.cli_errors import run_tool
 from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES
 from simulation import simulate_dataset

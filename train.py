@@ -16,7 +16,7 @@ from config.experiment import ExperimentConfig
 from config.flags import add_config_flags, given_config_values
 from config.yaml_cli import dotted_to_nested, load_yaml, parse_cli_value
 from config.presets import PRESETS
-from dataio.cli_errors import run_tool
+from runtime.cli_errors import run_tool
 from dataio.particle_sets import particles_from_source
 from config.resolve import resolve_config
 from lightning_modules.training_run import TrainingInterrupted, best_metrics, fit

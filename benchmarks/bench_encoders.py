@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.bench_model_step import best_step_seconds
 from benchmarks.bench_recipes import evaluate, flags
 from config.presets import preset_overrides
-from dataio.run_status import read_run_status
+from runtime.run_status import read_run_status
 from config.experiment import InferenceSettings, ModelConfig
 from inference.sliding_window import window_starts
 from inference.fold_runs import find_fold_runs

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_recipes import POSTPROCESS, REPO, record, run_variant
-from dataio.run_status import read_run_status
+from runtime.run_status import read_run_status
 
 PRETRAINED = "pretrained"
 """Experiment name of the pre-trained model: its run folder is ``<out>/pretrain_runs/pretrained_fold0``."""

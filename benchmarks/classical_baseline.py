@@ -27,8 +27,8 @@ from datamodules.normalization import normalize
 from dataio.sources import TomogramSource, open_source
 from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES, ParticleSet, angstrom_to_index
-from dataio.atomic import check_writable, write_text_atomic
-from dataio.cli_errors import run_tool
+from runtime.atomic import check_writable, write_text_atomic
+from runtime.cli_errors import run_tool
 from postprocess.heatmap_nms import pick_particles
 from postprocess.metric import MetricReport, format_report, score_picks
 from postprocess.thresholds import apply_thresholds, fit_thresholds

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 
 from config.fields import description
-from dataio.bounded_reads import parse_yaml, read_yaml
+from runtime.bounded_reads import parse_yaml, read_yaml
 
 T = TypeVar("T")
 

@@ -1,3 +1,3 @@
 """Data formats shared by every stage, below all of them: the copick / Kaggle layout, the picks-table schema,
-tomogram and pick readers, pick and zarr writers, and atomic writes. datamodules/, postprocess/, simulation/
-and the scripts import from here; nothing here imports from them."""
+tomogram (MRC, zarr) and pick readers, pick and zarr writers, folds and particle sets, safe checkpoint files.
+How the tools run (errors, locks, launches, atomic outputs) is ``runtime/``, below this."""

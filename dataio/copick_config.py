@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from dataio.atomic import write_text_atomic
-from dataio.cli_errors import run_tool
+from runtime.atomic import write_text_atomic
+from runtime.cli_errors import run_tool
 from dataio.particle_sets import SCORING_METADATA, read_particles_file
 from dataio.layout import (COPICK_CONFIG_NAME, TEST_COPICK_CONFIG_NAME, static_runs_dir, train_overlay_root,
                            truth_overlay_root)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
+from runtime.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import SPLITS
 from dataio.zarr_reader import ZarrTomogram
 from particles import ParticleSet, checked_spacing

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from dataio.bounded_reads import read_yaml
+from runtime.bounded_reads import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

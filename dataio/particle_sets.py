@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from dataio.bounded_reads import read_json, read_yaml
+from runtime.bounded_reads import read_json, read_yaml
 from dataio.layout import COPICK_CONFIG_NAME
 from dataio.pick_readers import DeclaredObjects
 from particles import CZII_PARTICLES, Particle, ParticleSet, check_particles

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
+from runtime.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, overlay_runs_dir, parse_pick_file_name, picks_dir
 from particles import ParticleSet
 

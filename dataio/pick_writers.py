@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dataio.bounded_reads import MAX_PICKS_BYTES, read_json
+from runtime.bounded_reads import MAX_PICKS_BYTES, read_json
 from dataio.layout import TRUTH_SESSION, TRUTH_USER, check_path_name, pick_file
 from dataio.pick_readers import PICK_COLUMNS
 from particles import ParticleSet
-from dataio.atomic import OutputBatch, atomic_path, check_writable, write_text_atomic
+from runtime.atomic import OutputBatch, atomic_path, check_writable, write_text_atomic
 
 WRITER_TAG = "czii-picker"
 """Stamped into every pick file this project writes (``written_by``); copick ignores the key. A file without it

@@ -18,9 +18,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from dataio.bounded_reads import read_json
-from dataio.atomic import check_writable, write_text_atomic
-from dataio.cli_errors import run_tool
+from runtime.bounded_reads import read_json
+from runtime.atomic import check_writable, write_text_atomic
+from runtime.cli_errors import run_tool
 from dataio.particle_sets import apply_czii_aliases, particle_set_from_copick
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from dataio.bounded_reads import MAX_CONFIG_BYTES, parse_json, read_bytes
+from runtime.bounded_reads import MAX_CONFIG_BYTES, parse_json, read_bytes
 from particles import checked_spacing
 
 SAFE_CODECS: tuple[str, ...] = ("blosc", "zstd", "zlib", "gzip", "lz4", "bz2", "lzma")

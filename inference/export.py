@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dataio.atomic import OutputBatch, atomic_path
+from runtime.atomic import OutputBatch, atomic_path
 from models.logit_average import LogitAverage
 
 EXPORT_SUFFIXES: tuple[str, ...] = (".onnx", ".pt2")

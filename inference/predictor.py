@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from dataio.atomic import OutputBatch
+from runtime.atomic import OutputBatch
 from dataio.pick_readers import empty_picks_table
 from dataio.sources import TomogramSource
 from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable, ensemble_settings,

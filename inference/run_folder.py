@@ -17,10 +17,10 @@ import yaml
 from config.experiment import ExperimentConfig
 from config.resolve import experiment_config
 from config.yaml_cli import load_yaml, to_dict
-from dataio.atomic import write_text_atomic
-from dataio.bounded_reads import read_json
-from dataio.run_lock import acquire_run_lock, lock_path, release_run_lock
-from dataio.run_status import RUN_STATUS_NAME, is_run_folder, read_run_status, run_state, write_run_status
+from runtime.atomic import write_text_atomic
+from runtime.bounded_reads import read_json
+from runtime.run_lock import acquire_run_lock, lock_path, release_run_lock
+from runtime.run_status import RUN_STATUS_NAME, is_run_folder, read_run_status, run_state, write_run_status
 from particles import VOXEL_SPACING, checked_spacing
 
 CONFIG_NAME = "config.yaml"

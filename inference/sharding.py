@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from dataio.launch import current_launch, slurm_rendezvous
+from runtime.launch import current_launch, slurm_rendezvous
 
 T = TypeVar("T")
 
@@ -23,7 +23,7 @@ def shard_runs(runs: list[str], rank: int, world_size: int) -> list[str]:
 
 def init_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int, torch.device]:
     """(rank, world size, device) from the launcher's environment (torchrun, or the tasks of ``srun`` without
-    torchrun, which meet at ``dataio.launch.slurm_rendezvous``); a single process when there is none."""
+    torchrun, which meet at ``runtime.launch.slurm_rendezvous``); a single process when there is none."""
     launch = current_launch(env)
     if launch.world_size == 1:
         return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")

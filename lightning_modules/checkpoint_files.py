@@ -13,7 +13,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from dataio.atomic import atomic_path
+from runtime.atomic import atomic_path
 
 INFERENCE_KEYS: tuple[str, ...] = ("state_dict", "hyper_parameters", "epoch", "global_step",
                                    "pytorch-lightning_version", "best_val_score")

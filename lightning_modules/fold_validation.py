@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 from config.experiment import ValidationConfig
-from dataio.atomic import atomic_path, write_text_atomic
+from runtime.atomic import atomic_path, write_text_atomic
 from particles import ParticleSet
 from postprocess.metric import MetricReport, score_picks
 from postprocess.class_suppression import fit_thresholds_suppressed, select_picks

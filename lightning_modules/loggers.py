@@ -7,7 +7,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from config.experiment import LoggingConfig
-from dataio.wandb_runs import flatten_config, wandb_mode
+from runtime.wandb_runs import flatten_config, wandb_mode
 
 CSV_DIR = "csv"
 TRAIN_JOB = "train"

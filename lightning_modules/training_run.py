@@ -13,13 +13,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from config.experiment import ExperimentConfig, TrainerConfig
 from config.yaml_cli import to_dict
 from datamodules.datamodule import CryoETDataModule
-from dataio.run_status import RUN_STATUS_NAME
+from runtime.run_status import RUN_STATUS_NAME
 from dataio.torch_files import load_tensors
 from inference.checkpoint_reader import read_checkpoint
 from inference.run_folder import RunFolder
 from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoint, remove_stale_temporaries
 from lightning_modules.ema import PicklableEMA
-from dataio.launch import Launch, current_launch, wait_for_run_folder, with_unique_token
+from runtime.launch import Launch, current_launch, wait_for_run_folder, with_unique_token
 from lightning_modules.loggers import build_loggers
 from lightning_modules.picker import ParticlePicker
 

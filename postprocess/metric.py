@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-from dataio.cli_errors import run_tool
+from runtime.cli_errors import run_tool
 from dataio.layout import overlay_runs_dir, truth_overlay_root, train_overlay_root
 from dataio.particle_sets import particles_from_source
 from dataio.pick_readers import PickSelection, read_overlay, read_picks_csv, validate_picks

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from particles import ParticleSet
-from dataio.atomic import OutputBatch, atomic_path  # noqa: E402
+from runtime.atomic import OutputBatch, atomic_path  # noqa: E402
 from postprocess.thresholds import precision_recall_curve  # noqa: E402
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from dataio.pick_readers import validate_picks
-from dataio.bounded_reads import read_json
+from runtime.bounded_reads import read_json
 from particles import BETA, HIT_RADIUS_FRACTION, ParticleSet
-from dataio.atomic import OutputBatch, write_text_atomic
+from runtime.atomic import OutputBatch, write_text_atomic
 from postprocess.metric import f_beta, reference_best_scores
 from choices import ThresholdRule, values
 

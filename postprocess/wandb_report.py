@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from dataio.wandb_runs import start_run
+from runtime.wandb_runs import start_run
 from particles import ParticleSet
 from postprocess.thresholds import precision_recall_curve
 

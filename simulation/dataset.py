@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from dataio.atomic import write_text_atomic
+from runtime.atomic import write_text_atomic
 from dataio.copick_config import write_copick_configs
 from dataio.folds import folds_text, one_run_per_fold
 from dataio.layout import TRAIN_RUNS, TRUTH_SESSION, TRUTH_USER, tomogram_path, train_overlay_root, truth_overlay_root

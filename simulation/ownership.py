@@ -13,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from dataio.atomic import write_text_atomic
-from dataio.bounded_reads import read_json
+from runtime.atomic import write_text_atomic
+from runtime.bounded_reads import read_json
 from dataio.layout import COPICK_CONFIG_NAME, TEST_COPICK_CONFIG_NAME, TEST_TRUTH_DIR, check_path_name
 
 MARKER_NAME = ".czii-picker-dataset.json"

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script by the agent: the project's packages live one level up
     sys.path.insert(0, str(REPO))
 
-from dataio.cli_errors import run_tool  # noqa: E402
-from dataio.wandb_runs import child_environment, flatten_config, wandb_mode  # noqa: E402
+from runtime.cli_errors import run_tool  # noqa: E402
+from runtime.wandb_runs import child_environment, flatten_config, wandb_mode  # noqa: E402
 from postprocess.thresholds import load_oof_scores  # noqa: E402
 from postprocess.wandb_report import OBJECTIVE  # noqa: E402
 

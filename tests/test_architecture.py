@@ -13,20 +13,21 @@ from config.experiment import ExperimentConfig
 from config.yaml_cli import leaf_descriptions, leaf_fields
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("choices", "particles", "dataio", "config", "datamodules", "models", "postprocess", "inference",
-            "lightning_modules", "simulation", "benchmarks")
+PACKAGES = ("choices", "particles", "runtime", "dataio", "config", "datamodules", "models", "postprocess",
+            "inference", "lightning_modules", "simulation", "benchmarks")
+BELOW = {"choices", "particles", "runtime"}
 ALLOWED: dict[str, set[str]] = {
     "choices": set(),
     "particles": set(),
-    "dataio": {"choices", "particles"},
-    "config": {"choices", "particles", "dataio"},
-    "datamodules": {"choices", "particles", "dataio", "config"},
-    "models": {"choices", "config", "dataio"},
-    "postprocess": {"choices", "particles", "dataio"},
-    "inference": {"choices", "particles", "dataio", "config", "datamodules", "models", "postprocess"},
-    "lightning_modules": {"choices", "particles", "dataio", "config", "datamodules", "models", "postprocess",
-                          "inference"},
-    "simulation": {"choices", "particles", "dataio"},
+    "runtime": set(),
+    "dataio": BELOW,
+    "config": BELOW | {"dataio"},
+    "datamodules": BELOW | {"dataio", "config"},
+    "models": BELOW | {"config", "dataio"},
+    "postprocess": BELOW | {"dataio"},
+    "inference": BELOW | {"dataio", "config", "datamodules", "models", "postprocess"},
+    "lightning_modules": BELOW | {"dataio", "config", "datamodules", "models", "postprocess", "inference"},
+    "simulation": BELOW | {"dataio"},
 }
 """Which packages each package may import (benchmarks and the scripts may use any)."""
 
@@ -91,7 +92,7 @@ def test_every_benchmark_imports(module) -> None:
     __import__(f"benchmarks.{module}")
 
 
-CORE = ("dataio", "datamodules", "inference", "postprocess", "lightning_modules", "models", "config")
+CORE = ("runtime", "dataio", "datamodules", "inference", "postprocess", "lightning_modules", "models", "config")
 
 
 def test_no_silent_czii_default_in_the_core_packages() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataio.atomic import OutputBatch, check_writable, write_text_atomic
-from dataio.cli_errors import describe, run_tool
+from runtime.atomic import OutputBatch, check_writable, write_text_atomic
+from runtime.cli_errors import describe, run_tool
 
 
 @pytest.mark.parametrize("code, advice", [(errno.ENOSPC, "the disk is full: free space or write elsewhere"),

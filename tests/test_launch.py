@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from dataio.run_lock import acquire_run_lock, lock_path, read_lock, release_run_lock
-from dataio.run_status import read_run_status
-from dataio.launch import Launch, current_launch, first_slurm_host, slurm_rendezvous
+from runtime.run_lock import acquire_run_lock, lock_path, read_lock, release_run_lock
+from runtime.run_status import read_run_status
+from runtime.launch import Launch, current_launch, first_slurm_host, slurm_rendezvous
 from particles import PARTICLE_NAMES
 from tests.training_fixtures import cli_args, tiny_overrides
 
@@ -113,7 +113,7 @@ def test_every_launch_gets_its_own_token_and_its_ranks_share_it() -> None:
 
     from torch.distributed import TCPStore
 
-    from dataio.launch import with_unique_token
+    from runtime.launch import with_unique_token
 
     tokens = []
     for host in ("node-a", "node-b"):  # two plain torchrun launches: the same environment on two hosts

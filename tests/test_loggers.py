@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dataio import wandb_runs as loggers
+from runtime import wandb_runs as loggers
 
 
 def test_an_api_key_without_network_logs_offline_quickly(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dataio import atomic
-from dataio.atomic import OutputBatch, journal_path, recover, write_text_atomic
+from runtime import atomic
+from runtime.atomic import OutputBatch, journal_path, recover, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,8 +49,8 @@ KILLED_COMMIT = """
 import os, sys
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from dataio import atomic
-from dataio.atomic import OutputBatch, write_text_atomic
+from runtime import atomic
+from runtime.atomic import OutputBatch, write_text_atomic
 root = Path({root!r})
 real, count = os.replace, []
 def dying(src, dst):

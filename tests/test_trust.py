@@ -21,7 +21,7 @@ from dataio.copick_config import write_copick_configs
 from dataio.copick_project import CopickProjectSource
 from dataio.copick_source import CopickSource
 from dataio.layout import train_overlay_root
-from dataio.run_status import read_run_status
+from runtime.run_status import read_run_status
 from lightning_modules.picker import ParticlePicker
 from tests.training_fixtures import cli_args, tiny_overrides
 from particles import CZII_PARTICLES

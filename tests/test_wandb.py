@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataio.wandb_runs import RUN_VARIABLES, child_environment, flatten_config
+from runtime.wandb_runs import RUN_VARIABLES, child_environment, flatten_config
 from particles import PARTICLE_NAMES
 from postprocess.wandb_report import OBJECTIVE
 from tests.training_fixtures import cli_args, tiny_overrides

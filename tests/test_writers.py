@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataio.atomic import write_text_atomic
+from runtime.atomic import write_text_atomic
 from dataio.layout import pick_file, picks_dir
 from dataio.pick_readers import PickSelection, empty_picks_table, read_run_picks
 from dataio.pick_writers import DEFAULT_PICKS_USER, pick_json, write_copick_picks, write_submission

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-from dataio.run_status import read_run_status
+from runtime.run_status import read_run_status
 
 
 @dataclass(frozen=True)

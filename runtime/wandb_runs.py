@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
-from dataio.launch import current_launch
+from runtime.launch import current_launch
 
 PROBE_SECONDS = 3.0
 """How long a run may wait to learn that W&B is unreachable (a compute node without network) before it
@@ -23,7 +23,7 @@ OFFLINE_NOTE = "`wandb sync <folder>/wandb/offline-run-*` uploads later."
 
 
 def _rank_zero() -> bool:
-    """Whether this is the launch's first process (the one rank rule: ``dataio.launch.current_launch``)."""
+    """Whether this is the launch's first process (the one rank rule: ``runtime.launch.current_launch``)."""
     return current_launch().rank == 0
 
 

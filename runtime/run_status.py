@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dataio.bounded_reads import read_json
-from dataio.atomic import write_text_atomic
+from runtime.bounded_reads import read_json
+from runtime.atomic import write_text_atomic
 
 RUN_STATUS_NAME = "run.json"
 CREATED_BY = "czii-picker train.py"

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dataio.bounded_reads import read_json
+from runtime.bounded_reads import read_json
 
 UNREADABLE_GRACE_S = 60.0
 """A lock that cannot be read (left by a version that wrote it in two steps) is taken over after this long."""
