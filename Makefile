@@ -1,5 +1,5 @@
 # Two commands for a fresh machine:  `make demo`  (set up + run the main job)  and  `make test-all`
-# (set up + every test; `make test` is the fast tier).
+# (set up + every test; `make test` is the unit tier).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -61,11 +61,12 @@ pretrain: setup
 	done
 	$(PY) ensemble.py --runs $(PRETRAIN)/finetuned --data $(DATA) --split test --out $(PRETRAIN)/submission.csv
 
-# the fast tier (units, bad inputs, the golden ensemble): under a minute on 2 cores
+# the unit tier (known answers, every bad input, the golden ensemble): about a minute on an idle 2-core machine
 test: setup
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow"
 
-# everything, the training, ensemble, fault and real multi-process tests included (what CI runs)
+# everything: the unit tier, then the integration and end-to-end tier (training, ensembles, faults, real
+# multi-process launches; about 10 minutes on 2 cores). What CI runs.
 test-all: setup
 	WANDB_MODE=disabled $(PY) -m pytest -q
 
