@@ -105,15 +105,22 @@ class ParticleSet:
             if unknown:
                 raise ValueError(f"{where}: particle {record['name']!r} has unknown field(s) {sorted(unknown)}; "
                                  f"known: {sorted(fields)}")
-            try:
-                particles.append(Particle(name=str(record["name"]), label=int(record.get("label", i + 1)),
-                                          radius=float(record["radius"]), weight=float(record.get("weight", 1.0)),
-                                          difficulty=str(record.get("difficulty", "medium")),
-                                          pdb_id=str(record.get("pdb_id") or "")))
+            try:  # fields a record leaves out take the Particle defaults (the only ones)
+                typed = {"name": str(record["name"]), "label": int(record.get("label", i + 1)),
+                         "radius": _real(record["radius"], "radius")}
+                typed |= {k: _real(record[k], k) for k in ("weight",) if k in record}
+                typed |= {k: str(record[k] or "") for k in ("difficulty", "pdb_id") if k in record}
+                particles.append(Particle(**typed))
             except (TypeError, ValueError) as err:
                 raise ValueError(f"{where}: particle {record['name']!r}: {err}") from None
         check_particles(particles, where)
         return cls(tuple(sorted(particles, key=lambda p: p.label)))
+
+
+def _real(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    return float(value)
 
 
 def check_particles(particles: tuple[Particle, ...] | list[Particle], where: str) -> None:

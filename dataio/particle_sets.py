@@ -10,7 +10,7 @@ radius and F-beta weight (the portal gives every object a placeholder radius of 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -18,7 +18,7 @@ import yaml
 from runtime.bounded_reads import read_json, read_yaml
 from dataio.layout import COPICK_CONFIG_NAME
 from dataio.pick_readers import DeclaredObjects
-from particles import CZII_PARTICLES, Particle, ParticleSet, check_particles
+from particles import CZII_PARTICLES, ParticleSet
 
 CZII_ALIASES: dict[str, str] = {
     # copick object names of the portal's CZII datasets 10440 (train), 10441 (simulated), 10445/10446 (test)
@@ -76,7 +76,9 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
     objects = doc.get("pickable_objects") if isinstance(doc, dict) else None
     if not isinstance(objects, list):
         raise ValueError(f"{where}: no 'pickable_objects' list; not a copick config")
-    particles, skipped, seen = [], [], {}
+    records: list[dict] = []
+    skipped: list[str] = []
+    seen: dict[str, str] = {}
     for obj in objects:
         if not isinstance(obj, dict) or "name" not in obj:
             raise ValueError(f"{where}: a pickable object without a name: {obj!r}")
@@ -95,37 +97,31 @@ def particle_set_from_copick(doc: dict, where: str, rename: bool = False) -> Cop
                 raise ValueError(f"{where}: objects {seen[known]!r} and {obj['name']!r} are both {known}; "
                                  "keep one of them as a particle")
             seen[known] = str(obj["name"])
-            czii = CZII_PARTICLES.get(known)
-            particles.append(replace(czii, name=known if rename else str(obj["name"]), label=len(particles) + 1))
+            records.append({**asdict(CZII_PARTICLES.get(known)), "name": known if rename else str(obj["name"]),
+                            "label": len(records) + 1})
             continue
-        if obj.get("radius") in (None, 0):
-            raise ValueError(f"{where}: particle {obj['name']!r} has no radius; add \"radius\" (Å) to its "
-                             "pickable object")
-        scoring = (obj.get("metadata") or {}).get(SCORING_METADATA) or {}
-        if not isinstance(scoring, dict):
-            raise ValueError(f"{where}: metadata.{SCORING_METADATA} of {obj['name']!r} must be a mapping "
-                             "(weight, difficulty)")
-        particles.append(Particle(name=str(obj["name"]), label=len(particles) + 1,
-                                  radius=_number(obj["radius"], f"{where}: radius of {obj['name']!r}"),
-                                  weight=_number(scoring.get("weight", 1.0), f"{where}: weight of {obj['name']!r}"),
-                                  difficulty=str(scoring.get("difficulty", "medium")),
-                                  pdb_id=str(obj.get("pdb_id") or "")))
-    if not particles:
+        records.append(_object_record(obj, len(records) + 1, where))
+    if not records:
         raise ValueError(f"{where}: none of its pickable objects is a particle (is_particle: true); "
                          f"objects: {[str(o.get('name')) for o in objects if isinstance(o, dict)]}")
-    check_particles(particles, where)
-    if sorted(p.name for p in particles) == sorted(CZII_PARTICLES.names):  # the challenge's own: its channel order
+    particles = ParticleSet.from_records(records, where)  # the one parser of particle records, one set of defaults
+    if sorted(particles.names) == sorted(CZII_PARTICLES.names):  # the challenge's own: its channel order
         return CopickObjects(CZII_PARTICLES, tuple(skipped))
-    return CopickObjects(ParticleSet(tuple(particles)), tuple(skipped))
+    return CopickObjects(particles, tuple(skipped))
 
 
-def _number(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{what} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
+def _object_record(obj: dict, label: int, where: str) -> dict:
+    """A particle record of a pickable object that is not one of the CZII six: its name, radius and label, and
+    the weight and difficulty its ``metadata.czii_picker`` gives (else the Particle defaults)."""
+    if obj.get("radius") in (None, 0):
+        raise ValueError(f"{where}: particle {obj['name']!r} has no radius; add \"radius\" (Å) to its "
+                         "pickable object")
+    scoring = (obj.get("metadata") or {}).get(SCORING_METADATA) or {}
+    if not isinstance(scoring, dict):
+        raise ValueError(f"{where}: metadata.{SCORING_METADATA} of {obj['name']!r} must be a mapping "
+                         "(weight, difficulty)")
+    record = {"name": str(obj["name"]), "label": label, "radius": obj["radius"], "pdb_id": obj.get("pdb_id") or ""}
+    return {**record, **{k: scoring[k] for k in ("weight", "difficulty") if k in scoring}}
 
 
 def declared_objects(config: Path) -> DeclaredObjects | None:
