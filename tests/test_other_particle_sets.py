@@ -38,22 +38,27 @@ def tiny_training_flags(root: Path, runs: Path, patches: int) -> list[str]:
             "--trainer.check_val_every_n_epoch", "1", "--logging.wandb", "false"]
 
 
-def four_class_project(tiny_dataset: Path, root: Path) -> Path:
-    """A copy of the tiny dataset whose pick files and copick configs name four other classes and a membrane
-    (not a particle)."""
+def renamed_project(tiny_dataset: Path, root: Path, names: dict[str, str], particles: ParticleSet) -> Path:
+    """A copy of the tiny dataset whose pick files carry ``names`` (classes left out lose their picks) and whose
+    copick configs declare ``particles`` and a membrane (not a particle)."""
     shutil.copytree(tiny_dataset, root)
     for pick in sorted(root.rglob("Picks/*.json")):
         doc = json.loads(pick.read_text())
         old = doc["pickable_object_name"]
         pick.unlink()
-        if old in RENAMED:
-            doc["pickable_object_name"] = RENAMED[old]
-            (pick.parent / pick.name.replace(old, RENAMED[old])).write_text(json.dumps(doc))
-    for path in write_copick_configs(root, particles=FOUR):
+        if old in names:
+            doc["pickable_object_name"] = names[old]
+            (pick.parent / pick.name.replace(old, names[old])).write_text(json.dumps(doc))
+    for path in write_copick_configs(root, particles=particles):
         config = json.loads(path.read_text())
-        config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": 5})
+        config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": particles.num_classes + 1})
         path.write_text(json.dumps(config))
     return root
+
+
+def four_class_project(tiny_dataset: Path, root: Path) -> Path:
+    """Four other classes (and the membrane) under this project's names."""
+    return renamed_project(tiny_dataset, root, RENAMED, FOUR)
 
 
 def test_a_four_class_project_trains_ensembles_writes_and_scores(tiny_dataset, tmp_path, capsys) -> None:
@@ -147,23 +152,11 @@ def test_a_nine_class_set_is_simulated_from_its_maps_trained_and_scored(tmp_path
 def new_user_project(tiny_dataset: Path, root: Path) -> Path:
     """The tiny dataset as a new user's copick project: apo-ferritin named ``apoferritin``, the ribosome's picks
     as an unknown ``my-protein``, beta-galactosidase and thyroglobulin absent, and a membrane."""
-    shutil.copytree(tiny_dataset, root)
     names = {"apo-ferritin": "apoferritin", "ribosome": "my-protein", "beta-amylase": "beta-amylase",
              "virus-like-particle": "virus-like-particle"}
-    for pick in sorted(root.rglob("Picks/*.json")):
-        doc = json.loads(pick.read_text())
-        old = doc["pickable_object_name"]
-        pick.unlink()
-        if old in names:
-            doc["pickable_object_name"] = names[old]
-            (pick.parent / pick.name.replace(old, names[old])).write_text(json.dumps(doc))
     own = ParticleSet((Particle("apoferritin", 1, 55.0), Particle("beta-amylase", 2, 65.0),
                        Particle("my-protein", 3, 150.0, 1.0), Particle("virus-like-particle", 4, 135.0)))
-    for path in write_copick_configs(root, particles=own):
-        config = json.loads(path.read_text())
-        config["pickable_objects"].append({"name": "membrane", "is_particle": False, "label": 5})
-        path.write_text(json.dumps(config))
-    return root
+    return renamed_project(tiny_dataset, root, names, own)
 
 
 def test_train_py_takes_the_copick_projects_own_classes_with_no_flag(tiny_dataset, tmp_path) -> None:
