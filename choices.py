@@ -20,6 +20,9 @@ Blend = Literal["gaussian", "constant"]
 TTAName = Literal["identity", "flip_z", "flip_y", "flip_x", "rot90_1", "rot90_2", "rot90_3"]
 """Test-time transforms (``inference.tta.TRANSFORMS`` implements exactly these)."""
 Precision = Literal["auto", "fp32", "bf16"]
+ImagingFamily = Literal["fourier", "tilt-series"]
+"""How the simulator images a run: Fourier filters (CTF, wedge mask, coloured noise, Gaussian low-pass) or a
+real-space tilt series (per-tilt CTF and dose, shot noise, weighted back-projection, median + Gaussian denoising)."""
 OutputStride = Literal[1, 2]
 """Where a model's head sits: full resolution, or the stride-2 decoder level (the 1st place's choice)."""
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from runtime.cli_errors import run_tool
+from choices import ImagingFamily, values
 from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES
 from simulation import simulate_dataset
@@ -58,8 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     physics = parser.add_argument_group("per-run imaging (each run draws its own value in these ranges)")
     for f in IMAGING_FLAGS:
         nargs = 2 if isinstance(f.default, tuple) else None
-        physics.add_argument(f"--{f.name.replace('_', '-')}", type=float, nargs=nargs, default=f.default,
-                             metavar=("LOW", "HIGH") if nargs else "X",
+        text = isinstance(f.default, str)
+        physics.add_argument(f"--{f.name.replace('_', '-')}", type=str if text else float, nargs=nargs,
+                             default=f.default, choices=values(ImagingFamily) if text else None,
+                             metavar=("LOW", "HIGH") if nargs else None if text else "X",
                              help=f"{f.metadata['help']} (default: {f.default})")
     return parser.parse_args(argv)
 

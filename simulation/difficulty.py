@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from choices import ImagingFamily, check_choice
 from particles import CZII_PARTICLES, ParticleSet
 from simulation.imaging import ImagingParams
 
@@ -72,6 +73,11 @@ class ImagingConfig:
     lowpass_fraction: tuple[float, float] = _field((0.35, 0.65), "denoising low-pass cutoff, fraction of Nyquist")
     noise_exponent: tuple[float, float] = _field((0.75, 1.25), "noise power ∝ |k|^exponent (1: weighted "
                                                               "back-projection; 0: white)")
+    family: str = _field("fourier", "imaging family: fourier (CTF, missing wedge and coloured noise as Fourier "
+                                    "filters, Gaussian low-pass) or tilt-series (a real-space tilt series: "
+                                    "per-tilt CTF and dose, shot noise, weighted back-projection, median + "
+                                    "Gaussian denoising)")
+    tilt_step_deg: tuple[float, float] = _field((2.0, 4.0), "tilt increment range, degrees (tilt-series family)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -80,6 +86,9 @@ class ImagingConfig:
                 raise ValueError(f"imaging {f.name}: expected a range (low, high) with 0 <= low <= high, got {value}")
         if not self.snr > 0 or self.snr_spread < 0 or not 0 <= self.phase_flip_prob <= 1:
             raise ValueError(f"imaging: need snr > 0, snr_spread >= 0, 0 <= phase_flip_prob <= 1; got {self}")
+        check_choice(self.family, ImagingFamily, "imaging family")
+        if self.tilt_step_deg[0] <= 0:
+            raise ValueError(f"imaging: tilt_step_deg must be > 0; got {self.tilt_step_deg}")
         if self.lowpass_fraction[0] <= 0 or self.max_tilt_deg[1] >= 90:
             raise ValueError(f"imaging: lowpass_fraction must be > 0 and max_tilt_deg < 90; got {self}")
 
@@ -89,7 +98,9 @@ class ImagingConfig:
         return ImagingParams(
             snr=snr, defocus=1e4 * rng.uniform(*self.defocus_um), bfactor=rng.uniform(*self.bfactor),
             phase_flip=bool(rng.random() < self.phase_flip_prob), max_tilt_deg=rng.uniform(*self.max_tilt_deg),
-            lowpass_fraction=rng.uniform(*self.lowpass_fraction), noise_exponent=rng.uniform(*self.noise_exponent))
+            lowpass_fraction=rng.uniform(*self.lowpass_fraction), noise_exponent=rng.uniform(*self.noise_exponent),
+            family=self.family,  # the tilt step is drawn for that family only: fourier runs keep their bytes
+            tilt_step_deg=rng.uniform(*self.tilt_step_deg) if self.family == "tilt-series" else 3.0)
 
 
 def class_difficulty(signal: np.ndarray, noise_std: float, labels: np.ndarray,

@@ -29,6 +29,8 @@ class ImagingParams:
     voltage_kv: float = 300.0
     cs_mm: float = 2.7
     amplitude_contrast: float = 0.07
+    family: str = "fourier"  # choices.ImagingFamily: Fourier filters, or a real-space tilt series
+    tilt_step_deg: float = 3.0  # the tilt series' increment (the "tilt-series" family)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pandas as pd
 from particles import CZII_PARTICLES, VOXEL_SPACING, Particle, ParticleSet, index_to_angstrom
 from simulation.difficulty import ImagingConfig, class_difficulty
 from simulation.imaging import ImagingParams, reconstruct
+from simulation.tilt_series import reconstruct_tilt_series
 from simulation.placement import (Placement, place_objects, sample_counts, sample_distractor_counts,
                                   sample_slab, volume_scale)
 from simulation.render import DensityModel, Slab, render_into, slab_occupancy
@@ -114,7 +115,8 @@ def simulate_run(shape: tuple[int, int, int], rng: np.random.Generator, imaging:
     placement = place_objects(shape, slab, models, names, labelled, rng, spacing, particles)
     potential, labels = render_potential(shape, slab, placement, spacing, particles)
     params = (imaging or ImagingConfig()).draw(rng)
-    recon = reconstruct(potential, rng, params, spacing, labels > 0, tuple(tomo_types))
+    imager = reconstruct_tilt_series if params.family == "tilt-series" else reconstruct
+    recon = imager(potential, rng, params, spacing, labels > 0, tuple(tomo_types))
     return SimulatedRun(recon.volumes, placement_picks(placement, spacing), placement, params,
                         class_difficulty(recon.signal, recon.noise_std, labels, particles), recon.noise_std)
 
