@@ -23,6 +23,9 @@ Precision = Literal["auto", "fp32", "bf16"]
 ImagingFamily = Literal["fourier", "tilt-series"]
 """How the simulator images a run: Fourier filters (CTF, wedge mask, coloured noise, Gaussian low-pass) or a
 real-space tilt series (per-tilt CTF and dose, shot noise, weighted back-projection, median + Gaussian denoising)."""
+ClassDecision = Literal["independent", "calibrated"]
+"""How a location gets its class: each channel thresholded on its own, or the channels' scores calibrated out of
+fold and the most probable class kept where candidates of different classes overlap."""
 OutputStride = Literal[1, 2]
 """Where a model's head sits: full resolution, or the stride-2 decoder level (the 1st place's choice)."""
 

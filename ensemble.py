@@ -218,7 +218,7 @@ def write_outputs(args: argparse.Namespace, predictor: EnsemblePredictor, table:
     Returns where thresholds fitted now are saved (None when they were read)."""
     fitted, particles = predictor.fitted, predictor.particles
     if args.pictures and fitted.oof is not None:
-        pr_curves_figure(fitted.oof.candidates, fitted.oof.truth, fitted.values,
+        pr_curves_figure(predictor.oof_scores_space(), fitted.oof.truth, fitted.values,
                          Path(args.pictures) / "oof_pr_curves.png", batch=batch, particles=particles)
     if args.export:
         export_ensemble(predictor.models, Path(args.export), batch)
@@ -257,7 +257,7 @@ def log_to_wandb(args: argparse.Namespace, predictor: EnsemblePredictor, scores:
                            "split": args.split, "runs": names, "soup": args.soup, "precision": args.precision,
                            "component_levels": fitted.levels}}
     oof = fitted.oof
-    curves = pr_curve_rows(oof.candidates, oof.truth, cfg.particle_set) if oof is not None else None
+    curves = pr_curve_rows(predictor.oof_scores_space(), oof.truth, cfg.particle_set) if oof is not None else None
     written = [f"{name}_slices.png" for name in names] + (["oof_pr_curves.png"] if oof is not None else [])
     pictures = [Path(args.pictures) / png for png in written
                 if args.pictures and (Path(args.pictures) / png).is_file()]  # this run's, not older files

@@ -25,8 +25,9 @@ import torch
 
 from dataio.sources import open_source
 from inference.fold_runs import FoldRun, find_fold_runs
-from particles import CZII_PARTICLES, PARTICLE_NAMES
-from postprocess.class_suppression import select_picks
+from particles import CZII_PARTICLES
+from postprocess.class_confusion import cross_class_false_picks
+from postprocess.class_suppression import decide_classes, select_picks
 from inference.predict import EnsembleSettings
 from inference.predictor import EnsemblePredictor, Thresholds
 from postprocess.metric import MetricReport, load_ground_truth, score_picks
@@ -44,6 +45,8 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "nms": {"picker": "nms"},
     "cc3d": {"picker": "cc3d"},  # each class's level fitted out of fold (component_levels)
     "cc3d-0.3": {"picker": "cc3d", "component_levels": []},  # one level for every class (before the fit)
+    "calibrated": {"class_decision": "calibrated"},  # one class per location by calibrated scores (issue 32)
+    "calibrated-0.3": {"class_decision": "calibrated", "class_suppression": 0.3},
     # runs trained before the cpu preset's window became the whole tomogram, predicted as it predicts now
     "window-192x640x640": {"window": [192, 640, 640]},
 }
@@ -90,7 +93,7 @@ def flags(overrides: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def per_class(report: MetricReport) -> dict[str, float]:
-    return {n: float(report.table.loc[n, "f4"]) for n in PARTICLE_NAMES if n in report.table.index}
+    return {str(n): float(report.table.loc[n, "f4"]) for n in report.table.index}
 
 
 def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSettings,
@@ -109,22 +112,27 @@ def test_candidates(fold_runs: list[FoldRun], data: Path, settings: EnsembleSett
 
 def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """OOF CV and test scores of trained folds under one post-processing setting (thresholds fitted on
-    out-of-fold predictions made with that same setting, by the predictor ``ensemble.py`` uses)."""
+    out-of-fold predictions made with that same setting, by the predictor ``ensemble.py`` uses), and where
+    the test's false picks sit (on another class's particle, or on nothing)."""
     predictor = EnsemblePredictor.from_fold_runs(fold_runs, device="cpu", precision="fp32", **overrides)
     settings, fitted = predictor.settings, predictor.fitted
-    fraction = settings.inference.class_suppression
+    particles, fraction = settings.particles, settings.inference.class_suppression
     oof = predictor.oof_report()
     candidates = test_candidates(fold_runs, data, replace(settings, inference=replace(settings.inference,
                                                                                     class_suppression=0.0)),
                                  fitted.levels)
-    truth = load_ground_truth(data / "test_truth", particles=CZII_PARTICLES)
-    test = score_picks(select_picks(candidates, fitted.values, fraction, particles=CZII_PARTICLES), truth,
-                       particles=CZII_PARTICLES)
-    best = score_picks(apply_thresholds(candidates, fit_thresholds(candidates, truth, particles=CZII_PARTICLES),
-                                        particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES)
+    truth = load_ground_truth(data / "test_truth", particles=particles)
+    picks = select_picks(candidates, fitted.values, fraction, particles=particles, calibration=fitted.calibration)
+    test = score_picks(picks, truth, particles=particles)
+    ranked = (decide_classes(candidates, fraction, fitted.calibration, particles=particles)
+              if fitted.calibration is not None else candidates)
+    best = score_picks(apply_thresholds(ranked, fit_thresholds(ranked, truth, particles=particles),
+                                        particles=particles), truth, particles=particles)
+    confusion = cross_class_false_picks(picks, truth, particles=particles)
     return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
             "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": fitted.values,
-            "component_levels": fitted.levels}
+            "component_levels": fitted.levels, "false_picks_on_other_classes": confusion["on_other"].to_dict(),
+            "false_picks": confusion["off"].to_dict()}
 
 
 def run_variant(name: str, data: Path, out: Path, folds: list[str], extra: list[str],

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from choices import (Average, CheckpointChoice, LossKind, NormalizationMode, OutputStride, PadMode, PickerKind,
-                     SoftmaxLoss, TargetKind, ThresholdRule, TTAName, values)
+from choices import (Average, CheckpointChoice, ClassDecision, LossKind, NormalizationMode, OutputStride, PadMode,
+                     PickerKind, SoftmaxLoss, TargetKind, ThresholdRule, TTAName, values)
 from config.fields import option
 from config.migrations import CONFIG_VERSION
 from particles import PARTICLES, Particle, ParticleSet
@@ -166,7 +166,12 @@ class InferenceSettings:
     max_candidates_per_class: int = option(1000, "best candidates kept per run and class (real runs hold <= "
                                                  "~100 particles of a class)")
     class_suppression: float = option(0.0, "drop a pick near a higher-scoring pick of another class (x sum of "
-                                           "radii; 0: off)")
+                                           "radii; 0: off; with class_decision calibrated, 0 means 0.5)")
+    class_decision: ClassDecision = option("independent", "independent: each class's channel thresholded on its "
+                                                          "own; calibrated: each channel's scores calibrated out of "
+                                                          "fold (Platt), one class per location (the most probable "
+                                                          "where candidates of different classes overlap), then "
+                                                          "per-class thresholds on the calibrated scores")
     threshold_tolerance: float = option(0.02, "fit each class's threshold at the lowest score whose OOF F4 is "
                                               "within this of the best (0: the best)")
     threshold_rule: ThresholdRule = option("plateau", "plateau: within threshold_tolerance of the best OOF F4; "

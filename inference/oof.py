@@ -19,6 +19,7 @@ from inference.fold_runs import FoldRun, load_model
 from postprocess.class_suppression import fit_thresholds_suppressed
 from inference.candidates import fits_component_levels, pick_candidates_per_level
 from inference.predict import EnsembleSettings, ensemble_probabilities, predict_run
+from postprocess.calibration import Calibration, fit_calibration
 from postprocess.component_levels import candidates_at_levels, fit_component_levels
 
 UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size",)
@@ -34,6 +35,7 @@ class OOFPredictions:
     runs: list[str]
     models_per_run: dict[str, int]
     component_levels: dict[str, float] | None = None  # cc3d: each class's level, fitted on these runs
+    calibration: Calibration | None = None  # class_decision calibrated: each class's score map, fitted on these
 
 
 def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
@@ -130,7 +132,9 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
     oof = predict_oof(runs, settings, device)
     infer = settings.inference
+    if infer.class_decision == "calibrated":  # scores made comparable across classes before anything else
+        oof = replace(oof, calibration=fit_calibration(oof.candidates, oof.truth, particles=settings.particles))
     thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, infer.class_suppression,
                                               infer.threshold_tolerance, infer.threshold_rule,
-                                              particles=settings.particles)
+                                              particles=settings.particles, calibration=oof.calibration)
     return thresholds, oof

@@ -12,6 +12,7 @@ from torch import nn
 from config.experiment import InferenceSettings
 from datamodules.normalization import normalize
 from particles import ParticleSet
+from postprocess.calibration import Calibration
 from postprocess.class_suppression import select_picks
 from inference.candidates import pick_candidates
 from postprocess.heatmap_nms import resolve_thresholds
@@ -48,7 +49,7 @@ def ensemble_probabilities(models: Sequence[nn.Module], volume: np.ndarray, run:
 
 def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
                 thresholds: Mapping[str, float], device: torch.device, spacing: float,
-                levels: Mapping[str, float] | None = None) -> pd.DataFrame:
+                levels: Mapping[str, float] | None = None, calibration: Calibration | None = None) -> pd.DataFrame:
     """Picks (with score, in Å at the tomogram's ``spacing``) of one run; only the ensemble's output for this
     tomogram is held in memory. ``levels``: each class's component level fitted out of fold (cc3d).
 
@@ -59,7 +60,8 @@ def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, setti
     probs = ensemble_probabilities(models, volume, run, settings, device)
     particles, infer = settings.particles, settings.inference
     limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles=particles)))
-    floor = min(infer.candidate_threshold, *limits.values())
+    # calibrated thresholds are probabilities, not channel scores: candidates are then cut at the usual floor
+    floor = infer.candidate_threshold if calibration is not None else min(infer.candidate_threshold, *limits.values())
     candidates = pick_candidates(probs, run, infer, floor, spacing=spacing, output_stride=settings.output_stride,
                                  particles=particles, levels=levels)
-    return select_picks(candidates, limits, infer.class_suppression, particles=particles)
+    return select_picks(candidates, limits, infer.class_suppression, particles=particles, calibration=calibration)

@@ -32,6 +32,7 @@ from inference.predict import EnsembleSettings, ensemble_probabilities, predict_
 from inference.run_folder import check_voxel_spacing
 from inference.sharding import from_rank_zero, shard_runs
 from particles import ParticleSet
+from postprocess.calibration import Calibration, load_calibration
 from postprocess.class_suppression import select_picks
 from postprocess.metric import MetricReport, score_picks
 from postprocess.thresholds import load_component_levels, load_oof_scores, load_thresholds, save_thresholds
@@ -45,6 +46,7 @@ class Thresholds:
 
     values: dict[str, float]
     levels: dict[str, float] | None = None
+    calibration: Calibration | None = None  # class_decision calibrated: thresholds are on calibrated scores
     oof: OOFPredictions | None = None
     record: dict | None = None
     source: str = ""  # how they were obtained, said to the user
@@ -131,9 +133,10 @@ class EnsemblePredictor:
         if self.fitted is None:
             rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
             mine = self._load_or_fit() if rank == 0 else Thresholds({})
-            values, levels, how = from_rank_zero((mine.values, mine.levels, mine.source))
-            self.fitted = Thresholds(values, levels, mine.oof, mine.record, how) if rank == 0 else \
-                Thresholds(values, levels, source=how)
+            values, levels, calibration, how = from_rank_zero((mine.values, mine.levels, mine.calibration,
+                                                               mine.source))
+            self.fitted = Thresholds(values, levels, calibration, mine.oof, mine.record, how) if rank == 0 else \
+                Thresholds(values, levels, calibration, source=how)
             if save and self.fitted.record is not None and self.thresholds_file is not None:
                 self.save_thresholds()
         return self.fitted
@@ -143,15 +146,16 @@ class EnsemblePredictor:
         if path is not None and path.is_file() and not self.refit:
             values, fitted_with = load_thresholds(path, particles=self.particles)
             levels = load_component_levels(path, particles=self.particles)
+            calibration = load_calibration(path, particles=self.particles)
             if fitted_with == record:
-                return Thresholds(values, levels, source=f"thresholds from {path} (fitted out of fold with these "
-                                                         "settings and checkpoints)")
+                return Thresholds(values, levels, calibration, source=f"thresholds from {path} (fitted out of fold "
+                                                                      "with these settings and checkpoints)")
             if self.user_thresholds:
                 what = "no fitting settings" if fitted_with is None else "other settings or checkpoints"
-                return Thresholds(values, levels, source=f"thresholds from {path}, which records {what}")
+                return Thresholds(values, levels, calibration, source=f"thresholds from {path}, which records {what}")
             print(f"{path} was fitted with other settings or checkpoints: fitting again")
         values, oof = fit_oof_thresholds(self.runs, self.settings, self.device)
-        return Thresholds(values, oof.component_levels, oof, record, "thresholds fitted out of fold")
+        return Thresholds(values, oof.component_levels, oof.calibration, oof, record, "thresholds fitted out of fold")
 
     def oof_report(self) -> MetricReport | None:
         """The out-of-fold CV of thresholds fitted now (None when they were read from a file)."""
@@ -160,8 +164,16 @@ class EnsemblePredictor:
             return None
         oof = thresholds.oof
         picks = select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
-                             particles=self.particles)
+                             particles=self.particles, calibration=thresholds.calibration)
         return score_picks(picks, oof.truth, runs=oof.runs, particles=self.particles)
+
+    def oof_scores_space(self) -> pd.DataFrame | None:
+        """The OOF candidates in the space the thresholds apply to (calibrated with class_decision calibrated),
+        for precision-recall curves; None when the thresholds were read from a file."""
+        fitted = self.prepare_thresholds()
+        if fitted.oof is None:
+            return None
+        return fitted.oof.candidates if fitted.calibration is None else fitted.calibration.apply(fitted.oof.candidates)
 
     def saved_oof_scores(self) -> dict[str, float]:
         """The OOF scores recorded when the thresholds read from a file were fitted (empty when none)."""
@@ -173,8 +185,10 @@ class EnsemblePredictor:
         fitted = self.prepare_thresholds()
         if fitted.record is None or self.thresholds_file is None:
             raise ValueError("only thresholds fitted now, with a thresholds file to keep them in, are saved")
+        calibration = None if fitted.calibration is None else fitted.calibration.to_json()
         return save_thresholds(fitted.values, self.thresholds_file, fitted_with=fitted.record, batch=batch,
-                               oof_scores=oof_scores, particles=self.particles, component_levels=fitted.levels)
+                               oof_scores=oof_scores, particles=self.particles, component_levels=fitted.levels,
+                               calibration=calibration)
 
     # --- predicting ------------------------------------------------------------------------------------------
     def check_spacing(self, spacing: float, where: str) -> None:
@@ -188,7 +202,7 @@ class EnsemblePredictor:
         self.check_spacing(spacing, f"tomogram {run}")
         thresholds = self.prepare_thresholds()
         return predict_run(self.models, np.asarray(volume, dtype=np.float32), run, self.settings, thresholds.values,
-                           self.device, spacing, thresholds.levels)
+                           self.device, spacing, thresholds.levels, thresholds.calibration)
 
     def candidates(self, volume: np.ndarray, spacing: float, run: str = "tomogram") -> pd.DataFrame:
         """Every candidate of one tomogram above the candidate threshold (components at the fitted levels), with

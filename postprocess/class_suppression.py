@@ -14,6 +14,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from particles import ParticleSet
+from postprocess.calibration import Calibration
 from postprocess.thresholds import apply_thresholds, fit_thresholds
 
 DEFAULT_FRACTION: float = 0.5
@@ -75,19 +76,37 @@ def _keep_one_run(xyz: np.ndarray, names: np.ndarray, radii: np.ndarray, scores:
 
 
 def select_picks(candidates: pd.DataFrame, thresholds: Mapping[str, float], fraction: float,
-                 *, particles: ParticleSet) -> pd.DataFrame:
+                 *, particles: ParticleSet, calibration: Calibration | None = None) -> pd.DataFrame:
     """The final picks: candidates compete across classes (those reaching their threshold suppress), then
-    each class keeps the candidates reaching its threshold."""
+    each class keeps the candidates reaching its threshold. With ``calibration`` (class_decision calibrated)
+    the scores are calibrated first and every candidate competes (one class per location, ``fraction`` 0
+    meaning DEFAULT_FRACTION); thresholds are then on the calibrated scores."""
+    if calibration is not None:
+        decided = decide_classes(candidates, fraction, calibration, particles=particles)
+        return apply_thresholds(decided, thresholds, particles=particles)
     return apply_thresholds(suppress_across_classes(candidates, fraction, thresholds, particles=particles), thresholds,
                             particles=particles)
 
 
+def decide_classes(candidates: pd.DataFrame, fraction: float, calibration: Calibration, *,
+                   particles: ParticleSet) -> pd.DataFrame:
+    """Calibrated candidates, one class per location: where candidates of different classes overlap (within
+    ``fraction`` x the sum of their radii), the most probable survives."""
+    calibrated = calibration.apply(candidates)
+    return suppress_across_classes(calibrated, fraction or DEFAULT_FRACTION, None, particles=particles)
+
+
 def fit_thresholds_suppressed(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fraction: float,
                               tolerance: float = 0.0, rule: str = "plateau",
-                              *, particles: ParticleSet) -> tuple[dict[str, float], pd.DataFrame]:
+                              *, particles: ParticleSet,
+                              calibration: Calibration | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Thresholds for picks that compete across classes: fit without competition, let the picks above those
     thresholds suppress their weaker neighbours of other classes, fit again on what remains. Returns the
-    thresholds and the suppressed candidates; ``fraction`` 0 is plain ``fit_thresholds``."""
+    thresholds and the suppressed candidates; ``fraction`` 0 is plain ``fit_thresholds``. With
+    ``calibration``: the classes are decided first on calibrated scores (``decide_classes``), then fitted."""
+    if calibration is not None:
+        decided = decide_classes(candidates, fraction, calibration, particles=particles)
+        return fit_thresholds(decided, ground_truth, tolerance=tolerance, rule=rule, particles=particles), decided
     first = fit_thresholds(candidates, ground_truth, tolerance=tolerance, rule=rule, particles=particles)
     if fraction == 0:
         return first, candidates

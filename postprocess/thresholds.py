@@ -135,7 +135,8 @@ def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
                     fitted_with: Mapping[str, object] | None = None, batch: OutputBatch | None = None,
                     oof_scores: Mapping[str, float] | None = None,
                     *, particles: ParticleSet,
-                    component_levels: Mapping[str, float] | None = None) -> Path:
+                    component_levels: Mapping[str, float] | None = None,
+                    calibration: dict[str, object] | None = None) -> Path:
     """Write ``{"thresholds": {class: threshold}, "fitted_with": {...}, "oof_scores": {...}}`` as JSON
     atomically; ``fitted_with`` records what the thresholds depend on (the prediction settings and checkpoints
     they were fitted for), ``oof_scores`` the out-of-fold CV they gave (kept so a run that reuses them can
@@ -145,6 +146,8 @@ def save_thresholds(thresholds: Mapping[str, float], path: str | Path,
                               "oof_scores": dict(oof_scores or {})}
     if component_levels is not None:
         doc["component_levels"] = _check_levels(component_levels, str(path), particles)
+    if calibration is not None:
+        doc["calibration"] = dict(calibration)  # checked where it is read (postprocess.calibration)
     return write_text_atomic(path, json.dumps(doc, indent=2, default=str) + "\n", batch=batch)
 
 

@@ -1,10 +1,11 @@
 """Cross-class suppression: one particle keeps one class; distinct neighbours and same-class picks stay."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from postprocess.class_suppression import suppress_across_classes
+from postprocess.class_suppression import select_picks, suppress_across_classes
 from particles import CZII_PARTICLES
 
 
@@ -43,3 +44,39 @@ def test_chain_is_greedy_by_score_and_fraction_zero_is_off():
         suppress_across_classes(picks, -1.0, particles=CZII_PARTICLES)
     with pytest.raises(ValueError, match="score"):
         suppress_across_classes(picks.drop(columns="score"), particles=CZII_PARTICLES)
+
+
+def test_calibrated_scores_decide_the_class_of_a_location() -> None:
+    """Two channels fire on one particle: the raw scores favour the ribosome channel, which is sure of
+    everything; calibrated, the apo-ferritin channel's 0.6 means more than the ribosome channel's 0.9."""
+    from postprocess.calibration import Calibration
+
+    candidates = pd.DataFrame({"experiment": ["A", "A", "A"], "particle_type": ["ribosome", "apo-ferritin", "ribosome"],
+                               "x": [0.0, 20.0, 5000.0], "y": 0.0, "z": 0.0, "score": [0.9, 0.6, 0.95]})
+    flat = {n: (1.0, 0.0) for n in CZII_PARTICLES.names}  # identity: sigmoid(logit(s))
+    calibration = Calibration({**flat, "ribosome": (0.0, -1.0)})  # every ribosome score means p = 0.27
+    thresholds = {n: 0.1 for n in CZII_PARTICLES.names}
+    picks = select_picks(candidates, thresholds, 0.0, particles=CZII_PARTICLES, calibration=calibration)
+    assert sorted(zip(picks["particle_type"], picks["x"])) == [("apo-ferritin", 20.0), ("ribosome", 5000.0)]
+    assert picks.loc[picks["particle_type"] == "apo-ferritin", "score"].iloc[0] == pytest.approx(0.6)
+    raw = select_picks(candidates, thresholds, 0.5, particles=CZII_PARTICLES)  # raw scores: the ribosome wins
+    assert sorted(zip(raw["particle_type"], raw["x"])) == [("ribosome", 0.0), ("ribosome", 5000.0)]
+
+
+def test_after_a_calibrated_decision_no_two_scored_picks_share_a_particle() -> None:
+    from postprocess.calibration import Calibration
+
+    rng = np.random.default_rng(0)
+    names = np.array(CZII_PARTICLES.names)[rng.integers(0, 6, 400)]
+    candidates = pd.DataFrame({"experiment": "A", "particle_type": names, "x": rng.uniform(0, 4000, 400),
+                               "y": rng.uniform(0, 4000, 400), "z": rng.uniform(0, 800, 400),
+                               "score": rng.uniform(0.05, 1.0, 400)})
+    calibration = Calibration({n: (rng.uniform(0.5, 2.0), rng.uniform(-1, 1)) for n in CZII_PARTICLES.names})
+    picks = select_picks(candidates, {n: 0.2 for n in CZII_PARTICLES.names}, 0.5, particles=CZII_PARTICLES,
+                         calibration=calibration)
+    scored = picks[picks["particle_type"] != "beta-amylase"]  # weight 0: never suppresses (nor is scored)
+    xyz, kinds = scored[["x", "y", "z"]].to_numpy(), scored["particle_type"].to_numpy()
+    radii = np.array([CZII_PARTICLES.get(n).radius for n in kinds])
+    clash = ((np.linalg.norm(xyz[:, None] - xyz[None], axis=-1) < 0.5 * (radii[:, None] + radii[None]))
+             & (kinds[:, None] != kinds[None]))
+    assert len(scored) > 50 and not clash.any()

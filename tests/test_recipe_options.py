@@ -3,6 +3,7 @@ connected-component picking, each on tiny arrays with known answers, then togeth
 threshold fit and the ensemble of pair models."""
 from __future__ import annotations
 
+import json
 from functools import partial
 
 import numpy as np
@@ -166,3 +167,15 @@ def test_the_options_train_pair_models_fit_oof_thresholds_and_ensemble(tiny_data
                           "--tta", "identity", "flip_y", "--precision", "fp32"]) == 0
     assert "thresholds from" in capsys.readouterr().out
     pd.testing.assert_frame_equal(read_submission(again, particles=CZII_PARTICLES), table)
+    calibrated = tmp_path / "calibrated.csv"  # one class per location by calibrated scores: fitted, saved, reused
+    flags = ["--tta", "identity", "flip_y", "--precision", "fp32", "--class-decision", "calibrated"]
+    assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(calibrated), *flags]) == 0
+    assert "fitting again" in capsys.readouterr().out
+    doc = json.loads(saved.read_text())
+    assert set(doc["calibration"]) == set(CZII_PARTICLES.names) and doc["fitted_with"]["settings"][
+        "class_decision"] == "calibrated"
+    picks = read_submission(calibrated, particles=CZII_PARTICLES)
+    repeat = tmp_path / "calibrated_again.csv"
+    assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(repeat), *flags]) == 0
+    assert "thresholds from" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(read_submission(repeat, particles=CZII_PARTICLES), picks)
