@@ -32,6 +32,8 @@ import pandas as pd
 from benchmarks.classical_baseline import run_baseline
 from dataio.sources import open_source
 from inference.predictor import EnsemblePredictor
+from benchmarks.bench_recipes import POSTPROCESS
+from postprocess.class_confusion import cross_class_false_picks
 from postprocess.metric import MetricReport, score_picks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,18 +71,48 @@ def per_class(report: MetricReport) -> dict[str, float]:
     return {str(n): float(report.table.loc[n, "f4"]) for n in report.table.index}
 
 
-def ensemble_scores(predictor: EnsemblePredictor, root: Path) -> tuple[MetricReport, pd.DataFrame]:
-    """The ensemble's picks of a root's test runs and their score."""
+def ensemble_scores(predictor: EnsemblePredictor, root: Path) -> tuple[MetricReport, pd.DataFrame, int]:
+    """The ensemble's picks of a root's test runs: their score, where their false picks sit, how many runs."""
     source = open_source(root, "test", particles=predictor.particles)
     picks = predictor.predict_source(source, progress=False)
     truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
-    return score_picks(picks, truth, runs=source.run_names(), particles=predictor.particles), picks
+    report = score_picks(picks, truth, runs=source.run_names(), particles=predictor.particles)
+    return report, cross_class_false_picks(picks, truth, particles=predictor.particles), len(source.run_names())
+
+
+def scored_confusion(confusion: pd.DataFrame, predictor: EnsemblePredictor, runs: int) -> dict[str, float]:
+    """False picks of the scored classes per test run: all of them, and those on another class's particle."""
+    scored = [n for n in confusion.index if predictor.particles.get(n).weight > 0]
+    return {"false_per_run": float(confusion.loc[scored, "off"].sum()) / runs,
+            "on_other_per_run": float(confusion.loc[scored, "on_other"].sum()) / runs,
+            "on_other": confusion.loc[scored, "on_other"].to_dict()}
+
+
+def evaluate(runs: Path, root: Path, large: Path | None, setting: str) -> dict:
+    """One post-processing setting on the trained runs: OOF CV, both test sets, the false picks on other
+    classes' particles; thresholds (and calibration) fitted out of fold for that setting."""
+    start = time.perf_counter()
+    predictor = EnsemblePredictor.from_runs(runs, device="cpu", thresholds_file=runs / f"bench-{setting}.json",
+                                            **POSTPROCESS[setting])
+    oof = predictor.oof_report()
+    row: dict = {"postprocess": setting, "oof_cv": oof.score if oof else None,
+                 "oof_per_class": per_class(oof) if oof else None, "thresholds": predictor.fitted.values,
+                 "component_levels": predictor.fitted.levels}
+    for name, data in (("small", root), ("large", large)):
+        if data is None:
+            continue
+        report, confusion, n_runs = ensemble_scores(predictor, data)
+        row |= {f"test_{name}": report.score, f"test_{name}_per_class": per_class(report),
+                f"test_{name}_confusion": scored_confusion(confusion, predictor, n_runs)}
+    row["predict_minutes"] = (time.perf_counter() - start) / 60
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--difficulty", required=True, help="simulate.py --difficulty of both roots")
     parser.add_argument("--work", type=Path, required=True, help="folder for the data, runs and results.jsonl")
+    parser.add_argument("--family", default="fourier", help="simulate.py --family of both roots")
     parser.add_argument("--size", default="demo", help="simulate.py --size (default: demo)")
     parser.add_argument("--train-seed", type=int, default=0)
     parser.add_argument("--test-seed", type=int, default=100)
@@ -88,48 +120,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-test-large", type=int, default=20, help="test runs of the second root (0: none)")
     parser.add_argument("--folds", nargs="+", default=list(PAIR_FOLDS))
     parser.add_argument("--label", default="cpu", help="name of this recipe's runs and row")
+    parser.add_argument("--postprocess", nargs="+", default=["as-trained"], choices=sorted(POSTPROCESS),
+                        help="post-processing settings scored on the same trained runs (bench_recipes.POSTPROCESS)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the classical baseline (already recorded)")
     parser.add_argument("--simulate-args", nargs="*", default=[], help="more simulate.py flags for both roots")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train.py flags (last)")
     args = parser.parse_args(argv)
-    work = args.work / args.difficulty
+    work = args.work / (args.difficulty if args.family == "fourier" else f"{args.family}-{args.difficulty}")
     work.mkdir(parents=True, exist_ok=True)
-    root = simulate(work / "data", args.difficulty, args.train_seed, args.n_test, args.size, args.simulate_args)
+    sim_args = [*args.simulate_args, "--family", args.family]
+    root = simulate(work / "data", args.difficulty, args.train_seed, args.n_test, args.size, sim_args)
     large = (simulate(work / "test20", args.difficulty, args.test_seed, args.n_test_large, args.size,
-                      args.simulate_args, n_train=1) if args.n_test_large else None)
+                      sim_args, n_train=1) if args.n_test_large else None)
     runs = work / f"runs_{args.label}"
     fold_minutes = train_pairs(root, runs, args.folds, args.train_args)
-
-    start = time.perf_counter()
-    predictor = EnsemblePredictor.from_runs(runs, device="cpu")
-    oof = predictor.oof_report()
-    test_small, _ = ensemble_scores(predictor, root)
-    test_large = ensemble_scores(predictor, large)[0] if large else None
-    predict_minutes = (time.perf_counter() - start) / 60
-
-    start = time.perf_counter()
-    base_small = run_baseline(root)["test"]
-    base_large = run_baseline(root, test_root=large)["test"] if large else None
-    baseline_minutes = (time.perf_counter() - start) / 60
-
-    row = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
-           f"{os.cpu_count()} cores", "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                                               capture_output=True, text=True).stdout.strip(),
-           "difficulty": args.difficulty, "label": args.label, "train_args": args.train_args, "folds": args.folds,
-           "oof_cv": oof.score if oof else None, "oof_per_class": per_class(oof) if oof else None,
-           "test_small": test_small.score, "test_small_per_class": per_class(test_small),
-           "test_large": test_large.score if test_large else None,
-           "test_large_per_class": per_class(test_large) if test_large else None,
-           "baseline_small": base_small.score, "baseline_small_per_class": per_class(base_small),
-           "baseline_large": base_large.score if base_large else None,
-           "baseline_large_per_class": per_class(base_large) if base_large else None,
-           "thresholds": predictor.fitted.values, "component_levels": predictor.fitted.levels,
-           "train_minutes": sum(fold_minutes), "fold_minutes": fold_minutes, "predict_minutes": predict_minutes,
-           "baseline_minutes": baseline_minutes}
-    with open(args.work / "results.jsonl", "a") as handle:
-        handle.write(json.dumps(row) + "\n")
-    large_text = (f"{row['baseline_large']:.3f}", f"**{row['test_large']:.3f}**") if test_large else ("—", "—")
-    print(f"| {args.difficulty} | {row['baseline_small']:.3f} / {large_text[0]} | **{row['test_small']:.3f}** / "
-          f"{large_text[1]} | {row['oof_cv']:.3f} | {row['train_minutes']:.0f} + {predict_minutes:.1f} min |")
+    common = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores", "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                                                  capture_output=True, text=True).stdout.strip(),
+              "family": args.family, "difficulty": args.difficulty, "label": args.label,
+              "train_args": args.train_args, "folds": args.folds, "train_minutes": sum(fold_minutes),
+              "fold_minutes": fold_minutes}
+    if not args.no_baseline:
+        start = time.perf_counter()
+        base_small = run_baseline(root)["test"]
+        base_large = run_baseline(root, test_root=large)["test"] if large else None
+        common |= {"baseline_small": base_small.score, "baseline_small_per_class": per_class(base_small),
+                   "baseline_large": base_large.score if base_large else None,
+                   "baseline_large_per_class": per_class(base_large) if base_large else None,
+                   "baseline_minutes": (time.perf_counter() - start) / 60}
+    for setting in args.postprocess:
+        row = {**common, **evaluate(runs, root, large, setting)}
+        with open(args.work / "results.jsonl", "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        large_text = f"{row['test_large']:.3f}" if large else "—"
+        print(f"| {args.family} {args.difficulty} | {setting} | {row['test_small']:.3f} / {large_text} | "
+              f"{row['oof_cv']:.3f} | on other classes per run: "
+              f"{row.get('test_large_confusion', row['test_small_confusion'])['on_other_per_run']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
