@@ -14,6 +14,10 @@ ThresholdRule = Literal["plateau", "one-se"]
 NormalizationMode = Literal["zscore", "percentile"]
 TargetKind = Literal["gaussian", "point", "sphere"]
 PickerKind = Literal["nms", "cc3d"]
+ComponentScore = Literal["peak", "mass"]
+"""cc3d: a component scored by its peak probability, or by its mass (summed probability)."""
+SliceDetectorName = Literal["fcos-slices"]
+"""Model names of the 2D family (slice detections merged in 3D); every other model name is a 3D U-Net."""
 Average = Literal["logits", "probabilities"]
 PadMode = Literal["mirror", "constant", "reflect", "replicate"]
 Blend = Literal["gaussian", "constant"]
@@ -23,7 +27,7 @@ Precision = Literal["auto", "fp32", "bf16"]
 ImagingFamily = Literal["fourier", "tilt-series"]
 """How the simulator images a run: Fourier filters (CTF, wedge mask, coloured noise, Gaussian low-pass) or a
 real-space tilt series (per-tilt CTF and dose, shot noise, weighted back-projection, median + Gaussian denoising)."""
-ClassDecision = Literal["independent", "calibrated"]
+ClassDecision = Literal["independent", "calibrated", "competing"]
 """How a location gets its class: each channel thresholded on its own, or the channels' scores calibrated out of
 fold and the most probable class kept where candidates of different classes overlap."""
 OutputStride = Literal[1, 2]
@@ -40,3 +44,9 @@ def check_choice(value: object, kind: object, what: str) -> str:
     if value not in values(kind):
         raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(values(kind))}")
     return str(value)
+
+
+def is_slice_detector(model_name: str) -> bool:
+    """Whether a model name is of the 2D slice-detector family (boxes per slice, models.slice_detector) rather
+    than a 3D U-Net (per-class heatmaps)."""
+    return model_name in values(SliceDetectorName)

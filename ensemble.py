@@ -28,6 +28,7 @@ from dataio.pick_readers import PickSelection
 from dataio.pick_writers import DEFAULT_PICKS_USER, check_copick_targets, write_copick_picks, write_submission
 from dataio.sources import TomogramSource, open_source
 from inference.export import export_ensemble, export_suffix
+from inference.family_vote import FamilyVote
 from inference.fold_runs import FoldRun
 from inference.precision import PRECISIONS
 from inference.predictor import EnsemblePredictor
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", help="runs folder written by train.py (folds found by their config.yaml)")
     p.add_argument("--experiment", help="which experiment under --runs (needed when there are several)")
+    p.add_argument("--vote-with", metavar="EXPERIMENT",
+                   help="vote this ensemble with the runs of another experiment under --runs (the other model "
+                        "family: slice detectors beside U-Nets, or the reverse), trained on the same folds; the "
+                        "weight and the thresholds of the vote are fitted on both families' out-of-fold "
+                        "predictions, which are made again")
     p.add_argument("--checkpoints", nargs="+", help="explicit checkpoints instead of --runs")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="use runs whose training did not finish (interrupted, failed, still running) with their "
@@ -86,7 +92,8 @@ def predictor_from(args: argparse.Namespace, device: torch.device) -> EnsemblePr
     """The ensemble the flags name, its thresholds not yet fitted (outputs are checked first)."""
     if bool(args.runs) == bool(args.checkpoints):
         raise ValueError("give either --runs or --checkpoints")
-    options = dict(device=device, precision=args.precision, soup=args.soup, refit_thresholds=args.refit_thresholds,
+    options = dict(device=device, precision=args.precision, soup=args.soup,
+                   refit_thresholds=args.refit_thresholds or bool(args.vote_with),  # a vote is fitted on OOF
                    fit=False, **given_config_values(args, InferenceSettings))
     if args.thresholds:  # the user's own file: used as given, with a word when it was fitted otherwise
         options.update(thresholds_file=Path(args.thresholds), user_thresholds=True)
@@ -110,6 +117,9 @@ def check_outputs(args: argparse.Namespace, predictor: EnsemblePredictor, names:
             check_path_name(name, "run name")
         check_writable(Path(args.pictures) / "oof_pr_curves.png", "--pictures")
     if args.export:
+        if predictor.settings.slice_half_depth is not None:
+            raise ValueError("--export writes the U-Nets' logit-averaging network; slice detector runs "
+                             "(boxes merged in 3D) have no such single network to export")
         export_suffix(args.export)
         check_writable(Path(args.export), "--export")
     if predictor.thresholds_file is not None:
@@ -178,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if fitted.levels is not None:
         print("component levels fitted out of fold: " + ", ".join(f"{n} {v:g}" for n, v in fitted.levels.items()))
     oof_scores = report_oof(predictor) if rank == 0 else {}
+    vote = voting(args, predictor, rank) if args.vote_with else None
     if args.export:
         predictor.models  # noqa: B018 (loaded before the batch: an export failure is a clear error first)
 
@@ -187,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                          spacing=source.voxel_spacing, batch=batch, particles=particles)
 
     with OutputBatch() as batch:  # pictures, thresholds, pick files, then the CSV: all renamed at the end
-        table = gather_tables(predictor.predict_source(source, names, rank, world, each=draw))
+        table = gather_tables((vote or predictor).predict_source(source, names, rank, world, each=draw))
         staged = gather_objects(batch.staged())  # every rank's pictures: rank 0 commits them with its own
         if rank != 0:
             batch.hand_over()  # committed by rank 0 with everything else, or removed by it when it fails
@@ -242,9 +253,29 @@ def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
     oof, runs = predictor.fitted.oof, predictor.runs
     counts, plural = sorted(set(oof.models_per_run.values())), "s" * (len(runs) != 1)
     print(f"out-of-fold CV over {', '.join(oof.runs)} ({len(runs)} model{plural}; each run predicted by "
-          f"the {'–'.join(map(str, counts))} of them that never trained on it):")
+          f"the {'–'.join(map(str, counts))} of them that never trained on it; each run's levels and thresholds "
+          "fitted on the other runs):")
     print(format_report(report))
-    return report_scores(report, "oof")
+    in_sample = predictor.oof_report(cross_fitted=False)
+    print(f"in-sample (levels and thresholds fitted on every OOF run, the scored one included): "
+          f"{in_sample.score:.6f}")
+    return {**report_scores(report, "oof"), "oof/score_in_sample": in_sample.score}
+
+
+def voting(args: argparse.Namespace, predictor: EnsemblePredictor, rank: int) -> FamilyVote:
+    """The vote of ``predictor`` and the runs of ``--vote-with``, fitted out of fold; its OOF CV printed."""
+    if not args.runs:
+        raise ValueError("--vote-with names an experiment under --runs: give --runs")
+    other = EnsemblePredictor.from_runs(args.runs, args.vote_with, allow_unfinished=args.allow_unfinished,
+                                        device=predictor.device, precision=args.precision,
+                                        refit_thresholds=True, fit=False, thresholds_file=None)
+    other.prepare_thresholds()
+    vote = FamilyVote.fit(predictor, other)
+    if rank == 0:
+        tried = ", ".join(f"{w:g}: {s:.3f}" for w, s in vote.oof_scores.items())
+        print(f"vote with {args.vote_with}: weight of {predictor.experiment} {vote.weight:g} (in-sample OOF CV by "
+              f"weight {tried}); its cross-fitted OOF CV {vote.oof_report().score:.6f}")
+    return vote
 
 
 def log_to_wandb(args: argparse.Namespace, predictor: EnsemblePredictor, scores: dict[str, float],

@@ -18,7 +18,7 @@ from dataio.particle_sets import particles_from_source
 from particles import CZII_PARTICLES
 from simulation import simulate_dataset
 from simulation.dataset import DIFFICULTY_REPORT, particle_models, resolve_size, simulated_train_runs
-from simulation.difficulty import (DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, ImagingConfig, resolve_snr,
+from simulation.difficulty import (DEFAULT_DIFFICULTY, DIFFICULTY_LEVELS, FAMILY_LEVELS, ImagingConfig, resolve_snr,
                                    snr_range)
 from simulation.ownership import check_budget, clear_dataset
 from simulation.templates import load_templates
@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", default="demo",
                         help="demo (96x256x256), full (184x630x630) or Z,Y,X (default: demo)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
-    levels = ", ".join(f"{k} (SNR {v})" for k, v in DIFFICULTY_LEVELS.items())
+    levels = ", ".join(f"{k} (SNR {v}; {FAMILY_LEVELS['tilt-series'][k]} with --family tilt-series)"
+                       for k, v in DIFFICULTY_LEVELS.items())
     parser.add_argument("--difficulty", default=DEFAULT_DIFFICULTY,
                         help=f"{levels}, or an SNR per protein voxel as a number; inf: no noise; LOW:HIGH "
                              "(e.g. 1:8 or hard:easy): each run's SNR log-uniform in that range, for a "
@@ -71,9 +72,9 @@ def imaging_from(args: argparse.Namespace) -> ImagingConfig:
     """The imaging config of the command line (a bad level or range is a ValueError)."""
     values = {f.name: tuple(getattr(args, f.name)) if isinstance(f.default, tuple) else getattr(args, f.name)
               for f in IMAGING_FLAGS}
-    ranged = snr_range(args.difficulty)
+    ranged = snr_range(args.difficulty, args.family)
     if ranged is None:
-        return ImagingConfig(snr=resolve_snr(args.difficulty), **values)
+        return ImagingConfig(snr=resolve_snr(args.difficulty, args.family), **values)
     snr, values["snr_spread"] = ranged
     return ImagingConfig(snr=snr, **values)
 
@@ -112,7 +113,7 @@ def simulate(args: argparse.Namespace) -> int:
     out = simulate_dataset(args.out, size=args.size, seed=args.seed, imaging=imaging, templates=templates,
                            n_train=args.n_train, n_test=args.n_test, tomo_types=tuple(args.tomo_types), progress=True,
                            difficulty=args.difficulty, particles=particles)
-    level = (f"SNR log-uniform per run in {args.difficulty}" if snr_range(args.difficulty)
+    level = (f"SNR log-uniform per run in {args.difficulty}" if snr_range(args.difficulty, args.family)
              else f"difficulty {args.difficulty}, SNR {imaging.snr}")
     print(f"wrote synthetic dataset to {out} ({level}; per-run physics and per-class SNR in "
           f"{out / DIFFICULTY_REPORT})")

@@ -32,6 +32,7 @@ import pandas as pd
 from benchmarks.classical_baseline import run_baseline
 from dataio.sources import open_source
 from inference.predictor import EnsemblePredictor
+from inference.run_folder import RunFolder
 from benchmarks.bench_recipes import POSTPROCESS
 from postprocess.class_confusion import cross_class_false_picks
 from postprocess.metric import MetricReport, score_picks
@@ -54,17 +55,28 @@ def simulate(out: Path, difficulty: str, seed: int, n_test: int, size: str, extr
 
 
 def train_pairs(root: Path, runs: Path, folds: list[str], train_args: list[str]) -> list[float]:
-    """train.py for each fold pair (a finished run is kept); minutes per model."""
-    minutes = []
+    """train.py for each fold pair (a finished run is kept, an interrupted one resumed); minutes per model
+    (None for a run kept from before)."""
+    minutes: list[float | None] = []
     for fold in folds:
         start = time.perf_counter()
         cmd = [sys.executable, str(REPO / "train.py"), "--fold", fold, "--data", str(root), "--out", str(runs),
                *train_args]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-        if done.returncode != 0 and "already exists" not in done.stderr:
+        kept = done.returncode != 0 and "already exists" in done.stderr
+        if kept and not finished(runs, fold):
+            done = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True)
+            kept = False
+        if done.returncode != 0 and not kept:
             raise RuntimeError(f"train.py --fold {fold} failed:\n{done.stderr[-3000:]}")
-        minutes.append((time.perf_counter() - start) / 60)
+        minutes.append(None if kept else (time.perf_counter() - start) / 60)
     return minutes
+
+
+def finished(runs: Path, fold: str) -> bool:
+    """Whether the run folder of ``fold`` under ``runs`` says its training finished."""
+    folders = [f for f in RunFolder.found_under(runs) if f.name.endswith(f"_fold{fold}")]
+    return len(folders) == 1 and folders[0].state() == "finished"
 
 
 def per_class(report: MetricReport) -> dict[str, float]:
@@ -96,6 +108,7 @@ def evaluate(runs: Path, root: Path, large: Path | None, setting: str) -> dict:
                                             **POSTPROCESS[setting])
     oof = predictor.oof_report()
     row: dict = {"postprocess": setting, "oof_cv": oof.score if oof else None,
+                 "oof_cv_in_sample": predictor.oof_report(cross_fitted=False).score if oof else None,
                  "oof_per_class": per_class(oof) if oof else None, "thresholds": predictor.fitted.values,
                  "component_levels": predictor.fitted.levels}
     for name, data in (("small", root), ("large", large)):
@@ -138,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{os.cpu_count()} cores", "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                                                                   capture_output=True, text=True).stdout.strip(),
               "family": args.family, "difficulty": args.difficulty, "label": args.label,
-              "train_args": args.train_args, "folds": args.folds, "train_minutes": sum(fold_minutes),
+              "train_args": args.train_args, "folds": args.folds,
+              "train_minutes": None if None in fold_minutes else sum(fold_minutes),
               "fold_minutes": fold_minutes}
     if not args.no_baseline:
         start = time.perf_counter()

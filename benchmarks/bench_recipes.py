@@ -47,6 +47,9 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "cc3d-0.3": {"picker": "cc3d", "component_levels": []},  # one level for every class (before the fit)
     "calibrated": {"class_decision": "calibrated"},  # one class per location by calibrated scores (issue 32)
     "calibrated-0.3": {"class_decision": "calibrated", "class_suppression": 0.3},
+    "competing": {"class_decision": "competing"},  # each candidate's probability given its strongest rival
+    "mass": {"component_score": "mass"},  # components scored by their mass: graded where Dice peaks saturate
+    "mass-competing": {"component_score": "mass", "class_decision": "competing"},
     # runs trained before the cpu preset's window became the whole tomogram, predicted as it predicts now
     "window-192x640x640": {"window": [192, 640, 640]},
 }
@@ -129,7 +132,8 @@ def evaluate(fold_runs: list[FoldRun], data: Path, overrides: dict[str, Any]) ->
     best = score_picks(apply_thresholds(ranked, fit_thresholds(ranked, truth, particles=particles),
                                         particles=particles), truth, particles=particles)
     confusion = cross_class_false_picks(picks, truth, particles=particles)
-    return {"oof_cv": oof.score, "test": test.score, "test_best_thresholds": best.score,
+    return {"oof_cv": oof.score, "oof_cv_in_sample": predictor.oof_report(cross_fitted=False).score,
+            "test": test.score, "test_best_thresholds": best.score,
             "test_per_class": per_class(test), "oof_per_class": per_class(oof), "thresholds": fitted.values,
             "component_levels": fitted.levels, "false_picks_on_other_classes": confusion["on_other"].to_dict(),
             "false_picks": confusion["off"].to_dict()}

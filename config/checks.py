@@ -23,6 +23,7 @@ _RULES: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("loss.tversky_beta", _NON_NEGATIVE, lambda v: v >= 0),
     ("loss.region_weight", _NON_NEGATIVE, lambda v: v >= 0),
     ("model.deep_supervision", ">= 0 each", lambda v: all(w >= 0 for w in v)),
+    ("model.slice_half_depth", _NON_NEGATIVE, lambda v: v >= 0),
     ("data.sphere_scale", _POSITIVE, lambda v: v > 0),
     ("data.voxel_spacing", "None or > 0", lambda v: v is None or v > 0),
     ("mixup.prob", "in [0, 1]", lambda v: 0 <= v <= 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from choices import (Average, CheckpointChoice, ClassDecision, LossKind, NormalizationMode, OutputStride, PadMode,
+from choices import (Average, CheckpointChoice, ClassDecision, ComponentScore, LossKind, NormalizationMode, OutputStride, PadMode,
                      PickerKind, SoftmaxLoss, TargetKind, ThresholdRule, TTAName, values)
 from config.fields import option
 from config.migrations import CONFIG_VERSION
@@ -78,15 +78,19 @@ class DataConfig:
 class ModelConfig:
     """Which network and its output: ``out_channels`` 6 for heatmap losses, 7 (with background) for CE."""
 
-    name: str = option("unet-resnet34", "network (models.registry.MODEL_NAMES): unet-tiny, unet-resnet18, "
-                                        "unet-resnet34, unet-resnet50, unet-resnet101, unet-effb0, unet-effb1, "
-                                        "unet-effb2, unet-effb3")
+    name: str = option("unet-resnet34", "network (models.registry.MODEL_NAMES): 3D U-Nets unet-tiny, "
+                                        "unet-resnet18, unet-resnet34, unet-resnet50, unet-resnet101, unet-effb0, "
+                                        "unet-effb1, unet-effb2, unet-effb3; or the 2D slice detector "
+                                        "fcos-slices (torchvision FCOS on 2.5D slice stacks, merged in 3D)")
     out_channels: int = option(6, "output channels (set from the loss: 6, or 7 with a background for ce)")
     output_stride: OutputStride = option(1, "1: full resolution; 2: head on the stride-2 decoder level")
     encoder_weights: str | None = option(None, "None (random init) or a local state-dict file for the encoder")
     decoder_channels: tuple[int, ...] = option(DEFAULT_DECODER_CHANNELS, "smp decoder widths, deepest first; "
                                                                          "their number is the encoder depth")
-    widths: tuple[int, ...] = option((8, 16, 32, 64), "unet-tiny only: channels per level")
+    widths: tuple[int, ...] = option((8, 16, 32, 64), "unet-tiny: channels per level; fcos-slices: the stem's "
+                                                      "and its three pyramid levels' (strides 4, 8, 16)")
+    slice_half_depth: int = option(2, "fcos-slices only: slices on each side of the detected one, stacked as "
+                                      "channels (a 2.5D input of 2k+1 slices; data.patch_size's z is set to it)")
     deep_supervision: tuple[float, ...] = option((), "deep supervision: loss weights of extra heads on the next "
                                                      "coarser decoder levels, finest first (e.g. 0.5 0.25; the "
                                                      "1st place used one); empty: off. Training only")
@@ -160,6 +164,9 @@ class InferenceSettings:
                                                  "cc3d: levels the OOF fit tries for each class, keeping the one "
                                                  "whose components reach the best F4 (saved with the thresholds; "
                                                  "empty: component_threshold for every class)")
+    component_score: ComponentScore = option("peak", "cc3d: score a component by its peak probability, or by its "
+                                                     "mass m (summed probability) as m / (m + the volume of the "
+                                                     "class's sphere): graded where peaks saturate at 1")
     kernel_fraction: float = option(0.5, "max-pool NMS kernel ≈ this × class radius")
     candidate_threshold: float = option(0.05, "peaks kept as candidates (for threshold fitting and class "
                                               "suppression)")
@@ -171,7 +178,10 @@ class InferenceSettings:
                                                           "own; calibrated: each channel's scores calibrated out of "
                                                           "fold (Platt), one class per location (the most probable "
                                                           "where candidates of different classes overlap), then "
-                                                          "per-class thresholds on the calibrated scores")
+                                                          "per-class thresholds on the calibrated scores; "
+                                                          "competing: calibrated, then each candidate's probability "
+                                                          "given its strongest rival of another class (fitted out "
+                                                          "of fold), nothing dropped, then thresholds")
     threshold_tolerance: float = option(0.02, "fit each class's threshold at the lowest score whose OOF F4 is "
                                               "within this of the best (0: the best)")
     threshold_rule: ThresholdRule = option("plateau", "plateau: within threshold_tolerance of the best OOF F4; "

@@ -23,8 +23,9 @@ MOVED_TO_INFERENCE: tuple[str, ...] = ("window", "overlap", "batch_size", "pad_m
 """``validation.*`` keys of version 1 that are ``inference.*`` since version 2."""
 ADDED_IN_2: tuple[tuple[str, str], ...] = (("data", "sphere_scale"), ("model", "deep_supervision"),
                                            ("loss", "tversky_alpha"), ("loss", "tversky_beta"),
-                                           ("loss", "region_weight"))
-"""Fields of version 2 a version-1 recipe did not have; at their defaults they leave its name unchanged."""
+                                           ("loss", "region_weight"), ("model", "slice_half_depth"))
+"""Fields of version 2 a version-1 recipe did not have (slice_half_depth: added within version 2, read at its
+default from configs saved before it); at their defaults they leave a recipe's name unchanged."""
 
 
 def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:

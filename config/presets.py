@@ -7,7 +7,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The full recipe for a GPU node on full-size data (184x630x630): resnet34 U-Net, 96^3 patches, bf16.
     # The ensemble averages the same 4 test-time views as the CPU recipe (its measured gain: single models'
     # OOF CV +0.04-0.05 at every level, the ensemble +0.11 at `hard`); estimated from counted FLOPs, 7 models
-    # x 4 views cost about 1.2 PFLOP per full-size tomogram (BENCHMARKS.md, "Encoders").
+    # x 4 views cost about 1.2 PFLOP per full-size tomogram (BENCHMARKS.md, "Speed and memory").
     "gpu": {
         "model": {"name": "unet-resnet34", "output_stride": 1},
         "data": {"patch_size": [96, 96, 96], "batch_size": 8, "num_workers": 8,
@@ -20,12 +20,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trainer": {"precision": "bf16-mixed", "max_epochs": 40},
     },
     # The CPU recipe (2 cores, no GPU): chosen by measured comparisons on realistic simulated data at the
-    # same budget (BENCHMARKS.md, "The CPU recipe"). A strided stem puts every convolution at 20 Å; the width
+    # same budget (BENCHMARKS_HISTORY.md, "The CPU recipe"). A strided stem puts every convolution at 20 Å; the width
     # goes to the deeper levels, where it costs little; a high learning rate and 36 short epochs; the
     # ensemble uses the final EMA weights and averages 4 test-time transforms (hard level: +0.11 on 20 runs).
     # The Dice loss on the Gaussian heatmaps and connected-component picking with each class's level fitted
     # out of fold beat weighted BCE and NMS at 12 epochs (realistic and hard) and at 36 epochs on 20 realistic
-    # test runs (BENCHMARKS.md, "Recipe options"). About 5 min per fold on a 92x315x315 run.
+    # test runs (BENCHMARKS_HISTORY.md, "Recipe options"). About 5 min per fold on a 92x315x315 run.
     "cpu": {
         "model": {"name": "unet-tiny", "output_stride": 2, "widths": [16, 48, 96, 192]},
         "data": {"patch_size": [64, 64, 64], "batch_size": 4, "num_workers": 1,
@@ -35,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "mixup": {"prob": 0.25},
         "ema": {"decay": 0.98, "start_step": 20},
         # the window is cut to the tomogram: a full-size 184x630x630 one in a single window costs a third of
-        # 96x320x320 windows at overlap 0.25 (no compute on overlaps; BENCHMARKS.md "Prediction speed")
+        # 96x320x320 windows at overlap 0.25 (no compute on overlaps; BENCHMARKS.md "Speed and memory")
         "inference": {"window": [192, 640, 640], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"],
                       "picker": "cc3d"},
         "validation": {"checkpoint": "last"},

@@ -6,6 +6,7 @@ import hashlib
 import json
 from typing import Any
 
+from choices import is_slice_detector
 from config.checks import check_config_values
 from config.experiment import ExperimentConfig, default_class_weights, out_channels_for
 from config.migrations import as_version_1, upgrade
@@ -48,6 +49,8 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
         cfg.model.out_channels = out_channels_for(cfg.loss, particles.num_classes)
     if cfg.data.class_sampling_weights == default_class_weights() and particles.particles != PARTICLES:
         cfg.data.class_sampling_weights = default_class_weights(particles.particles)  # the default, for this set
+    if is_slice_detector(cfg.model.name):
+        fit_to_slice_detector(cfg, overrides)
     asked = overrides.get("data", {}).get("target_stride")
     if asked is not None and asked != cfg.model.output_stride:
         raise ValueError(f"data.target_stride {asked} must equal model.output_stride {cfg.model.output_stride}")
@@ -63,6 +66,39 @@ def resolve_config(preset: str | None, config_file: str | None, overrides: dict[
         cfg.experiment = experiment_name(cfg)
     check_config_values(cfg)
     return cfg
+
+
+SLICE_DETECTOR_FIXED: tuple[tuple[str, str, object, str], ...] = (
+    ("model", "output_stride", 1, "it detects at every pixel of a slice"),
+    ("mixup", "prob", 0.0, "mixing two slices would mix their boxes"),
+    ("trainer", "channels_last", False, "channels_last_3d is a 3D memory layout"),
+    ("inference", "picker", "nms", "its picker is the 3D merge of slice detections"),
+    ("inference", "tta", ("identity",), "it predicts each slice once"),
+)
+"""Settings a slice detector fixes (section, key, value, why): a preset's other value is replaced, a command
+line's or config file's is refused with the reason."""
+
+
+def fit_to_slice_detector(cfg: ExperimentConfig, overrides: dict[str, Any]) -> None:
+    """A slice detector's config: one output per class (FCOS has no background channel and its own loss), 2k+1
+    slices per patch, and the settings of ``SLICE_DETECTOR_FIXED``."""
+    asked = overrides.get("model", {}).get("out_channels")
+    if asked is not None and asked != cfg.particle_set.num_classes:
+        raise ValueError(f"model.out_channels {asked}: {cfg.model.name} has one output per particle class "
+                         f"({cfg.particle_set.num_classes})")
+    cfg.model.out_channels = cfg.particle_set.num_classes
+    depth = 2 * cfg.model.slice_half_depth + 1
+    patch = overrides.get("data", {}).get("patch_size")
+    if patch is not None and int(patch[0]) != depth:
+        raise ValueError(f"data.patch_size {list(patch)}: {cfg.model.name} sees {depth} slices "
+                         f"(2 x model.slice_half_depth + 1), so the patch's z must be {depth}")
+    cfg.data.patch_size = (depth, *cfg.data.patch_size[1:])
+    for section, key, value, why in SLICE_DETECTOR_FIXED:
+        given = overrides.get(section, {}).get(key)
+        if given is not None and (tuple(given) if isinstance(given, list) else given) != value:
+            raise ValueError(f"{section}.{key} {given!r} does not apply to {cfg.model.name}: {why} "
+                             f"(it is {value!r} for slice detectors)")
+        setattr(getattr(cfg, section), key, value)
 
 
 def recipe_hash(cfg: ExperimentConfig) -> str:
@@ -81,4 +117,5 @@ def experiment_name(cfg: ExperimentConfig) -> str:
     """Deterministic name carrying the key choices and a hash of the rest, shared by the folds of one recipe."""
     patch = "x".join(str(s) for s in cfg.data.patch_size)
     stride = f"_os{cfg.model.output_stride}" if cfg.model.output_stride != 1 else ""
-    return f"{cfg.model.name}_{patch}_{cfg.loss.kind}{stride}_s{cfg.seed}_{recipe_hash(cfg)}"
+    loss = "" if is_slice_detector(cfg.model.name) else f"_{cfg.loss.kind}"  # a detector trains FCOS's own loss
+    return f"{cfg.model.name}_{patch}{loss}{stride}_s{cfg.seed}_{recipe_hash(cfg)}"

@@ -14,6 +14,7 @@ from datamodules.heatmaps import pick_arrays
 from datamodules.normalization import normalize
 from datamodules.patch_dataset import EpochSampler, RunPicks, TrainPatchDataset
 from datamodules.sampling import PatchSampler
+from datamodules.slice_dataset import SlicePatchDataset, collate_slices
 from dataio.sources import TomogramSource, open_source
 from dataio.pick_readers import PickSelection, empty_picks_table
 from particles import ParticleSet
@@ -34,9 +35,11 @@ class ValVolumeDataset(Dataset):
 class CryoETDataModule(L.LightningDataModule):
     """Training patches from the fold's training runs; whole tomograms of its validation runs."""
 
-    def __init__(self, cfg: DataConfig, *, particles: ParticleSet) -> None:
+    def __init__(self, cfg: DataConfig, *, particles: ParticleSet, slice_detector: bool = False) -> None:
+        """``slice_detector``: training items are 2.5D slice stacks with boxes (``SlicePatchDataset``) instead of
+        patches with heatmap targets."""
         super().__init__()
-        self.cfg, self.particles = cfg, particles
+        self.cfg, self.particles, self.slice_detector = cfg, particles, slice_detector
         self.source: TomogramSource | None = None
         self.train_runs: list[str] = []
         self.val_runs: list[str] = []
@@ -70,20 +73,29 @@ class CryoETDataModule(L.LightningDataModule):
                 raise ValueError(f"patch size {patch} is larger than tomogram {run} of shape {shape}")
         self.source = source
         volumes = [self._load(run) for run in train_runs]
-        size_scale = cfg.sphere_scale if cfg.target_kind == "sphere" else cfg.sigma_scale  # sphere radius or sigma
-        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, size_scale, particles=self.particles))
-                 for run in train_runs]
-        sampler = PatchSampler([v.shape for v in volumes], [p.channels for p in picks],
-                               [p.centers_zyx for p in picks], patch, cfg.positive_fraction,
-                               cfg.class_sampling_weights, train_runs, particles=self.particles)
-        self.train_dataset = TrainPatchDataset(volumes, picks, sampler, patch, cfg.augment, cfg.target_kind,
-                                               cfg.patches_per_epoch, cfg.seed, num_channels=self.particles.num_classes,
-                                               target_stride=cfg.target_stride)
+        self.train_dataset = self._train_dataset(source, train_runs, volumes, patch)
         self.train_runs, self.val_runs = train_runs, val_runs
         if val_runs:
             self.val_dataset = ValVolumeDataset(val_runs, [self._load(run) for run in val_runs],
                                                 source.voxel_spacing)
             self.val_picks = pd.concat([source.picks(run) for run in val_runs], ignore_index=True)
+
+    def _train_dataset(self, source: TomogramSource, runs: list[str], volumes: list[np.ndarray],
+                       patch: tuple[int, ...]) -> TrainPatchDataset:
+        """Heatmap patches for U-Nets; slice stacks with boxes (the picks' sizes their radii) for detectors."""
+        cfg = self.cfg
+        size_scale = (1.0 if self.slice_detector else  # a detector's boxes are the spheres' cross-sections
+                      cfg.sphere_scale if cfg.target_kind == "sphere" else cfg.sigma_scale)  # sphere radius or sigma
+        picks = [RunPicks(*pick_arrays(source.picks(run), source.voxel_spacing, size_scale, particles=self.particles))
+                 for run in runs]
+        sampler = PatchSampler([v.shape for v in volumes], [p.channels for p in picks],
+                               [p.centers_zyx for p in picks], patch, cfg.positive_fraction,
+                               cfg.class_sampling_weights, runs, particles=self.particles)
+        args = (volumes, picks, sampler, patch, cfg.augment, cfg.target_kind, cfg.patches_per_epoch, cfg.seed)
+        if self.slice_detector:
+            radii = np.array([p.radius_voxels(source.voxel_spacing) for p in self.particles.particles])
+            return SlicePatchDataset(*args, num_channels=self.particles.num_classes, channel_radii=radii)
+        return TrainPatchDataset(*args, num_channels=self.particles.num_classes, target_stride=cfg.target_stride)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:
@@ -97,7 +109,7 @@ class CryoETDataModule(L.LightningDataModule):
         return DataLoader(self.train_dataset, batch_size=cfg.batch_size,
                           sampler=EpochSampler(len(self.train_dataset)), num_workers=cfg.num_workers,
                           persistent_workers=cfg.num_workers > 0, pin_memory=torch.cuda.is_available(),
-                          drop_last=True)
+                          drop_last=True, collate_fn=collate_slices if self.slice_detector else None)
 
     def val_dataloader(self) -> DataLoader | list:
         """Whole normalised tomograms, uncollated (batch_size None); an empty list when there is no fold."""

@@ -32,7 +32,8 @@ def pick_candidates(probs: torch.Tensor, run: str, settings: InferenceSettings,
     if settings.picker == "cc3d":
         return pick_components(probs, run, settings.component_threshold if levels is None else levels,
                                spacing=spacing, output_stride=output_stride,
-                               max_per_class=settings.max_candidates_per_class, particles=particles)
+                               max_per_class=settings.max_candidates_per_class, particles=particles,
+                               score=settings.component_score)
     if settings.picker != "nms":
         raise ValueError(f"unknown picker {settings.picker!r}; expected one of {PICKERS}")
     return pick_particles(probs, run, floor, spacing=spacing, output_stride=output_stride,
@@ -47,6 +48,7 @@ def pick_candidates_per_level(probs: torch.Tensor, run: str, settings: Inference
     tables = []
     for level in settings.component_levels:
         table = pick_components(probs, run, level, spacing=spacing, output_stride=output_stride,
-                                max_per_class=settings.max_candidates_per_class, particles=particles)
+                                max_per_class=settings.max_candidates_per_class, particles=particles,
+                                score=settings.component_score)
         tables.append(table.assign(**{LEVEL_COLUMN: float(level)}))
     return pd.concat(tables, ignore_index=True)

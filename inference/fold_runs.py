@@ -16,6 +16,7 @@ from config.resolve import experiment_config
 from config.checks import check_inference_settings
 from config.yaml_cli import merge, to_dict
 from inference.run_folder import CONFIG_NAME, RunFolder, fold_label
+from choices import is_slice_detector
 from models.registry import build_model
 from inference.predict import EnsembleSettings
 
@@ -137,6 +138,8 @@ def check_compatible(runs: list[FoldRun]) -> None:
             ("activation", activation_kind(first.loss), activation_kind(cfg.loss)),
             ("out_channels", first.model.out_channels, cfg.model.out_channels),
             ("output_stride", first.model.output_stride, cfg.model.output_stride),
+            ("model family", is_slice_detector(first.model.name), is_slice_detector(cfg.model.name)),
+            ("slice stack", first.model.slice_half_depth, cfg.model.slice_half_depth),
             ("normalization", first.data.normalization, cfg.data.normalization),
             ("particle classes", first.particle_set, cfg.particle_set)) if a != b]
         if mismatch:
@@ -162,8 +165,15 @@ def ensemble_settings(cfg: ExperimentConfig, autocast_dtype: torch.dtype | None 
     settings with ``overrides`` laid over them (an override given as None keeps the recipe's value)."""
     settings = merge(cfg.inference, {k: v for k, v in overrides.items() if v is not None})
     check_inference_settings(settings)
+    detector = is_slice_detector(cfg.model.name)
+    if detector:
+        for key, value in (("picker", "nms"), ("tta", ("identity",))):
+            if getattr(settings, key) != value:
+                raise ValueError(f"{key} {getattr(settings, key)!r} does not apply to {cfg.model.name} runs "
+                                 f"(slice detectors are merged in 3D and predict each slice once)")
     return EnsembleSettings(activation_kind(cfg.loss), cfg.model.output_stride, cfg.data.normalization, settings,
-                            autocast_dtype, particles=cfg.particle_set)
+                            autocast_dtype, particles=cfg.particle_set,
+                            slice_half_depth=cfg.model.slice_half_depth if detector else None)
 
 
 def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:
@@ -176,7 +186,7 @@ def load_model(run: FoldRun, device: torch.device | str = "cpu") -> nn.Module:
     except RuntimeError as err:
         raise ValueError(f"checkpoint {run.checkpoint} does not fit model {run.config.model.name!r}: "
                          f"{str(err).splitlines()[0]}") from None
-    if run.config.trainer.channels_last:
+    if run.config.trainer.channels_last and not is_slice_detector(run.config.model.name):
         model = model.to(memory_format=torch.channels_last_3d)
     return model.to(device).eval()
 

@@ -16,11 +16,11 @@ from dataio.pick_readers import PickSelection
 from dataio.sources import TomogramSource, open_source
 from particles import CZII_PARTICLES
 from inference.fold_runs import FoldRun, load_model
-from postprocess.class_suppression import fit_thresholds_suppressed
 from inference.candidates import fits_component_levels, pick_candidates_per_level
 from inference.predict import EnsembleSettings, ensemble_probabilities, predict_run
 from postprocess.calibration import Calibration, fit_calibration
-from postprocess.component_levels import candidates_at_levels, fit_component_levels
+from postprocess.class_suppression import DEFAULT_FRACTION, fit_thresholds_suppressed, select_picks
+from postprocess.component_levels import LEVEL_COLUMN, candidates_at_levels, fit_component_levels
 
 UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size",)
 """Settings that do not change what the ensemble predicts (beyond rounding), so thresholds ignore them."""
@@ -36,6 +36,7 @@ class OOFPredictions:
     models_per_run: dict[str, int]
     component_levels: dict[str, float] | None = None  # cc3d: each class's level, fitted on these runs
     calibration: Calibration | None = None  # class_decision calibrated: each class's score map, fitted on these
+    raw: pd.DataFrame | None = None  # every candidate before any fitted choice (cc3d grid: with a level column)
 
 
 def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
@@ -95,15 +96,63 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
             candidates.append(predict_run(models, volume, name, settings, floor, torch.device(device),
                                           source.voxel_spacing))
         truths.append(source.picks(name))
-    table, truth = pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True)
-    levels = None
-    if per_level:
-        infer = settings.inference
-        levels = fit_component_levels(table, truth, infer.component_threshold, infer.threshold_tolerance,
-                                      particles=settings.particles)
-        table = candidates_at_levels(table, levels)
+    raw, truth = pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True)
+    levels = fit_levels(raw, truth, settings)
+    table = candidates_at_levels(raw, levels) if levels is not None else raw
     return OOFPredictions(table, truth, list(groups),
-                          {name: len(members) for name, (_, members) in groups.items()}, levels)
+                          {name: len(members) for name, (_, members) in groups.items()}, levels, raw=raw)
+
+
+@dataclass(frozen=True)
+class PostprocessFit:
+    """Everything fitted on OOF predictions after the networks: component levels, calibration, thresholds."""
+
+    thresholds: dict[str, float]
+    levels: dict[str, float] | None = None
+    calibration: Calibration | None = None
+
+
+def fit_levels(raw: pd.DataFrame, truth: pd.DataFrame, settings: EnsembleSettings) -> dict[str, float] | None:
+    """Each class's component level from a cc3d grid (None for other pickers)."""
+    if LEVEL_COLUMN not in raw.columns:
+        return None
+    infer = settings.inference
+    return fit_component_levels(raw, truth, infer.component_threshold, infer.threshold_tolerance,
+                                particles=settings.particles)
+
+
+def fit_postprocess(raw: pd.DataFrame, truth: pd.DataFrame, settings: EnsembleSettings) -> PostprocessFit:
+    """Levels, calibration and thresholds fitted on ``raw`` candidates (``OOFPredictions.raw``) and their
+    truth, in that order, each on what the previous one chose."""
+    infer, particles = settings.inference, settings.particles
+    levels = fit_levels(raw, truth, settings)
+    table = candidates_at_levels(raw, levels) if levels is not None else raw
+    calibration = (fit_calibration(table, truth, particles=particles, competing=infer.class_decision == "competing",
+                                   fraction=infer.class_suppression or DEFAULT_FRACTION)
+                   if infer.class_decision != "independent" else None)
+    thresholds, _ = fit_thresholds_suppressed(table, truth, infer.class_suppression, infer.threshold_tolerance,
+                                              infer.threshold_rule, particles=particles, calibration=calibration)
+    return PostprocessFit(thresholds, levels, calibration)
+
+
+def picks_with(fit: PostprocessFit, raw: pd.DataFrame, settings: EnsembleSettings) -> pd.DataFrame:
+    """The picks a fitted post-processing makes of ``raw`` candidates."""
+    table = candidates_at_levels(raw, fit.levels) if fit.levels is not None else raw
+    return select_picks(table, fit.thresholds, settings.inference.class_suppression, particles=settings.particles,
+                        calibration=fit.calibration)
+
+
+def cross_fitted_picks(oof: OOFPredictions, settings: EnsembleSettings) -> pd.DataFrame:
+    """Each OOF run's picks with levels, calibration and thresholds fitted on the *other* OOF runs: scored, the
+    honest estimate of what a fit on all of them gives on new tomograms (the in-sample one reuses the very runs
+    it fitted every one of those choices on)."""
+    raw = oof.raw if oof.raw is not None else oof.candidates
+    picks = []
+    for run in oof.runs:
+        others, truth = raw["experiment"] != run, oof.truth["experiment"] != run
+        fit = fit_postprocess(raw[others], oof.truth[truth], settings)
+        picks.append(picks_with(fit, raw[~others], settings))
+    return pd.concat(picks, ignore_index=True)
 
 
 PREDICTOR = "one pass, views per window"
@@ -131,10 +180,5 @@ def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
                        device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
     """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
     oof = predict_oof(runs, settings, device)
-    infer = settings.inference
-    if infer.class_decision == "calibrated":  # scores made comparable across classes before anything else
-        oof = replace(oof, calibration=fit_calibration(oof.candidates, oof.truth, particles=settings.particles))
-    thresholds, _ = fit_thresholds_suppressed(oof.candidates, oof.truth, infer.class_suppression,
-                                              infer.threshold_tolerance, infer.threshold_rule,
-                                              particles=settings.particles, calibration=oof.calibration)
-    return thresholds, oof
+    fit = fit_postprocess(oof.raw, oof.truth, settings)
+    return fit.thresholds, replace(oof, calibration=fit.calibration)

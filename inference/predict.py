@@ -17,6 +17,7 @@ from postprocess.class_suppression import select_picks
 from inference.candidates import pick_candidates
 from postprocess.heatmap_nms import resolve_thresholds
 from inference.probabilities import predict_probabilities
+from inference.slice_detection import slice_detector_candidates
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,24 @@ class EnsembleSettings:
     inference: InferenceSettings
     autocast_dtype: torch.dtype | None = None
     particles: ParticleSet = field(kw_only=True)  # the classes the models' channels are, from their config
+    slice_half_depth: int | None = field(default=None, kw_only=True)  # slice detectors: their 2.5D stack; None: U-Nets
+
+
+def normalised_tensor(volume: np.ndarray, run: str, settings: EnsembleSettings, device: torch.device) -> torch.Tensor:
+    """The run's volume ``[D, H, W]`` normalised as the models were trained, on ``device``."""
+    try:
+        normalised = normalize(volume, settings.normalization)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise ValueError(f"run {run}: {err}") from err
+    return torch.from_numpy(normalised).to(device)
 
 
 def ensemble_probabilities(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
                            device: torch.device) -> torch.Tensor:
     """``[C, D/s, H/s, W/s]`` probabilities of one run: normalised, every model and TTA view in one pass."""
-    try:
-        normalised = normalize(volume, settings.normalization)  # type: ignore[arg-type]
-    except ValueError as err:
-        raise ValueError(f"run {run}: {err}") from err
-    tensor = torch.from_numpy(normalised).to(device)  # [D, H, W]
+    if settings.slice_half_depth is not None:
+        raise ValueError("slice detectors give boxes, not probability maps: no heatmaps to average or draw")
+    tensor = normalised_tensor(volume, run, settings, device)
     infer = settings.inference
     return predict_probabilities(models, tensor, settings.activation, window=infer.window, overlap=infer.overlap,
                                  batch_size=infer.batch_size, tta=infer.tta, average=infer.average,
@@ -57,11 +66,26 @@ def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, setti
     suppress weaker picks of other classes on the same spot, as when the thresholds were fitted), then each
     class keeps those reaching its threshold.
     """
-    probs = ensemble_probabilities(models, volume, run, settings, device)
     particles, infer = settings.particles, settings.inference
     limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles=particles)))
     # calibrated thresholds are probabilities, not channel scores: candidates are then cut at the usual floor
     floor = infer.candidate_threshold if calibration is not None else min(infer.candidate_threshold, *limits.values())
-    candidates = pick_candidates(probs, run, infer, floor, spacing=spacing, output_stride=settings.output_stride,
-                                 particles=particles, levels=levels)
+    candidates = run_candidates(models, volume, run, settings, floor, device, spacing, levels)
     return select_picks(candidates, limits, infer.class_suppression, particles=particles, calibration=calibration)
+
+
+def run_candidates(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
+                   floor: Mapping[str, float] | float, device: torch.device, spacing: float,
+                   levels: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Candidates (Å, with score) of one run before thresholds: the U-Nets' heatmap peaks or components at or
+    above ``floor``, or the slice detectors' merged and voted detections (``inference.slice_detection``)."""
+    infer = settings.inference
+    if settings.slice_half_depth is not None:
+        return slice_detector_candidates(models, normalised_tensor(volume, run, settings, device), run,
+                                         spacing=spacing, particles=settings.particles,
+                                         half_depth=settings.slice_half_depth, batch_size=infer.batch_size,
+                                         max_per_class=infer.max_candidates_per_class,
+                                         autocast_dtype=settings.autocast_dtype)
+    probs = ensemble_probabilities(models, volume, run, settings, device)
+    return pick_candidates(probs, run, infer, floor, spacing=spacing, output_stride=settings.output_stride,
+                           particles=settings.particles, levels=levels)

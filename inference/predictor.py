@@ -26,9 +26,9 @@ from dataio.pick_readers import empty_picks_table
 from dataio.sources import TomogramSource
 from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable, ensemble_settings,
                                  find_fold_runs, fold_run_from_checkpoint, load_model, weight_soup)
-from inference.oof import OOFPredictions, fit_oof_thresholds, threshold_record
+from inference.oof import OOFPredictions, cross_fitted_picks, fit_oof_thresholds, threshold_record
 from inference.precision import autocast_dtype
-from inference.predict import EnsembleSettings, ensemble_probabilities, predict_run
+from inference.predict import EnsembleSettings, predict_run, run_candidates
 from inference.run_folder import check_voxel_spacing
 from inference.sharding import from_rank_zero, shard_runs
 from particles import ParticleSet
@@ -36,7 +36,6 @@ from postprocess.calibration import Calibration, load_calibration
 from postprocess.class_suppression import select_picks
 from postprocess.metric import MetricReport, score_picks
 from postprocess.thresholds import load_component_levels, load_oof_scores, load_thresholds, save_thresholds
-from inference.candidates import pick_candidates
 
 
 @dataclass
@@ -157,14 +156,17 @@ class EnsemblePredictor:
         values, oof = fit_oof_thresholds(self.runs, self.settings, self.device)
         return Thresholds(values, oof.component_levels, oof.calibration, oof, record, "thresholds fitted out of fold")
 
-    def oof_report(self) -> MetricReport | None:
-        """The out-of-fold CV of thresholds fitted now (None when they were read from a file)."""
+    def oof_report(self, cross_fitted: bool = True) -> MetricReport | None:
+        """The out-of-fold CV of thresholds fitted now (None when they were read from a file). ``cross_fitted``
+        (the default, the honest estimate): each OOF run scored with levels, calibration and thresholds fitted
+        on the other OOF runs; else in-sample, with those fitted on every OOF run, itself included."""
         thresholds = self.prepare_thresholds()
         if thresholds.oof is None:
             return None
         oof = thresholds.oof
-        picks = select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
-                             particles=self.particles, calibration=thresholds.calibration)
+        picks = (cross_fitted_picks(oof, self.settings) if cross_fitted else
+                 select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
+                              particles=self.particles, calibration=thresholds.calibration))
         return score_picks(picks, oof.truth, runs=oof.runs, particles=self.particles)
 
     def oof_scores_space(self) -> pd.DataFrame | None:
@@ -209,11 +211,8 @@ class EnsemblePredictor:
         its score, before thresholds and cross-class competition: what benchmarks rank and re-threshold."""
         self.check_spacing(spacing, f"tomogram {run}")
         levels = self.prepare_thresholds().levels
-        probs = ensemble_probabilities(self.models, np.asarray(volume, dtype=np.float32), run, self.settings,
-                                       self.device)
-        infer = self.settings.inference
-        return pick_candidates(probs, run, infer, infer.candidate_threshold, spacing=spacing,
-                               output_stride=self.settings.output_stride, particles=self.particles, levels=levels)
+        return run_candidates(self.models, np.asarray(volume, dtype=np.float32), run, self.settings,
+                              self.settings.inference.candidate_threshold, self.device, spacing, levels)
 
     def predict_source(self, source: TomogramSource, runs: list[str] | None = None, rank: int = 0,
                        world_size: int = 1, progress: bool = True,

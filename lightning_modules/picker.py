@@ -22,61 +22,31 @@ from inference.candidates import pick_candidates
 from inference.probabilities import predict_probabilities
 
 
-class ParticlePicker(L.LightningModule):
-    """Wraps a plain 3D U-Net; ``config`` (a plain dict of ``ExperimentConfig``) is saved in checkpoints."""
+class PickerModule(L.LightningModule):
+    """What every model family's training shares: the config (a plain dict of ``ExperimentConfig``, saved in
+    checkpoints), the network as ``self.model`` (what the ensemble loads), fold validation with the official
+    metric, the optimiser and schedule, exact resume and ``--init-from``."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get the flattened config instead
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
         self.particles = self.cfg.particle_set
-        expected = out_channels_for(self.cfg.loss, self.particles.num_classes)
-        if self.cfg.model.out_channels != expected:
-            raise ValueError(f"loss {self.cfg.loss.kind!r} needs model.out_channels={expected}, "
-                             f"config has {self.cfg.model.out_channels}")
-        self.model = build_model(self.cfg.model)
-        self.memory_format = torch.channels_last_3d if self.cfg.trainer.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
-        self.loss_fn = build_loss(self.cfg.loss)
-        self.activation = activation_kind(self.cfg.loss)
+        self.model = self.build_network()
         self.fold_validation = FoldValidation(self.cfg.validation, particles=self.particles)
         self._val_candidates: list[pd.DataFrame] = []
         self._val_probs: dict[str, torch.Tensor] = {}
 
+    def build_network(self) -> torch.nn.Module:
+        """The family's network (and whatever it needs set on ``self``, a loss say); each subclass has its own:
+        ``ParticlePicker`` a U-Net, ``SliceDetectorPicker`` a slice detector."""
+        raise NotImplementedError(f"{type(self).__name__} must define build_network: PickerModule is not trained "
+                                  "on its own")
+
     @classmethod
-    def from_config(cls, cfg: ExperimentConfig) -> "ParticlePicker":
+    def from_config(cls, cfg: ExperimentConfig) -> "PickerModule":
         return cls(to_dict(cfg))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:  # [B, 1, D, H, W] -> [B, C, D/s, H/s, W/s]
-        return self.model(image)
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        image, target = batch["image"], batch["target"]  # [B, 1, D, H, W], [B, 6, D/s, H/s, W/s]
-        if self.cfg.mixup.prob > 0 and torch.rand(()) < self.cfg.mixup.prob:
-            image, target, _ = mixup_batch(image, target, self.cfg.mixup.alpha)
-        image = image.contiguous(memory_format=self.memory_format)
-        supervision = tuple(self.cfg.model.deep_supervision)
-        outputs = self.model.forward_levels(image) if supervision else [self.model(image)]
-        logits = outputs[0]  # [B, C, D/s, H/s, W/s]; the data module renders targets at stride s
-        if logits.shape[2:] != target.shape[2:]:
-            raise ValueError(f"targets {tuple(target.shape[2:])} do not match the model output "
-                             f"{tuple(logits.shape[2:])}: data.target_stride must equal model.output_stride")
-        loss = deep_supervision_loss(self.loss_fn, outputs, target, supervision)
-        self.log("train/loss", loss, prog_bar=True, batch_size=image.shape[0])
-        return loss
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        run, volume = batch["run"], batch["volume"].to(self.device)  # volume [D, H, W]
-        infer = self.cfg.inference  # the ensemble's settings, but one model and no TTA
-        probs = predict_probabilities(
-            [self.model], volume, self.activation, window=infer.window, overlap=infer.overlap,
-            batch_size=infer.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
-            pad_mode=infer.pad_mode, num_classes=self.particles.num_classes)
-        candidates = pick_candidates(probs, run, infer, infer.candidate_threshold, spacing=float(batch["spacing"]),
-                                     output_stride=self.model.output_stride, particles=self.particles)
-        self._val_candidates.append(candidates)
-        if self.cfg.validation.save_heatmaps:
-            self._val_probs[run] = probs.to(torch.float16).cpu()
 
     def on_validation_epoch_start(self) -> None:
         self._val_candidates, self._val_probs = [], {}
@@ -138,3 +108,50 @@ class ParticlePicker(L.LightningModule):
 
     def _autocast_dtype(self) -> torch.dtype | None:
         return torch.bfloat16 if self.device.type == "cuda" and "bf16" in str(self.trainer.precision) else None
+
+
+class ParticlePicker(PickerModule):
+    """A plain 3D U-Net trained on heatmap targets."""
+
+    def build_network(self) -> torch.nn.Module:
+        expected = out_channels_for(self.cfg.loss, self.particles.num_classes)
+        if self.cfg.model.out_channels != expected:
+            raise ValueError(f"loss {self.cfg.loss.kind!r} needs model.out_channels={expected}, "
+                             f"config has {self.cfg.model.out_channels}")
+        model = build_model(self.cfg.model)
+        self.memory_format = torch.channels_last_3d if self.cfg.trainer.channels_last else torch.contiguous_format
+        model.to(memory_format=self.memory_format)
+        self.loss_fn = build_loss(self.cfg.loss)
+        self.activation = activation_kind(self.cfg.loss)
+        return model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:  # [B, 1, D, H, W] -> [B, C, D/s, H/s, W/s]
+        return self.model(image)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        image, target = batch["image"], batch["target"]  # [B, 1, D, H, W], [B, 6, D/s, H/s, W/s]
+        if self.cfg.mixup.prob > 0 and torch.rand(()) < self.cfg.mixup.prob:
+            image, target, _ = mixup_batch(image, target, self.cfg.mixup.alpha)
+        image = image.contiguous(memory_format=self.memory_format)
+        supervision = tuple(self.cfg.model.deep_supervision)
+        outputs = self.model.forward_levels(image) if supervision else [self.model(image)]
+        logits = outputs[0]  # [B, C, D/s, H/s, W/s]; the data module renders targets at stride s
+        if logits.shape[2:] != target.shape[2:]:
+            raise ValueError(f"targets {tuple(target.shape[2:])} do not match the model output "
+                             f"{tuple(logits.shape[2:])}: data.target_stride must equal model.output_stride")
+        loss = deep_supervision_loss(self.loss_fn, outputs, target, supervision)
+        self.log("train/loss", loss, prog_bar=True, batch_size=image.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        run, volume = batch["run"], batch["volume"].to(self.device)  # volume [D, H, W]
+        infer = self.cfg.inference  # the ensemble's settings, but one model and no TTA
+        probs = predict_probabilities(
+            [self.model], volume, self.activation, window=infer.window, overlap=infer.overlap,
+            batch_size=infer.batch_size, tta=("identity",), autocast_dtype=self._autocast_dtype(),
+            pad_mode=infer.pad_mode, num_classes=self.particles.num_classes)
+        candidates = pick_candidates(probs, run, infer, infer.candidate_threshold, spacing=float(batch["spacing"]),
+                                     output_stride=self.model.output_stride, particles=self.particles)
+        self._val_candidates.append(candidates)
+        if self.cfg.validation.save_heatmaps:
+            self._val_probs[run] = probs.to(torch.float16).cpu()

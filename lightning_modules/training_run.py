@@ -21,7 +21,9 @@ from lightning_modules.checkpoint_files import AtomicCheckpointIO, SlimCheckpoin
 from lightning_modules.ema import PicklableEMA
 from runtime.launch import Launch, current_launch, wait_for_run_folder, with_unique_token
 from lightning_modules.loggers import build_loggers
-from lightning_modules.picker import ParticlePicker
+from choices import is_slice_detector
+from lightning_modules.picker import ParticlePicker, PickerModule
+from lightning_modules.slice_picker import SliceDetectorPicker
 
 
 def prepare_run_dir(paths: RunFolder, cfg: ExperimentConfig, resume: bool, overwrite: bool, launch: str) -> bool:
@@ -133,10 +135,11 @@ def _fit(cfg: ExperimentConfig, paths: RunFolder, launch: Launch, resume: bool, 
     if resume:  # before reading any tomogram: a bad checkpoint is refused at once
         check_resumable(paths, cfg, clean=launch.prepares_run_folder)
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = CryoETDataModule(cfg.data, particles=cfg.particle_set)
+    detector = is_slice_detector(cfg.model.name)
+    datamodule = CryoETDataModule(cfg.data, particles=cfg.particle_set, slice_detector=detector)
     datamodule.setup("fit")
     has_validation = bool(datamodule.val_runs)
-    module = ParticlePicker.from_config(cfg)
+    module = (SliceDetectorPicker if detector else ParticlePicker).from_config(cfg)
     if cfg.init_from and not resume:  # a resumed run continues from its own last checkpoint
         module.load_weights_from(cfg.init_from)
     if not launch.prepares_run_folder:
@@ -162,7 +165,7 @@ class TrainingInterrupted(Exception):
     """Ctrl-C (or SIGTERM from a scheduler) stopped the run; its last checkpoint can be resumed."""
 
 
-def run_trainer(trainer: L.Trainer, module: ParticlePicker, datamodule: CryoETDataModule, paths: RunFolder,
+def run_trainer(trainer: L.Trainer, module: PickerModule, datamodule: CryoETDataModule, paths: RunFolder,
                 resume: bool) -> None:
     """``trainer.fit`` (a resume reads last.ckpt with ``weights_only=True`` too), then the run's status: finished
     only when training reached its end, took steps and left weights an ensemble can read."""

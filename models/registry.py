@@ -5,7 +5,7 @@ from typing import Callable
 
 from torch import nn
 
-from choices import OutputStride, check_choice
+from choices import OutputStride, SliceDetectorName, check_choice, values
 from config.experiment import ModelConfig
 from models.basic_unet import BasicUNet3d
 
@@ -29,6 +29,14 @@ def _build_smp(cfg: ModelConfig) -> nn.Module:
                      tuple(cfg.decoder_channels), deep_supervision=len(cfg.deep_supervision))
 
 
+def _build_slice_detector(cfg: ModelConfig) -> nn.Module:
+    from models.slice_detector import build_slice_detector
+
+    if cfg.encoder_weights is not None:
+        raise ValueError(f"{cfg.name} trains from scratch (or --init-from a run); set encoder_weights to None")
+    return build_slice_detector(slice_stack_depth(cfg), cfg.out_channels, tuple(cfg.widths))
+
+
 def _build_tiny(cfg: ModelConfig) -> nn.Module:
     if cfg.encoder_weights is not None:
         raise ValueError("unet-tiny has no encoder to load weights into; set encoder_weights to None")
@@ -39,12 +47,20 @@ def _build_tiny(cfg: ModelConfig) -> nn.Module:
 _BUILDERS: dict[str, Callable[[ModelConfig], nn.Module]] = {
     **{name: _build_smp for name in SMP_ENCODERS},
     "unet-tiny": _build_tiny,
+    **{name: _build_slice_detector for name in values(SliceDetectorName)},
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 
+def slice_stack_depth(cfg: ModelConfig) -> int:
+    """Slices a slice detector sees at once: the detected one and ``slice_half_depth`` on each side."""
+    return 2 * cfg.slice_half_depth + 1
+
+
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """``[B, 1, D, H, W]`` -> ``[B, out_channels, D/s, H/s, W/s]``; exposes ``output_stride``, ``size_divisor``."""
+    """A U-Net: ``[B, 1, D, H, W]`` -> ``[B, out_channels, D/s, H/s, W/s]``, exposing ``output_stride`` and
+    ``size_divisor``; a slice detector (``is_slice_detector``): torchvision's detection interface on
+    ``[2k+1, H, W]`` slice stacks, ``out_channels`` classes."""
     if cfg.name not in _BUILDERS:
         raise ValueError(f"unknown model name {cfg.name!r}; known: {', '.join(MODEL_NAMES)}")
     check_choice(cfg.output_stride, OutputStride, "model.output_stride")  # the one check (configs are checked too)

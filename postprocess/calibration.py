@@ -19,12 +19,15 @@ from scipy.spatial import cKDTree
 from scipy.special import expit, logit
 
 from particles import HIT_RADIUS_FRACTION, ParticleSet
+from postprocess.competition import Competition, fit_competition
 from runtime.bounded_reads import read_json
 
 PRIOR_WEIGHT = 1e-2
 """Weight of the Gaussian prior on slope and intercept (per candidate-count): keeps a perfectly separated
 class's slope finite."""
 EPS = 1e-6
+COMPETITION_KEY = "competition"
+"""Where a calibration's competition weights are saved beside the classes' Platt maps."""
 
 
 def platt(scores: np.ndarray, outcomes: np.ndarray) -> tuple[float, float]:
@@ -72,9 +75,11 @@ def candidate_outcomes(candidates: pd.DataFrame, truth: pd.DataFrame, *, particl
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per class, the (slope, intercept) of its Platt map on the score's logit."""
+    """Per class, the (slope, intercept) of its Platt map on the score's logit; with ``competition``
+    (class_decision competing) each calibrated score is then weighed against its strongest rival's."""
 
     maps: Mapping[str, tuple[float, float]]
+    competition: Competition | None = None
 
     def apply(self, candidates: pd.DataFrame) -> pd.DataFrame:
         """The candidates with ``score`` calibrated (the channel's own in ``raw_score``)."""
@@ -86,14 +91,21 @@ class Calibration:
             a, b = self.maps[name]
             calibrated[rows] = expit(a * raw[rows] + b)
         out["score"] = calibrated
+        if self.competition is not None:
+            out["score"] = self.competition.apply(out)
         return out
 
-    def to_json(self) -> dict[str, dict[str, float]]:
-        return {name: {"slope": a, "intercept": b} for name, (a, b) in self.maps.items()}
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {name: {"slope": a, "intercept": b} for name, (a, b) in self.maps.items()}
+        return doc if self.competition is None else {**doc, COMPETITION_KEY: self.competition.to_json()}
 
     @classmethod
     def from_json(cls, doc: object, where: str, *, particles: ParticleSet) -> Calibration:
         """Read what ``to_json`` wrote; anything malformed is an error naming ``where``."""
+        competition = None
+        if isinstance(doc, dict) and COMPETITION_KEY in doc:
+            doc = dict(doc)
+            competition = Competition.from_json(doc.pop(COMPETITION_KEY), where, particles.names)
         if not isinstance(doc, dict) or set(doc) != set(particles.names):
             raise ValueError(f"{where}: calibration must map every class ({', '.join(particles.names)}) to a slope "
                              "and an intercept")
@@ -104,17 +116,23 @@ class Calibration:
                     or a < 0:
                 raise ValueError(f"{where}: calibration of {name!r} needs a finite slope >= 0 and intercept")
             maps[name] = (float(a), float(b))
-        return cls(maps)
+        return cls(maps, competition)
 
 
-def fit_calibration(candidates: pd.DataFrame, truth: pd.DataFrame, *, particles: ParticleSet) -> Calibration:
-    """Each class's Platt map fitted to its OOF candidates' outcomes."""
+def fit_calibration(candidates: pd.DataFrame, truth: pd.DataFrame, *, particles: ParticleSet,
+                    competing: bool = False, fraction: float = 0.5) -> Calibration:
+    """Each class's Platt map fitted to its OOF candidates' outcomes; ``competing``: then each class's weights
+    against its strongest rival (within ``fraction`` of the radii's sum), fitted to the same outcomes."""
     outcome = candidate_outcomes(candidates, truth, particles=particles)
     maps = {}
     for name in particles.names:
         mine = (candidates["particle_type"] == name).to_numpy()
         maps[name] = platt(candidates.loc[mine, "score"].to_numpy(np.float64), outcome[mine])
-    return Calibration(maps)
+    platt_only = Calibration(maps)
+    if not competing:
+        return platt_only
+    radii = {p.name: p.radius for p in particles.particles}
+    return Calibration(maps, fit_competition(platt_only.apply(candidates), outcome, radii, fraction))
 
 
 def load_calibration(path: str | Path, *, particles: ParticleSet) -> Calibration | None:

@@ -91,8 +91,11 @@ def select_picks(candidates: pd.DataFrame, thresholds: Mapping[str, float], frac
 def decide_classes(candidates: pd.DataFrame, fraction: float, calibration: Calibration, *,
                    particles: ParticleSet) -> pd.DataFrame:
     """Calibrated candidates, one class per location: where candidates of different classes overlap (within
-    ``fraction`` x the sum of their radii), the most probable survives."""
+    ``fraction`` x the sum of their radii), the most probable survives; with a competing calibration every
+    candidate stays, its probability weighed against its strongest rival's (``postprocess.competition``)."""
     calibrated = calibration.apply(candidates)
+    if calibration.competition is not None:  # competing: rivals lower the probability, nothing is dropped
+        return calibrated
     return suppress_across_classes(calibrated, fraction or DEFAULT_FRACTION, None, particles=particles)
 
 

@@ -76,7 +76,7 @@ def fit_thresholds(candidates: pd.DataFrame, ground_truth: pd.DataFrame, fallbac
     when new data scores particles lower (another microscope, real rather than simulated proteins).
     With ``rule`` "one-se" the margin grows to one standard error of the best F4 where that is larger: an
     optimum resting on few particles is noise, and the threshold it picks can sit above most of a
-    seven-model ensemble's scores for that class (BENCHMARKS.md, "OOF CV vs test").
+    seven-model ensemble's scores for that class (BENCHMARKS_HISTORY.md, "OOF CV vs test").
     A class whose F4 is 0 at every threshold (no references, or no candidate hits one) gets ``fallback``.
     """
     if rule not in THRESHOLD_RULES:

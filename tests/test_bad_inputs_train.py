@@ -56,6 +56,10 @@ def case_unknown_model(w: World, t: Path):
     return train_cli(w, t, "--model.name", "unet-resnet9000")
 
 
+def case_detector_with_a_3d_patch(w: World, t: Path):
+    return train_cli(w, t, "--model.name", "fcos-slices")  # the tiny recipe asks for 32^3 patches
+
+
 def case_missing_encoder_weights(w: World, t: Path):
     return train_cli(w, t, "--model.name", "unet-resnet18", "--model.encoder_weights", "/no/such/encoder.pth")
 
@@ -220,6 +224,7 @@ CASES: list[tuple[Callable, str]] = [
     (case_missing_data_root, "nowhere"),
     (case_patch_larger_than_tomogram, "is larger than tomogram"),
     (case_unknown_model, "unknown model name 'unet-resnet9000'"),
+    (case_detector_with_a_3d_patch, "fcos-slices sees 5 slices (2 x model.slice_half_depth + 1), so the patch's z must be 5"),
     (case_missing_encoder_weights, "encoder weights file /no/such/encoder.pth"),
     (case_epochs_not_multiple_of_validation, "must be a multiple of trainer.check_val_every_n_epoch"),
     (case_folds_file_names_unknown_run, "TS_NOPE"),

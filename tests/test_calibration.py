@@ -54,3 +54,51 @@ def test_calibrated_scores_are_comparable_across_channels_and_survive_json() -> 
     broken = {**calibration.to_json(), "ribosome": {"slope": -1.0, "intercept": 0.0}}
     with pytest.raises(ValueError, match="t.json: calibration of 'ribosome' needs a finite slope >= 0"):
         Calibration.from_json(broken, "t.json", particles=CZII_PARTICLES)
+
+
+def cands(rows):
+    return pd.DataFrame(rows, columns=["experiment", "particle_type", "x", "y", "z", "score"])
+
+
+def test_the_strongest_rival_is_another_class_on_the_same_spot_of_the_same_run() -> None:
+    from postprocess.competition import strongest_rival
+
+    table = cands([("a", "ribosome", 0, 0, 0, 0.3), ("a", "apo-ferritin", 40, 0, 0, 0.8),
+                   ("a", "apo-ferritin", 60, 0, 0, 0.6), ("a", "ribosome", 500, 0, 0, 0.9),
+                   ("b", "apo-ferritin", 0, 0, 0, 0.99)])
+    radii = {p.name: p.radius for p in CZII_PARTICLES.particles}  # ribosome 150, apo-ferritin 60 Å
+    rival = strongest_rival(table, radii, 0.5)  # reach 0.5 * 210 = 105 Å
+    assert rival.tolist() == [0.8, 0.3, 0.3, 0.0, 0.0]  # same class and other runs never compete
+
+
+def test_a_competing_calibration_learns_that_a_ghost_class_loses_to_its_rival_and_drops_nothing() -> None:
+    from postprocess.class_suppression import decide_classes
+
+    rng = np.random.default_rng(0)
+    rows, truth = [], []
+    for i in range(60):  # thyroglobulins, each also seen in the beta-galactosidase channel (a ghost)
+        x = 400.0 * i
+        truth.append(("r", "thyroglobulin", x, 0.0, 0.0))
+        rows.append(("r", "thyroglobulin", x, 0.0, 0.0, rng.uniform(0.6, 0.9)))
+        rows.append(("r", "beta-galactosidase", x + 5, 0.0, 0.0, rng.uniform(0.4, 0.7)))
+    for i in range(60):  # real beta-galactosidases, alone, scored like the ghosts
+        x = 400.0 * i
+        truth.append(("r", "beta-galactosidase", x, 1000.0, 0.0))
+        rows.append(("r", "beta-galactosidase", x, 1000.0, 0.0, rng.uniform(0.4, 0.7)))
+    table = cands(rows)
+    truth = pd.DataFrame(truth, columns=["experiment", "particle_type", "x", "y", "z"])
+    calibration = fit_calibration(table, truth, particles=CZII_PARTICLES, competing=True)
+    assert calibration.competition.weights["beta-galactosidase"][2] < -0.5  # a strong rival: a ghost
+    decided = decide_classes(table, 0.0, calibration, particles=CZII_PARTICLES)
+    assert len(decided) == len(table)  # nothing dropped
+    bgal = decided[decided["particle_type"] == "beta-galactosidase"]
+    ghosts, real = bgal[bgal["y"] == 0.0], bgal[bgal["y"] == 1000.0]
+    assert ghosts["score"].max() < real["score"].min()
+    plain = fit_calibration(table, truth, particles=CZII_PARTICLES)  # Platt alone cannot tell them apart
+    assert plain.competition is None
+    again = Calibration.from_json(calibration.to_json(), "test", particles=CZII_PARTICLES)
+    pd.testing.assert_frame_equal(again.apply(table), calibration.apply(table))
+    broken = calibration.to_json()
+    broken["competition"]["weights"]["ribosome"]["rival"] = 1.0
+    with pytest.raises(ValueError, match="rival <= 0"):
+        Calibration.from_json(broken, "thresholds file t.json", particles=CZII_PARTICLES)

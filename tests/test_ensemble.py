@@ -126,7 +126,7 @@ def test_ensemble_of_folds_and_pair_models(nested_runs, tiny_dataset, tmp_path, 
     common = ["--data", str(tiny_dataset), "--split", "test"]
     assert _ensemble("--runs", str(nested_runs), *common, "--out", str(tmp_path / "runs.csv")) == 0
     assert ("out-of-fold CV over TS_5_4, TS_6_4 (3 models; each run predicted by the 2 of them that never trained "
-            "on it)") in capsys.readouterr().out
+            "on it; each run's levels and thresholds fitted on the other runs)") in capsys.readouterr().out
     (saved,) = nested_runs.glob("*.thresholds.json")
     assert len(json.loads(saved.read_text())["fitted_with"]["checkpoints"]) == 3
     checkpoints = [str(r.checkpoint) for r in find_fold_runs(nested_runs)]

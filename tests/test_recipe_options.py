@@ -120,6 +120,24 @@ def test_components_give_centroids_and_peaks() -> None:
     np.testing.assert_allclose(zyx[1], [7.5, 7.5, 7.5])
 
 
+def test_a_component_scored_by_mass_ranks_saturated_peaks() -> None:
+    heat = np.zeros((10, 10, 10), dtype=np.float32)
+    heat[1:4, 1:4, 1:4] = 1.0  # 27 saturated voxels
+    heat[7, 7, 7] = 1.0  # one saturated voxel: the same peak, a twenty-seventh of the mass
+    _, peaks = component_centroids(heat, 0.5)
+    assert peaks.tolist() == [1.0, 1.0]  # tied
+    zyx, scores = component_centroids(heat, 0.5, mass_scale=9.0)
+    np.testing.assert_allclose(scores, [27 / 36, 1 / 10])
+    np.testing.assert_allclose(zyx[0], [2, 2, 2])
+    probs = torch.zeros(6, 10, 10, 10)
+    probs[CZII_PARTICLES.get("apo-ferritin").channel] = torch.from_numpy(heat)
+    picks = pick_components(probs, "run", 0.5, spacing=20.0, output_stride=1, particles=CZII_PARTICLES, score="mass")
+    scale = (CZII_PARTICLES.get("apo-ferritin").radius / 20.0) ** 3  # the class's sphere radius cubed, voxels
+    np.testing.assert_allclose(picks["score"], [27 / (27 + scale), 1 / (1 + scale)])
+    with pytest.raises(ValueError, match="unknown component score 'area'"):
+        pick_components(probs, "run", 0.5, spacing=20.0, particles=CZII_PARTICLES, score="area")
+
+
 def test_component_picks_are_in_angstrom_at_the_output_stride() -> None:
     probs = torch.zeros(6, 8, 8, 8)
     probs[CZII_PARTICLES.get("ribosome").channel, 4, 5, 6] = 0.8
@@ -179,3 +197,13 @@ def test_the_options_train_pair_models_fit_oof_thresholds_and_ensemble(tiny_data
     assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(repeat), *flags]) == 0
     assert "thresholds from" in capsys.readouterr().out
     pd.testing.assert_frame_equal(read_submission(repeat, particles=CZII_PARTICLES), picks)
+    competing = tmp_path / "competing.csv"  # weighed against rivals, nothing dropped: fitted, saved with its weights
+    flags[-1] = "competing"
+    assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(competing), *flags]) == 0
+    doc = json.loads(saved.read_text())
+    assert set(doc["calibration"]) == {*CZII_PARTICLES.names, "competition"}
+    assert set(doc["calibration"]["competition"]["weights"]) == set(CZII_PARTICLES.names)
+    again = tmp_path / "competing_again.csv"
+    assert ensemble.main(["--runs", str(runs), "--data", str(tiny_dataset), "--out", str(again), *flags]) == 0
+    pd.testing.assert_frame_equal(read_submission(again, particles=CZII_PARTICLES),
+                                  read_submission(competing, particles=CZII_PARTICLES))

@@ -141,3 +141,28 @@ def test_one_se_rule_keeps_the_tolerance_as_a_floor() -> None:
     truth = table([("A", RIB, 0.0, 1), ("A", RIB, 1000.0, 1)]).drop(columns="score")
     assert fit_thresholds(exact, truth, rule="one-se", particles=CZII_PARTICLES)[RIB] == 0.8
     assert fit_thresholds(exact, truth, particles=CZII_PARTICLES)[RIB] == 0.8
+
+
+def test_the_cross_fitted_oof_cv_never_reuses_the_scored_run() -> None:
+    """Two OOF runs whose best thresholds disagree: in-sample, each run is scored at thresholds that saw it;
+    cross-fitted, run A is scored at the threshold fitted on run B alone, and the reverse."""
+    from config.experiment import InferenceSettings
+    from inference.oof import OOFPredictions, cross_fitted_picks, fit_postprocess
+    from inference.predict import EnsembleSettings
+    from postprocess.metric import score_picks
+
+    settings = EnsembleSettings("sigmoid", 1, "zscore", InferenceSettings(threshold_tolerance=0.0),
+                                particles=CZII_PARTICLES)
+    # run A: its ribosome scores 0.9 (true) and 0.5 (false); run B: 0.4 (true) and 0.8 (false)
+    candidates = table([("A", RIB, 0.0, 0.9), ("A", RIB, 3000.0, 0.5), ("B", RIB, 0.0, 0.4), ("B", RIB, 3000.0, 0.8)])
+    truth = table([("A", RIB, 0.0, 1), ("B", RIB, 0.0, 1)]).drop(columns="score")
+    oof = OOFPredictions(candidates, truth, ["A", "B"], {"A": 1, "B": 1}, raw=candidates)
+    fit_b = fit_postprocess(candidates[candidates["experiment"] == "B"], truth[truth["experiment"] == "B"], settings)
+    assert fit_b.thresholds[RIB] == 0.4  # run B alone keeps its true 0.4 pick
+    picks = cross_fitted_picks(oof, settings)
+    kept = sorted(zip(picks["experiment"], picks["score"]))
+    assert kept == [("A", 0.5), ("A", 0.9)]  # A at B's 0.4 keeps both; B at A's 0.9 keeps nothing
+    report = score_picks(picks, truth, runs=["A", "B"], particles=CZII_PARTICLES)
+    assert report.table.loc[RIB, ["tp", "fp", "fn"]].tolist() == [1, 1, 1]
+    in_sample = fit_postprocess(candidates, truth, settings).thresholds[RIB]
+    assert in_sample == 0.4  # fitted on both runs, the in-sample picks find both particles

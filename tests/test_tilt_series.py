@@ -87,3 +87,13 @@ def test_a_dataset_of_the_second_family(tmp_path) -> None:
     assert {run["imaging"]["family"] for run in report["runs"]} == {"tilt-series"}
     with pytest.raises(ValueError, match="unknown imaging family 'radon'"):
         ImagingConfig(family="radon")
+
+
+def test_each_family_has_its_own_calibrated_levels() -> None:
+    from simulation.difficulty import resolve_snr, snr_range
+
+    assert resolve_snr("realistic") == 2.0 and resolve_snr("realistic", "tilt-series") == 8.0
+    assert resolve_snr(5.0, "tilt-series") == 5.0
+    assert snr_range("hard:realistic", "tilt-series")[0] == pytest.approx(math.sqrt(3.0 * 8.0))
+    with pytest.raises(ValueError, match="unknown imaging family 'radon'"):
+        resolve_snr("hard", "radon")
