@@ -9,7 +9,8 @@ classical baseline on the same runs, at one difficulty level.
 2. ``train.py --fold K+L`` for every pair of ``--folds`` (the CPU preset unless ``--train-args`` say
    otherwise), timed;
 3. the ensemble through ``EnsemblePredictor`` (what ``ensemble.py`` runs): thresholds fitted out of fold,
-   the OOF CV, and the picks of both test sets, timed;
+   the OOF CV, and the picks of both test sets (kept as ``picks-SETTING-small|large.csv`` in the runs
+   folder), timed, with the spread of the score of 4-run subsets of the large set;
 4. the classical baseline (``benchmarks.classical_baseline``) on both test sets, templates and thresholds
    from the same training runs.
 
@@ -25,6 +26,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +38,7 @@ from inference.run_folder import RunFolder
 from benchmarks.bench_recipes import POSTPROCESS
 from postprocess.class_confusion import cross_class_false_picks
 from postprocess.metric import MetricReport, score_picks
+from postprocess.score_spread import ScoreSpread, score_spread
 
 REPO = Path(__file__).resolve().parents[1]
 PAIR_FOLDS = tuple(f"{k}+{(k + 1) % 7}" for k in range(7))
@@ -83,13 +86,24 @@ def per_class(report: MetricReport) -> dict[str, float]:
     return {str(n): float(report.table.loc[n, "f4"]) for n in report.table.index}
 
 
-def ensemble_scores(predictor: EnsemblePredictor, root: Path) -> tuple[MetricReport, pd.DataFrame, int]:
-    """The ensemble's picks of a root's test runs: their score, where their false picks sit, how many runs."""
+SUBSET_RUNS = 4
+"""The spread of the score of this many test runs (as many as the small test set and the independent benchmark's)
+is reported for the large test set."""
+
+
+def ensemble_scores(predictor: EnsemblePredictor, root: Path,
+                    picks_file: Path) -> tuple[MetricReport, pd.DataFrame, int, ScoreSpread | None]:
+    """The ensemble's picks of a root's test runs (kept in ``picks_file``): their score, where their false picks
+    sit, how many runs, and the spread of the score of ``SUBSET_RUNS``-run subsets when there are more runs."""
     source = open_source(root, "test", particles=predictor.particles)
+    runs = source.run_names()
     picks = predictor.predict_source(source, progress=False)
-    truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
-    report = score_picks(picks, truth, runs=source.run_names(), particles=predictor.particles)
-    return report, cross_class_false_picks(picks, truth, particles=predictor.particles), len(source.run_names())
+    picks.to_csv(picks_file, index=False)
+    truth = pd.concat([source.picks(r) for r in runs], ignore_index=True)
+    report = score_picks(picks, truth, runs=runs, particles=predictor.particles)
+    spread = (score_spread(picks, truth, runs, SUBSET_RUNS, particles=predictor.particles)
+              if len(runs) > SUBSET_RUNS else None)
+    return report, cross_class_false_picks(picks, truth, particles=predictor.particles), len(runs), spread
 
 
 def scored_confusion(confusion: pd.DataFrame, predictor: EnsemblePredictor, runs: int) -> dict[str, float]:
@@ -114,9 +128,11 @@ def evaluate(runs: Path, root: Path, large: Path | None, setting: str) -> dict:
     for name, data in (("small", root), ("large", large)):
         if data is None:
             continue
-        report, confusion, n_runs = ensemble_scores(predictor, data)
+        report, confusion, n_runs, spread = ensemble_scores(predictor, data, runs / f"picks-{setting}-{name}.csv")
         row |= {f"test_{name}": report.score, f"test_{name}_per_class": per_class(report),
                 f"test_{name}_confusion": scored_confusion(confusion, predictor, n_runs)}
+        if spread is not None:
+            row[f"test_{name}_subsets"] = asdict(spread)
     row["predict_minutes"] = (time.perf_counter() - start) / 60
     return row
 

@@ -2,7 +2,8 @@
 
 Reads ``WORK/results.jsonl`` (the last row of each family, level, recipe and post-processing) and prints the
 key-figures table (ours beside the classical baseline, OOF CV cross-fitted and in-sample, the weight-2
-classes) and the false picks on other classes' particles per test run.
+classes), the false picks on other classes' particles per test run, and the OOF CV against the test score
+with the spread of 4-run test scores.
 """
 from __future__ import annotations
 
@@ -59,6 +60,21 @@ def confusion(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def oof_against_test(rows: list[dict]) -> str:
+    """The OOF CV beside the 20-run test score and the spread of 4-run test scores (how far a 4-run test
+    moves with the runs drawn)."""
+    lines = ["| family | level | post-processing | OOF CV cross-fitted | in-sample | test, 20 runs | "
+             "in-sample − test | 4-run test: mean ± sd (90 % range) |", "|" + "---|" * 8]
+    for r in rows:
+        test, in_sample, spread = r.get("test_large"), r.get("oof_cv_in_sample"), r.get("test_large_subsets")
+        gap = f"{in_sample - test:+.3f}" if test is not None and in_sample is not None else "—"
+        spread_text = (f"{spread['mean']:.3f} ± {spread['sd']:.3f} ({spread['low']:.3f}–{spread['high']:.3f})"
+                       if spread else "—")
+        lines.append(f"| {r['family']} | {r['difficulty']} | {r['postprocess']} | {number(r['oof_cv'])} | "
+                     f"{number(in_sample)} | {number(test)} | {gap} | {spread_text} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path, help="the --work folder of bench_pair_ensemble")
@@ -67,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     print(key_figures(rows))
     print()
     print(confusion(rows))
+    print()
+    print(oof_against_test(rows))
 
 
 if __name__ == "__main__":

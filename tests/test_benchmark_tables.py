@@ -14,7 +14,9 @@ def row(level: str, setting: str, test20: float, on_other: float) -> dict:
             "train_minutes": None, "commit": "abc1234",
             "test_small_confusion": {"false_per_run": 3.0, "on_other_per_run": 1.0, "on_other": {}},
             "test_large_confusion": {"false_per_run": 4.0, "on_other_per_run": on_other,
-                                     "on_other": {"ribosome": 7.0, "apo-ferritin": 0.0}}}
+                                     "on_other": {"ribosome": 7.0, "apo-ferritin": 0.0}},
+            "test_large_subsets": {"size": 4, "mean": test20, "sd": 0.031, "low": test20 - 0.05,
+                                   "high": test20 + 0.04}}
 
 
 def test_the_latest_row_of_each_setting_is_tabled_in_level_order(tmp_path, capsys) -> None:
@@ -27,4 +29,6 @@ def test_the_latest_row_of_each_setting_is_tabled_in_level_order(tmp_path, capsy
     printed = capsys.readouterr().out
     assert "| fourier | hard | as-trained | **0.800** | **0.720** | 0.600 / 0.650 | 0.810 | 0.850 | 0.50 / 0.75 |" in printed
     assert "| fourier | hard | as-trained | 4.0 | 2.5 | ribosome 7 |" in printed
+    assert ("| fourier | hard | as-trained | 0.810 | 0.850 | 0.720 | +0.130 | 0.720 ± 0.031 (0.670–0.760) |"
+            in printed)
     assert "0.700" not in printed
