@@ -67,11 +67,22 @@ def evaluate(name: str, picker, predictor: EnsemblePredictor, oof_score: float, 
     return row
 
 
+def baseline_row(work: Path) -> dict:
+    """The classical baseline on the level's test runs, templates and thresholds from its training runs."""
+    baseline = {"small": run_baseline(work / "data")["test"]}
+    if (work / "test20").is_dir():
+        baseline["large"] = run_baseline(work / "data", test_root=work / "test20")["test"]
+    return {"family": "classical baseline", "oof_cv": None,
+            **{f"test_{k}": {"score": v.score, "per_class": per_class(v)} for k, v in baseline.items()}}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="a level folder of bench_pair_ensemble")
     parser.add_argument("--folds", nargs="+", default=["0+1", "2+3", "4+5"])
     parser.add_argument("--unets", default="runs_cpu", help="the U-Nets' runs folder under --work")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the classical baseline (bench_pair_ensemble recorded it on the same runs)")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train.py flags (last)")
     args = parser.parse_args(argv)
     work, runs = args.work, args.work / "runs_slices"
@@ -89,11 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             evaluate("U-Nets", unets, unets, unets.oof_report().score, work),
             evaluate("vote", vote, unets, vote.oof_report().score, work) | {"weight": vote.weight,
                                                                            "weights_oof": vote.oof_scores}]
-    baseline = {"small": run_baseline(work / "data")["test"]}
-    if (work / "test20").is_dir():
-        baseline["large"] = run_baseline(work / "data", test_root=work / "test20")["test"]
-    rows.append({"family": "classical baseline", "oof_cv": None,
-                 **{f"test_{k}": {"score": v.score, "per_class": per_class(v)} for k, v in baseline.items()}})
+    if not args.no_baseline:
+        rows.append(baseline_row(work))
     for row in rows:
         with open(work / "slices.jsonl", "a") as handle:
             handle.write(json.dumps({**common, **row}) + "\n")
