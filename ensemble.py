@@ -32,7 +32,7 @@ from inference.family_vote import FamilyVote
 from inference.fold_runs import FoldRun
 from inference.precision import PRECISIONS
 from inference.predictor import EnsemblePredictor
-from inference.sharding import gather_objects, gather_tables, init_from_env
+from inference.sharding import close_process_group, gather_objects, gather_tables, init_from_env
 from postprocess.metric import format_report, report_scores, score_picks
 from postprocess.plots import pr_curves_figure, slice_figure
 from postprocess.wandb_report import log_ensemble_run, pr_curve_rows
@@ -104,7 +104,15 @@ def predictor_from(args: argparse.Namespace, device: torch.device) -> EnsemblePr
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_tool("ensemble.py", lambda: run(args))
+    return run_tool("ensemble.py", lambda: run_closing(args))
+
+
+def run_closing(args: argparse.Namespace) -> int:
+    """``run``, leaving no process group behind on any rank, whether it returns or fails."""
+    try:
+        return run(args)
+    finally:
+        close_process_group()
 
 
 def check_outputs(args: argparse.Namespace, predictor: EnsemblePredictor, names: list[str], overlay: Path,

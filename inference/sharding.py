@@ -39,6 +39,13 @@ def init_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int, torch
     return launch.rank, launch.world_size, device
 
 
+def close_process_group() -> None:
+    """Destroy the process group ``init_from_env`` made, if any: a rank leaving with gloo's threads still
+    running aborts at exit ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def from_rank_zero(value: T) -> T:
     """Rank 0's ``value`` on every rank (identity without a process group): work done once, shared."""
     if not (dist.is_available() and dist.is_initialized()):
