@@ -33,6 +33,7 @@ import pandas as pd
 
 from benchmarks.classical_baseline import run_baseline
 from dataio.sources import open_source
+from inference.family_vote import FamilyVote
 from inference.predictor import EnsemblePredictor
 from inference.run_folder import RunFolder
 from benchmarks.bench_recipes import POSTPROCESS
@@ -91,7 +92,7 @@ SUBSET_RUNS = 4
 is reported for the large test set."""
 
 
-def ensemble_scores(predictor: EnsemblePredictor, root: Path,
+def ensemble_scores(predictor: EnsemblePredictor | FamilyVote, root: Path,
                     picks_file: Path) -> tuple[MetricReport, pd.DataFrame, int, ScoreSpread | None]:
     """The ensemble's picks of a root's test runs (kept in ``picks_file``): their score, where their false picks
     sit, how many runs, and the spread of the score of ``SUBSET_RUNS``-run subsets when there are more runs."""
@@ -106,7 +107,8 @@ def ensemble_scores(predictor: EnsemblePredictor, root: Path,
     return report, cross_class_false_picks(picks, truth, particles=predictor.particles), len(runs), spread
 
 
-def scored_confusion(confusion: pd.DataFrame, predictor: EnsemblePredictor, runs: int) -> dict[str, float]:
+def scored_confusion(confusion: pd.DataFrame, predictor: EnsemblePredictor | FamilyVote,
+                     runs: int) -> dict[str, float]:
     """False picks of the scored classes per test run: all of them, and those on another class's particle."""
     scored = [n for n in confusion.index if predictor.particles.get(n).weight > 0]
     return {"false_per_run": float(confusion.loc[scored, "off"].sum()) / runs,

@@ -17,17 +17,14 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
 
-from benchmarks.bench_pair_ensemble import finished, per_class, scored_confusion, train_pairs
+from benchmarks.bench_pair_ensemble import (ensemble_scores, finished, per_class, scored_confusion,
+                                            train_pairs)
 from benchmarks.classical_baseline import run_baseline
-from dataio.sources import open_source
 from inference.family_vote import FamilyVote
 from inference.fold_runs import find_fold_runs
 from inference.predictor import EnsemblePredictor
 from inference.run_folder import fold_label
-from postprocess.class_confusion import cross_class_false_picks
-from postprocess.metric import score_picks
 
 DETECTOR_RECIPE: tuple[str, ...] = ("--model.name", "fcos-slices", "--data.patch_size", "5", "128", "128",
                                     "--data.batch_size", "8", "--data.patches_per_epoch", "192")
@@ -44,25 +41,22 @@ def fold_runs(runs_dir: Path, folds: list[str]):
     return runs
 
 
-def scored(picker, predictor: EnsemblePredictor, root: Path) -> tuple[dict, float]:
-    """Score, per class and false picks of ``picker`` (a predictor or a vote) on a root's test runs, and the
-    seconds per tomogram it took."""
-    source = open_source(root, "test", particles=predictor.particles)
+def scored(picker: EnsemblePredictor | FamilyVote, root: Path, picks_file: Path) -> tuple[dict, float]:
+    """Score, per class and false picks of ``picker`` (a predictor or a vote) on a root's test runs
+    (``bench_pair_ensemble.ensemble_scores``), and the seconds per tomogram it took."""
     start = time.perf_counter()
-    picks = picker.predict_source(source, progress=False)
-    seconds = (time.perf_counter() - start) / len(source.run_names())
-    truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
-    report = score_picks(picks, truth, runs=source.run_names(), particles=predictor.particles)
-    confusion = cross_class_false_picks(picks, truth, particles=predictor.particles)
+    report, confusion, n_runs, _ = ensemble_scores(picker, root, picks_file)
+    seconds = (time.perf_counter() - start) / n_runs
     return {"score": report.score, "per_class": per_class(report),
-            "confusion": scored_confusion(confusion, predictor, len(source.run_names()))}, seconds
+            "confusion": scored_confusion(confusion, picker, n_runs)}, seconds
 
 
-def evaluate(name: str, picker, predictor: EnsemblePredictor, oof_score: float, work: Path) -> dict:
+def evaluate(name: str, picker: EnsemblePredictor | FamilyVote, oof_score: float, work: Path) -> dict:
     row: dict = {"family": name, "oof_cv": oof_score}
     for label, root in (("small", work / "data"), ("large", work / "test20")):
         if root.is_dir():
-            result, seconds = scored(picker, predictor, root)
+            picks_file = work / "runs_slices" / f"picks-{name.replace(' ', '-')}-{label}.csv"
+            result, seconds = scored(picker, root, picks_file)
             row |= {f"test_{label}": result, f"seconds_per_tomogram_{label}": seconds}
     return row
 
@@ -96,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     vote = FamilyVote.fit(unets, detectors)
     common = {"date": time.strftime("%Y-%m-%d %H:%M"), "work": str(work), "folds": args.folds,
               "detector_train_minutes": minutes, "train_args": [*DETECTOR_RECIPE, *args.train_args]}
-    rows = [evaluate("slice detectors", detectors, detectors, detectors.oof_report().score, work),
-            evaluate("U-Nets", unets, unets, unets.oof_report().score, work),
-            evaluate("vote", vote, unets, vote.oof_report().score, work) | {"weight": vote.weight,
+    rows = [evaluate("slice detectors", detectors, detectors.oof_report().score, work),
+            evaluate("U-Nets", unets, unets.oof_report().score, work),
+            evaluate("vote", vote, vote.oof_report().score, work) | {"weight": vote.weight,
                                                                            "weights_oof": vote.oof_scores}]
     if not args.no_baseline:
         rows.append(baseline_row(work))
