@@ -16,7 +16,7 @@ from postprocess.calibration import Calibration
 from postprocess.class_suppression import select_picks
 from inference.candidates import pick_candidates
 from postprocess.heatmap_nms import resolve_thresholds
-from inference.probabilities import predict_probabilities
+from inference.probabilities import member_terms, predict_probabilities
 from inference.slice_detection import slice_detector_candidates
 
 
@@ -56,6 +56,19 @@ def ensemble_probabilities(models: Sequence[nn.Module], volume: np.ndarray, run:
                                  num_classes=settings.particles.num_classes)
 
 
+def ensemble_member_terms(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
+                          device: torch.device) -> torch.Tensor:
+    """``[M, C', D/s, H/s, W/s]``: each model's own mean over the TTA views (``probabilities.member_terms``),
+    for scoring ensembles of any subset of ``models`` from one prediction of each."""
+    if settings.slice_half_depth is not None:
+        raise ValueError("slice detectors give boxes, not probability maps: no heatmaps to average")
+    infer = settings.inference
+    return member_terms(models, normalised_tensor(volume, run, settings, device), settings.activation,
+                        window=infer.window, overlap=infer.overlap, batch_size=infer.batch_size, tta=infer.tta,
+                        average=infer.average, autocast_dtype=settings.autocast_dtype, pad_mode=infer.pad_mode,
+                        num_classes=settings.particles.num_classes)
+
+
 def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,
                 thresholds: Mapping[str, float], device: torch.device, spacing: float,
                 levels: Mapping[str, float] | None = None, calibration: Calibration | None = None) -> pd.DataFrame:
@@ -66,12 +79,32 @@ def predict_run(models: Sequence[nn.Module], volume: np.ndarray, run: str, setti
     suppress weaker picks of other classes on the same spot, as when the thresholds were fitted), then each
     class keeps those reaching its threshold.
     """
-    particles, infer = settings.particles, settings.inference
-    limits = dict(zip(particles.names, resolve_thresholds(thresholds, particles=particles)))
-    # calibrated thresholds are probabilities, not channel scores: candidates are then cut at the usual floor
-    floor = infer.candidate_threshold if calibration is not None else min(infer.candidate_threshold, *limits.values())
+    limits, floor = thresholds_and_floor(settings, thresholds, calibration)
     candidates = run_candidates(models, volume, run, settings, floor, device, spacing, levels)
-    return select_picks(candidates, limits, infer.class_suppression, particles=particles, calibration=calibration)
+    return select_picks(candidates, limits, settings.inference.class_suppression, particles=settings.particles,
+                        calibration=calibration)
+
+
+def picks_from_probabilities(probs: torch.Tensor, run: str, settings: EnsembleSettings,
+                             thresholds: Mapping[str, float], spacing: float,
+                             levels: Mapping[str, float] | None = None,
+                             calibration: Calibration | None = None) -> pd.DataFrame:
+    """``predict_run``'s picks from probabilities already averaged (``members_probabilities``)."""
+    limits, floor = thresholds_and_floor(settings, thresholds, calibration)
+    candidates = pick_candidates(probs, run, settings.inference, floor, spacing=spacing,
+                                 output_stride=settings.output_stride, particles=settings.particles, levels=levels)
+    return select_picks(candidates, limits, settings.inference.class_suppression, particles=settings.particles,
+                        calibration=calibration)
+
+
+def thresholds_and_floor(settings: EnsembleSettings, thresholds: Mapping[str, float],
+                         calibration: Calibration | None) -> tuple[dict[str, float], float]:
+    """Each class's threshold, and the floor candidates are cut at before they compete: calibrated thresholds
+    are probabilities, not channel scores, so candidates are then cut at the usual floor."""
+    infer = settings.inference
+    limits = dict(zip(settings.particles.names, resolve_thresholds(thresholds, particles=settings.particles)))
+    floor = infer.candidate_threshold if calibration is not None else min(infer.candidate_threshold, *limits.values())
+    return limits, floor
 
 
 def run_candidates(models: Sequence[nn.Module], volume: np.ndarray, run: str, settings: EnsembleSettings,

@@ -41,6 +41,38 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
     the mean) or the probabilities, in one pass over the volume (``ensemble_window_logits``): memory holds
     about one output. Models are put in eval mode for the call and restored afterwards.
     """
+    total = mean_terms(models, volume, activation_kind, window, overlap, batch_size, tta, average, autocast_dtype,
+                       blend, pad_mode, num_classes=num_classes)
+    return finished_probabilities(total, activation_kind, average, num_classes=num_classes)
+
+
+def member_terms(models: Sequence[nn.Module], volume: torch.Tensor, activation_kind: str, window: Sequence[int],
+                 overlap: float, batch_size: int, tta: Sequence[str] = ("identity",), average: str = "logits",
+                 autocast_dtype: torch.dtype | None = None, blend: str = "gaussian", pad_mode: str = "mirror", *,
+                 num_classes: int) -> torch.Tensor:
+    """``[M, C', D/s, H/s, W/s]``: each model's mean over the TTA views of what the ensemble averages (logits
+    or probabilities), so that the ensemble of any subset of the models is ``members_probabilities`` of
+    its rows without predicting again (what ensemble size buys, measured on the same passes)."""
+    return torch.stack([mean_terms([model], volume, activation_kind, window, overlap, batch_size, tta, average,
+                                   autocast_dtype, blend, pad_mode, num_classes=num_classes) for model in models])
+
+
+def members_probabilities(terms: torch.Tensor, activation_kind: str, average: str = "logits", *,
+                          num_classes: int) -> torch.Tensor:
+    """The probabilities of the ensemble of the members whose ``member_terms`` are the rows of ``terms``: the
+    mean of equal-weight members' means equals the mean over all their views, as in one pass."""
+    return finished_probabilities(terms.mean(dim=0), activation_kind, average, num_classes=num_classes)
+
+
+def finished_probabilities(mean: torch.Tensor, activation_kind: str, average: str, *, num_classes: int) -> torch.Tensor:
+    """Probabilities from a mean of terms: the activation of mean logits, or the mean probabilities as they are."""
+    return logits_to_probabilities(mean, activation_kind, num_classes=num_classes) if average == "logits" else mean
+
+
+def mean_terms(models: Sequence[nn.Module], volume: torch.Tensor, activation_kind: str, window: Sequence[int],
+               overlap: float, batch_size: int, tta: Sequence[str], average: str,
+               autocast_dtype: torch.dtype | None, blend: str, pad_mode: str, *, num_classes: int) -> torch.Tensor:
+    """Mean over models x TTA views of the logits (``average`` logits) or probabilities, one pass."""
     if average not in AVERAGES:
         raise ValueError(f"unknown average {average!r}; expected one of {AVERAGES}")
     out_channels = activation_channels(activation_kind, num_classes=num_classes)
@@ -59,4 +91,4 @@ def predict_probabilities(models: Sequence[nn.Module], volume: torch.Tensor, act
         for model, mode in zip(models, was_training):
             model.train(mode)
     assert tuple(total.shape[1:]) == out_shape
-    return logits_to_probabilities(total, activation_kind, num_classes=num_classes) if average == "logits" else total
+    return total

@@ -312,3 +312,55 @@ def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset
     tool = score_picks(read_submission(out, particles=CZII_PARTICLES), truth, particles=CZII_PARTICLES).score
     assert tool == pytest.approx(row["test"])
     assert set(row["test_per_class"]) == set(PARTICLE_NAMES)
+
+
+def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny_dataset, tmp_path) -> None:
+    """bench_ensemble_size: any subset's picks from each model's own output equal that subset predicted as
+    ensemble.py predicts it; the all-model window scores what the predictor scores; the single-model OOF CV
+    is a score of the single models' own predictions."""
+    from benchmarks.bench_ensemble_size import evaluate, single_model_oof
+    from inference.predict import ensemble_member_terms, picks_from_probabilities
+    from inference.predictor import EnsemblePredictor
+    from inference.probabilities import members_probabilities
+
+    predictor = EnsemblePredictor.from_runs(nested_runs, device="cpu", thresholds_file=tmp_path / "t.json")
+    settings, fitted = predictor.settings, predictor.fitted
+    source = open_source(str(tiny_dataset), "test", particles=CZII_PARTICLES)
+    run = source.run_names()[0]
+    volume = source.load_tomogram(run)
+    terms = ensemble_member_terms(predictor.models, volume, run, settings, torch.device("cpu"))
+    for subset in ([0], [1, 2]):
+        expected = predict_run([predictor.models[i] for i in subset], volume, run, settings, fitted.values,
+                               torch.device("cpu"), source.voxel_spacing, fitted.levels, fitted.calibration)
+        probs = members_probabilities(terms[subset], settings.activation, settings.inference.average,
+                                      num_classes=CZII_PARTICLES.num_classes)
+        got = picks_from_probabilities(probs, run, settings, fitted.values, source.voxel_spacing, fitted.levels,
+                                       fitted.calibration)
+        assert_same_picks(got, expected)
+
+    row = evaluate(nested_runs, tiny_dataset, "as-trained", [1, 2])
+    assert sorted(row["test_by_size"]) == ["1", "2", "3"]
+    assert [len(v) for v in row["test_by_size"].values()] == [3, 3, 1]  # ring windows of 1, 2 and all 3
+    picks = predictor.predict_source(source, progress=False)
+    truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
+    assert row["test"] == pytest.approx(score_picks(picks, truth, runs=source.run_names(),
+                                                    particles=CZII_PARTICLES).score)
+    assert row["oof_pair"]["cross_fitted"] == pytest.approx(predictor.oof_report().score)
+    one_cross, one_in = single_model_oof(predictor)
+    assert (one_cross, one_in) == pytest.approx((row["oof_single"]["cross_fitted"], row["oof_single"]["in_sample"]))
+
+
+def assert_same_picks(got: pd.DataFrame, expected: pd.DataFrame, tolerance: float = 0.5) -> None:
+    """The same picks up to float rounding (a mean of per-model means against one sum moves the last bits, and
+    so a component's weighted centre by a fraction of an Å): per class, as many picks, each within
+    ``tolerance`` Å of one of the other table's, with nearly the same score."""
+    from scipy.spatial import cKDTree
+
+    assert len(expected) > 0
+    assert got["particle_type"].value_counts().to_dict() == expected["particle_type"].value_counts().to_dict()
+    for name, want in expected.groupby("particle_type"):
+        have = got[got["particle_type"] == name]
+        distance, index = cKDTree(have[["x", "y", "z"]].to_numpy()).query(want[["x", "y", "z"]].to_numpy())
+        assert distance.max() < tolerance, name
+        assert sorted(index) == list(range(len(have))), name  # one to one
+        assert have["score"].to_numpy()[index] == pytest.approx(want["score"].to_numpy(), abs=1e-4), name

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from inference.probabilities import predict_probabilities
+from inference.probabilities import member_terms, members_probabilities, predict_probabilities
 from inference.sliding_window import ensemble_window_logits, sliding_window_logits
 from inference.tta import TRANSFORM_NAMES, TRANSFORMS, get_transforms
 from tests.test_sliding_window import DeltaConv, Subsample
@@ -132,6 +132,26 @@ def test_average_logits_versus_probabilities() -> None:
     torch.testing.assert_close(logit_avg, torch.full_like(logit_avg, torch.sigmoid(torch.tensor(1.0)).item()))
     want = (torch.sigmoid(torch.tensor(-2.0)) + torch.sigmoid(torch.tensor(4.0))).item() / 2
     torch.testing.assert_close(prob_avg, torch.full_like(prob_avg, want))
+
+
+@pytest.mark.parametrize("average", ["logits", "probabilities"])
+def test_any_subset_of_members_equals_its_ensemble_in_one_pass(average: str) -> None:
+    """Each model's own TTA mean, kept apart, gives the ensemble of any subset exactly as one pass over that
+    subset does (what bench_ensemble_size scores ensembles of every size from)."""
+    from models.basic_unet import BasicUNet3d
+
+    torch.manual_seed(5)
+    models = [BasicUNet3d(7, (4, 8), output_stride=2).eval() for _ in range(3)]
+    volume = torch.randn(12, 16, 16)
+    args = ("softmax", (8, 16, 16), 0.25, 2, ["identity", "flip_z", "rot90_1"], average)
+    terms = member_terms(models, volume, *args, num_classes=6)
+    assert terms.shape == (3, 7 if average == "logits" else 6, 6, 8, 8)  # logits keep the background
+    for subset in ([0], [1, 2], [2, 0], [0, 1, 2]):
+        alone = predict_probabilities([models[i] for i in subset], volume, *args, num_classes=6)
+        torch.testing.assert_close(members_probabilities(terms[subset], "softmax", average, num_classes=6), alone,
+                                   rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(members_probabilities(terms[[0]], "softmax", average, num_classes=6),
+                              members_probabilities(terms[[1]], "softmax", average, num_classes=6))
 
 
 def test_softmax_drops_background_and_mismatches_are_errors() -> None:
