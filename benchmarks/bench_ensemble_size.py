@@ -37,10 +37,11 @@ import torch
 from benchmarks.bench_recipes import POSTPROCESS
 from dataio.sources import open_source
 from inference.fold_runs import FoldRun
-from inference.oof import fit_postprocess, picks_with, predict_oof
+from inference.oof import fit_postprocess, picks_with, single_model_oof
 from inference.predict import ensemble_member_terms, picks_from_probabilities
 from inference.predictor import EnsemblePredictor
 from inference.probabilities import members_probabilities
+from postprocess.ensemble_size import carried_score
 from postprocess.metric import score_picks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,34 +83,13 @@ def test_by_size(predictor: EnsemblePredictor, test_root: Path, sizes: list[int]
     return scores
 
 
-def single_model_oof(predictor: EnsemblePredictor) -> tuple[float, float]:
-    """The OOF CV of single models (cross-fitted by tomogram, in-sample): each OOF run predicted by each model
-    that held it out, alone, as a tomogram of its own; everything after the networks fitted on those."""
-    raws, truths = [], []
-    for member in predictor.runs:
-        oof = predict_oof([member], predictor.settings, predictor.device)
-        raw = oof.raw if oof.raw is not None else oof.candidates
-        tag = f"@{member.fold}"
-        raws.append(raw.assign(experiment=raw["experiment"] + tag))
-        truths.append(oof.truth.assign(experiment=oof.truth["experiment"] + tag))
-    raw, truth = pd.concat(raws, ignore_index=True), pd.concat(truths, ignore_index=True)
-    tomogram = truth["experiment"].str.split("@").str[0]
-    raw_tomogram = raw["experiment"].str.split("@").str[0]
-    settings, particles = predictor.settings, predictor.particles
-    cross = []
-    for name in sorted(set(tomogram)):  # both single-model copies of a tomogram are left out of its fit
-        fit = fit_postprocess(raw[raw_tomogram != name], truth[tomogram != name], settings)
-        cross.append(picks_with(fit, raw[raw_tomogram == name], settings))
-    pseudo_runs = sorted(truth["experiment"].unique())
-    in_sample = picks_with(fit_postprocess(raw, truth, settings), raw, settings)
-    return (score_picks(pd.concat(cross, ignore_index=True), truth, runs=pseudo_runs, particles=particles).score,
-            score_picks(in_sample, truth, runs=pseudo_runs, particles=particles).score)
-
-
-def carried(one: float, two: float, size: int) -> float:
-    """``a - b / m`` through (1, ``one``) and (2, ``two``), read at ``size``."""
-    b = 2.0 * (two - one)
-    return (2.0 * two - one) - b / size
+def single_model_in_sample(predictor: EnsemblePredictor) -> float:
+    """The single members' OOF CV with levels, calibration and thresholds fitted on every one of their OOF
+    predictions (the scored one included), beside the cross-fitted one ``carried_oof`` uses."""
+    singles = single_model_oof(predictor.runs, predictor.settings, predictor.device)
+    picks = picks_with(fit_postprocess(singles.raw, singles.truth, predictor.settings), singles.raw,
+                       predictor.settings)
+    return score_picks(picks, singles.truth, runs=singles.runs, particles=predictor.particles).score
 
 
 def evaluate(runs: Path, test_root: Path, setting: str, sizes: list[int]) -> dict:
@@ -120,14 +100,16 @@ def evaluate(runs: Path, test_root: Path, setting: str, sizes: list[int]) -> dic
                                             thresholds_file=runs / f"size-{setting}.json", **POSTPROCESS[setting])
     n_models = len(predictor.runs)
     by_size = test_by_size(predictor, test_root, sorted(set(sizes) | {n_models}))
-    pair_cross, pair_in = predictor.oof_report().score, predictor.oof_report(cross_fitted=False).score
-    one_cross, one_in = single_model_oof(predictor)
+    carried = predictor.carried_oof()  # what ensemble.py prints
+    if carried is None:
+        raise ValueError(f"{runs}: the OOF runs are not predicted by 2+ models each, fewer than the ensemble's")
+    one_in, pair_in = single_model_in_sample(predictor), predictor.oof_report(cross_fitted=False).score
     return {"postprocess": setting, "models": n_models,
             "test_by_size": {str(k): v for k, v in by_size.items()},
-            "oof_single": {"cross_fitted": one_cross, "in_sample": one_in},
-            "oof_pair": {"cross_fitted": pair_cross, "in_sample": pair_in},
-            "oof_carried": {"cross_fitted": carried(one_cross, pair_cross, n_models),
-                            "in_sample": carried(one_in, pair_in, n_models)},
+            "oof_single": {"cross_fitted": carried.single, "in_sample": one_in},
+            "oof_pair": {"cross_fitted": carried.ensemble, "in_sample": pair_in},
+            "oof_carried": {"cross_fitted": carried.score,
+                            "in_sample": carried_score(one_in, pair_in, carried.members, n_models)},
             "test": float(np.mean(by_size[n_models])), "minutes": (time.perf_counter() - start) / 60}
 
 

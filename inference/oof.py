@@ -37,6 +37,14 @@ class OOFPredictions:
     component_levels: dict[str, float] | None = None  # cc3d: each class's level, fitted on these runs
     calibration: Calibration | None = None  # class_decision calibrated: each class's score map, fitted on these
     raw: pd.DataFrame | None = None  # every candidate before any fitted choice (cc3d grid: with a level column)
+    tomograms: dict[str, str] | None = None  # run -> its tomogram, when a tomogram is several runs (single models)
+
+    def tomogram_runs(self) -> dict[str, list[str]]:
+        """Each tomogram -> the runs that are predictions of it (itself alone unless ``tomograms`` says)."""
+        out: dict[str, list[str]] = {}
+        for run in self.runs:
+            out.setdefault((self.tomograms or {}).get(run, run), []).append(run)
+        return out
 
 
 def held_out(run: FoldRun) -> tuple[TomogramSource, list[str]]:
@@ -148,11 +156,35 @@ def cross_fitted_picks(oof: OOFPredictions, settings: EnsembleSettings) -> pd.Da
     it fitted every one of those choices on)."""
     raw = oof.raw if oof.raw is not None else oof.candidates
     picks = []
-    for run in oof.runs:
-        others, truth = raw["experiment"] != run, oof.truth["experiment"] != run
+    for runs in oof.tomogram_runs().values():  # every prediction of the scored tomogram is left out of its fit
+        others, truth = ~raw["experiment"].isin(runs), ~oof.truth["experiment"].isin(runs)
         fit = fit_postprocess(raw[others], oof.truth[truth], settings)
         picks.append(picks_with(fit, raw[~others], settings))
     return pd.concat(picks, ignore_index=True)
+
+
+MEMBER_MARK = "@fold"
+"""A single model's OOF prediction of a run is the run ``RUN@foldK+L``."""
+
+
+def single_model_oof(runs: list[FoldRun], settings: EnsembleSettings,
+                     device: torch.device | str = "cpu") -> OOFPredictions:
+    """Each held-out tomogram predicted by each model that never trained on it, alone, each prediction a run of
+    its own (``RUN@foldK+L``); component levels fitted on them all. With the ensembles' OOF CV it tells what a
+    second member buys, which ``postprocess.ensemble_size`` carries to the size of the whole ensemble."""
+    parts = [predict_oof([run], settings, device) for run in runs]
+    raws, truths, tomograms = [], [], {}
+    for run, part in zip(runs, parts):
+        tag = f"{MEMBER_MARK}{run.fold}"
+        raw = part.raw if part.raw is not None else part.candidates
+        raws.append(raw.assign(experiment=raw["experiment"] + tag))
+        truths.append(part.truth.assign(experiment=part.truth["experiment"] + tag))
+        tomograms |= {name + tag: name for name in part.runs}
+    raw, truth = pd.concat(raws, ignore_index=True), pd.concat(truths, ignore_index=True)
+    levels = fit_levels(raw, truth, settings)
+    table = candidates_at_levels(raw, levels) if levels is not None else raw
+    return OOFPredictions(table, truth, sorted(tomograms), {name: 1 for name in tomograms}, levels, raw=raw,
+                          tomograms=tomograms)
 
 
 PREDICTOR = "one pass, views per window"

@@ -26,7 +26,8 @@ from dataio.pick_readers import empty_picks_table
 from dataio.sources import TomogramSource
 from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable, ensemble_settings,
                                  find_fold_runs, fold_run_from_checkpoint, load_model, weight_soup)
-from inference.oof import OOFPredictions, cross_fitted_picks, fit_oof_thresholds, threshold_record
+from inference.oof import (OOFPredictions, cross_fitted_picks, fit_oof_thresholds, single_model_oof,
+                          threshold_record)
 from inference.precision import autocast_dtype
 from inference.predict import EnsembleSettings, predict_run, run_candidates
 from inference.run_folder import check_voxel_spacing
@@ -34,6 +35,7 @@ from inference.sharding import from_rank_zero, shard_runs
 from particles import ParticleSet
 from postprocess.calibration import Calibration, load_calibration
 from postprocess.class_suppression import select_picks
+from postprocess.ensemble_size import carried_score
 from postprocess.metric import MetricReport, score_picks
 from postprocess.thresholds import load_component_levels, load_oof_scores, load_thresholds, save_thresholds
 
@@ -49,6 +51,17 @@ class Thresholds:
     oof: OOFPredictions | None = None
     record: dict | None = None
     source: str = ""  # how they were obtained, said to the user
+
+
+@dataclass(frozen=True)
+class CarriedOOF:
+    """The cross-fitted OOF CV of single members and of the OOF ensembles, carried to the whole ensemble."""
+
+    single: float  # each OOF run predicted by one model that never saw it
+    ensemble: float  # by all ``members`` of them (what the OOF CV is)
+    members: int
+    size: int  # the models that predict new tomograms
+    score: float  # a - b / m through both, read at ``size``
 
 
 def thresholds_file_of(runs_dir: str | Path | None, experiment: str) -> Path | None:
@@ -168,6 +181,23 @@ class EnsemblePredictor:
                  select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
                               particles=self.particles, calibration=thresholds.calibration))
         return score_picks(picks, oof.truth, runs=oof.runs, particles=self.particles)
+
+    def carried_oof(self) -> CarriedOOF | None:
+        """The cross-fitted OOF CV carried from the OOF ensembles' size to this ensemble's
+        (``postprocess.ensemble_size``): the OOF runs are predicted again by each member alone. None when the
+        thresholds were read from a file, the weights are souped, or every OOF run is predicted by one model
+        or by all of them (nothing to carry from, or to)."""
+        fitted = self.prepare_thresholds()
+        counts = set(fitted.oof.models_per_run.values()) if fitted.oof is not None else set()
+        members = counts.pop() if len(counts) == 1 else 0
+        if self.soup or members < 2 or members >= len(self.runs):
+            return None
+        singles = single_model_oof(self.runs, self.settings, self.device)
+        single = score_picks(cross_fitted_picks(singles, self.settings), singles.truth, runs=singles.runs,
+                             particles=self.particles).score
+        ensemble = self.oof_report().score
+        return CarriedOOF(single, ensemble, members, len(self.runs),
+                          carried_score(single, ensemble, members, len(self.runs)))
 
     def oof_scores_space(self) -> pd.DataFrame | None:
         """The OOF candidates in the space the thresholds apply to (calibrated with class_decision calibrated),

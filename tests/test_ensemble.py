@@ -316,9 +316,11 @@ def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset
 
 def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny_dataset, tmp_path) -> None:
     """bench_ensemble_size: any subset's picks from each model's own output equal that subset predicted as
-    ensemble.py predicts it; the all-model window scores what the predictor scores; the single-model OOF CV
-    is a score of the single models' own predictions."""
-    from benchmarks.bench_ensemble_size import evaluate, single_model_oof
+    ensemble.py predicts it; the all-model window scores what the predictor scores; the single-model OOF holds
+    each held-out run once per model that held it out, as that model alone predicts it; the carried OOF CV
+    is built from the pair OOF CV ensemble.py prints."""
+    from benchmarks.bench_ensemble_size import evaluate
+    from inference.oof import predict_oof, single_model_oof
     from inference.predict import ensemble_member_terms, picks_from_probabilities
     from inference.predictor import EnsemblePredictor
     from inference.probabilities import members_probabilities
@@ -345,10 +347,20 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
     truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
     assert row["test"] == pytest.approx(score_picks(picks, truth, runs=source.run_names(),
                                                     particles=CZII_PARTICLES).score)
-    assert row["oof_pair"]["cross_fitted"] == pytest.approx(predictor.oof_report().score)
-    one_cross, one_in = single_model_oof(predictor)
-    assert (one_cross, one_in) == pytest.approx((row["oof_single"]["cross_fitted"], row["oof_single"]["in_sample"]))
-
+    carried = predictor.carried_oof()
+    assert (carried.members, carried.size) == (2, 3)
+    assert carried.ensemble == pytest.approx(predictor.oof_report().score)
+    assert carried.ensemble == pytest.approx(row["oof_pair"]["cross_fitted"])
+    assert carried.single == pytest.approx(row["oof_single"]["cross_fitted"])
+    assert row["oof_carried"]["cross_fitted"] == pytest.approx(carried.score)
+    every = find_fold_runs(nested_runs)
+    singles = single_model_oof(every, settings)
+    assert singles.runs == ["TS_5_4@fold0", "TS_5_4@fold0+1", "TS_6_4@fold0+1", "TS_6_4@fold1"]
+    alone = predict_oof([every[0]], settings).raw
+    mine = singles.raw[singles.raw["experiment"] == "TS_5_4@fold0"]
+    assert len(mine) > 0
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True),
+                                  alone.assign(experiment=alone["experiment"] + "@fold0").reset_index(drop=True))
 
 def assert_same_picks(got: pd.DataFrame, expected: pd.DataFrame, tolerance: float = 0.5) -> None:
     """The same picks up to float rounding (a mean of per-model means against one sum moves the last bits, and

@@ -166,3 +166,27 @@ def test_the_cross_fitted_oof_cv_never_reuses_the_scored_run() -> None:
     assert report.table.loc[RIB, ["tp", "fp", "fn"]].tolist() == [1, 1, 1]
     in_sample = fit_postprocess(candidates, truth, settings).thresholds[RIB]
     assert in_sample == 0.4  # fitted on both runs, the in-sample picks find both particles
+
+
+def test_cross_fitting_leaves_out_every_prediction_of_the_scored_tomogram() -> None:
+    """Single-model OOF predictions: tomogram A predicted by two models is two runs (A@1, A@2). Scoring A@1,
+    the fit must not see A@2 (the same particles): fitted on B alone the threshold is 0.8 and A@1 keeps its 0.9
+    pick only; a fit that saw A@2's true 0.3 would cut far lower and keep A@1's false 0.5 too."""
+    from config.experiment import InferenceSettings
+    from inference.oof import OOFPredictions, cross_fitted_picks
+    from inference.predict import EnsembleSettings
+
+    settings = EnsembleSettings("sigmoid", 1, "zscore", InferenceSettings(threshold_tolerance=0.0),
+                                particles=CZII_PARTICLES)
+    candidates = table([("A@1", RIB, 0.0, 0.9), ("A@1", RIB, 3000.0, 0.5), ("A@2", RIB, 0.0, 0.3),
+                        ("A@2", RIB, 3000.0, 0.2), ("B@1", RIB, 0.0, 0.8), ("B@1", RIB, 3000.0, 0.7)])
+    truth = table([("A@1", RIB, 0.0, 1), ("A@2", RIB, 0.0, 1), ("B@1", RIB, 0.0, 1)]).drop(columns="score")
+    runs = ["A@1", "A@2", "B@1"]
+    grouped = OOFPredictions(candidates, truth, runs, dict.fromkeys(runs, 1), raw=candidates,
+                             tomograms={"A@1": "A", "A@2": "A", "B@1": "B"})
+    assert grouped.tomogram_runs() == {"A": ["A@1", "A@2"], "B": ["B@1"]}
+    kept = cross_fitted_picks(grouped, settings)
+    assert sorted(kept.loc[kept["experiment"] == "A@1", "score"]) == [0.9]
+    ungrouped = cross_fitted_picks(OOFPredictions(candidates, truth, runs, dict.fromkeys(runs, 1), raw=candidates),
+                                   settings)
+    assert sorted(ungrouped.loc[ungrouped["experiment"] == "A@1", "score"]) == [0.5, 0.9]  # what it guards against
