@@ -267,7 +267,14 @@ def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
     in_sample = predictor.oof_report(cross_fitted=False)
     print(f"in-sample (levels and thresholds fitted on every OOF run, the scored one included): "
           f"{in_sample.score:.6f}")
-    return {**report_scores(report, "oof"), "oof/score_in_sample": in_sample.score}
+    scores = {**report_scores(report, "oof"), "oof/score_in_sample": in_sample.score}
+    carried = predictor.carried_oof()
+    if carried is not None:
+        print(f"carried to this ensemble's {carried.size} models: {carried.score:.6f} (S(m) = a - b/m through the "
+              f"OOF CV of single models, {carried.single:.6f}, and of the OOF ensembles of {carried.members}; "
+              "what a test set scores, where the OOF runs are predicted by fewer models)")
+        scores["oof/score_carried"] = carried.score
+    return scores
 
 
 def voting(args: argparse.Namespace, predictor: EnsemblePredictor, rank: int) -> FamilyVote:

@@ -53,6 +53,7 @@ def test_end_to_end_submission_is_scored_by_the_metric(trained_runs, tiny_datase
     printed = capsys.readouterr().out
     assert code == 0
     assert "out-of-fold CV over TS_5_4, TS_6_4 (2 models; each run predicted by the 1 of them" in printed
+    assert "carried to" not in printed  # one model per OOF run: nothing to carry from
     assert "score " in printed
     table = read_submission(out, particles=CZII_PARTICLES)
     assert list(table.columns)[:6] == ["id", "experiment", "particle_type", "x", "y", "z"]
@@ -125,9 +126,12 @@ def test_ensemble_of_folds_and_pair_models(nested_runs, tiny_dataset, tmp_path, 
     three models (the same picks as the three checkpoints given by hand with the same thresholds)."""
     common = ["--data", str(tiny_dataset), "--split", "test"]
     assert _ensemble("--runs", str(nested_runs), *common, "--out", str(tmp_path / "runs.csv")) == 0
+    printed = capsys.readouterr().out
     assert ("out-of-fold CV over TS_5_4, TS_6_4 (3 models; each run predicted by the 2 of them that never trained "
-            "on it; each run's levels and thresholds fitted on the other runs)") in capsys.readouterr().out
+            "on it; each run's levels and thresholds fitted on the other runs)") in printed
+    assert "carried to this ensemble's 3 models: " in printed  # each OOF run by 2 of the 3
     (saved,) = nested_runs.glob("*.thresholds.json")
+    assert "oof/score_carried" in json.loads(saved.read_text())["oof_scores"]
     assert len(json.loads(saved.read_text())["fitted_with"]["checkpoints"]) == 3
     checkpoints = [str(r.checkpoint) for r in find_fold_runs(nested_runs)]
     assert _ensemble("--checkpoints", *checkpoints, *common, "--out", str(tmp_path / "given.csv"),
