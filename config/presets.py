@@ -36,8 +36,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ema": {"decay": 0.98, "start_step": 20},
         # the window is cut to the tomogram: a full-size 184x630x630 one in a single window costs a third of
         # 96x320x320 windows at overlap 0.25 (no compute on overlaps; BENCHMARKS.md "Speed and memory")
+        # classes decided jointly: each candidate weighed against its strongest rival of another class on the
+        # same spot, fitted out of fold; it won in all four family x level cells on 20 test runs (+0.004 to
+        # +0.032, no weight-2 class lower, false picks on other classes' particles -46 to -57 %; BENCHMARKS.md)
         "inference": {"window": [192, 640, 640], "batch_size": 1, "tta": ["identity", "flip_z", "flip_y", "rot90_1"],
-                      "picker": "cc3d"},
+                      "picker": "cc3d", "class_decision": "competing"},
         "validation": {"checkpoint": "last"},
         "trainer": {"accelerator": "cpu", "precision": "32", "max_epochs": 36, "check_val_every_n_epoch": 6},
     },

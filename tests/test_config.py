@@ -106,16 +106,17 @@ def test_one_word_for_a_list_flag_is_a_list_of_one() -> None:
 
 
 def test_recipe_names_stay_what_earlier_versions_named_them() -> None:
-    """Names hash the version-1 layout (config/migrations.py): these were given by the code before the config
-    was versioned, and a run folder named then is still found by --resume."""
+    """Names hash the version-1 layout (config/migrations.py): a recipe's name changes with the recipe, never with
+    the config's layout, so a run folder named before the config was versioned is still found by --resume.
+    The cpu preset's names changed on 2026-12-06 with its class decision (competing; BENCHMARKS.md)."""
     from config.resolve import resolve_config
 
     fixed = {"data": {"data_root": "/data/czii", "fold": "0+1"}}
-    assert resolve_config("cpu", None, fixed).experiment == "unet-tiny_64x64x64_dice_os2_s42_924dd0"
+    assert resolve_config("cpu", None, fixed).experiment == "unet-tiny_64x64x64_dice_os2_s42_47b748"
     assert resolve_config("gpu", None, fixed).experiment == "unet-resnet34_96x96x96_bce_s42_4d7b87"
     options = {"data": {"data_root": "/data/czii", "fold": 0}, "loss": {"kind": "tversky", "tversky_alpha": 0.4},
                "inference": {"picker": "nms"}}
-    assert resolve_config("cpu", None, options).experiment == "unet-tiny_64x64x64_tversky_os2_s42_2ce1b2"
+    assert resolve_config("cpu", None, options).experiment == "unet-tiny_64x64x64_tversky_os2_s42_4fc921"
 
 
 def test_a_version_1_config_is_migrated_and_a_future_one_refused() -> None:
