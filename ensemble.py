@@ -270,9 +270,9 @@ def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
     scores = {**report_scores(report, "oof"), "oof/score_in_sample": in_sample.score}
     carried = predictor.carried_oof()
     if carried is not None:
-        print(f"carried to this ensemble's {carried.size} models: {carried.score:.6f} (S(m) = a - b/m through the "
-              f"OOF CV of single models, {carried.single:.6f}, and of the OOF ensembles of {carried.members}; "
-              "what a test set scores, where the OOF runs are predicted by fewer models)")
+        print(f"carried to this ensemble's {carried.size} models: {carried.score:.6f} (an estimate: S(m) = a - b/m "
+              f"through the OOF CV of single models, {carried.single:.6f}, and of the OOF ensembles of "
+              f"{carried.members}; how well it predicts a test: BENCHMARKS.md, \"The OOF CV\")")
         scores["oof/score_carried"] = carried.score
     return scores
 
