@@ -37,7 +37,7 @@ import torch
 from benchmarks.bench_recipes import POSTPROCESS
 from dataio.sources import open_source
 from inference.fold_runs import FoldRun
-from inference.oof import fit_postprocess, picks_with, single_model_oof
+from inference.oof import OOFPredictions, fit_postprocess, picks_with
 from inference.predict import ensemble_member_terms, picks_from_probabilities
 from inference.predictor import EnsemblePredictor
 from inference.probabilities import members_probabilities
@@ -83,10 +83,9 @@ def test_by_size(predictor: EnsemblePredictor, test_root: Path, sizes: list[int]
     return scores
 
 
-def single_model_in_sample(predictor: EnsemblePredictor) -> float:
+def single_model_in_sample(predictor: EnsemblePredictor, singles: OOFPredictions) -> float:
     """The single members' OOF CV with levels, calibration and thresholds fitted on every one of their OOF
     predictions (the scored one included), beside the cross-fitted one ``carried_oof`` uses."""
-    singles = single_model_oof(predictor.runs, predictor.settings, predictor.device)
     picks = picks_with(fit_postprocess(singles.raw, singles.truth, predictor.settings), singles.raw,
                        predictor.settings)
     return score_picks(picks, singles.truth, runs=singles.runs, particles=predictor.particles).score
@@ -103,7 +102,7 @@ def evaluate(runs: Path, test_root: Path, setting: str, sizes: list[int]) -> dic
     carried = predictor.carried_oof()  # what ensemble.py prints
     if carried is None:
         raise ValueError(f"{runs}: the OOF runs are not predicted by 2+ models each, fewer than the ensemble's")
-    one_in, pair_in = single_model_in_sample(predictor), predictor.oof_report(cross_fitted=False).score
+    one_in, pair_in = single_model_in_sample(predictor, carried.singles), predictor.oof_report(cross_fitted=False).score
     return {"postprocess": setting, "models": n_models,
             "test_by_size": {str(k): v for k, v in by_size.items()},
             "oof_single": {"cross_fitted": carried.single, "in_sample": one_in},

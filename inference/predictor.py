@@ -62,6 +62,7 @@ class CarriedOOF:
     members: int
     size: int  # the models that predict new tomograms
     score: float  # a - b / m through both, read at ``size``
+    singles: OOFPredictions = field(repr=False)  # the single members' OOF predictions, for further scores
 
 
 def thresholds_file_of(runs_dir: str | Path | None, experiment: str) -> Path | None:
@@ -197,7 +198,7 @@ class EnsemblePredictor:
                              particles=self.particles).score
         ensemble = self.oof_report().score
         return CarriedOOF(single, ensemble, members, len(self.runs),
-                          carried_score(single, ensemble, members, len(self.runs)))
+                          carried_score(single, ensemble, members, len(self.runs)), singles)
 
     def oof_scores_space(self) -> pd.DataFrame | None:
         """The OOF candidates in the space the thresholds apply to (calibrated with class_decision calibrated),
