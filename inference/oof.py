@@ -5,9 +5,10 @@ leave two folds out (``--fold 0+1``), so the OOF CV and its thresholds describe 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -17,13 +18,18 @@ from dataio.sources import TomogramSource, open_source
 from particles import CZII_PARTICLES
 from inference.fold_runs import FoldRun, load_model
 from inference.candidates import fits_component_levels, pick_candidates_per_level
-from inference.predict import EnsembleSettings, ensemble_probabilities, predict_run
+from inference.predict import (EnsembleSettings, ensemble_member_terms, ensemble_probabilities,
+                               picks_from_probabilities, predict_run)
+from inference.probabilities import members_probabilities
 from postprocess.calibration import Calibration, fit_calibration
 from postprocess.class_suppression import DEFAULT_FRACTION, fit_thresholds_suppressed, select_picks
 from postprocess.component_levels import LEVEL_COLUMN, candidates_at_levels, fit_component_levels
 
 UNRECORDED_SETTINGS: tuple[str, ...] = ("batch_size",)
 """Settings that do not change what the ensemble predicts (beyond rounding), so thresholds ignore them."""
+
+MEMBER_MARK = "@fold"
+"""A single model's OOF prediction of a run is the run ``RUN@foldK+L``."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class OOFPredictions:
     calibration: Calibration | None = None  # class_decision calibrated: each class's score map, fitted on these
     raw: pd.DataFrame | None = None  # every candidate before any fitted choice (cc3d grid: with a level column)
     tomograms: dict[str, str] | None = None  # run -> its tomogram, when a tomogram is several runs (single models)
+    singles: OOFPredictions | None = field(default=None, repr=False)  # each model alone (``predict_oof(singles=True)``)
 
     def tomogram_runs(self) -> dict[str, list[str]]:
         """Each tomogram -> the runs that are predictions of it (itself alone unless ``tomograms`` says)."""
@@ -71,19 +78,62 @@ def models_by_held_out_run(runs: list[FoldRun]) -> dict[str, tuple[TomogramSourc
     return dict(sorted(out.items()))
 
 
-def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
-                device: torch.device | str = "cpu") -> OOFPredictions:
+@dataclass(frozen=True)
+class HeldOutTomogram:
+    """One held-out tomogram and how its OOF candidates are taken from models, or from their outputs."""
+
+    volume: np.ndarray
+    name: str
+    spacing: float
+    settings: EnsembleSettings
+    device: torch.device
+
+    @property
+    def per_level(self) -> bool:
+        return fits_component_levels(self.settings.inference)
+
+    def from_models(self, models: list[torch.nn.Module]) -> pd.DataFrame:
+        """The candidates of the ensemble of ``models``, in one pass over the tomogram."""
+        if self.per_level:
+            return self.from_probabilities(ensemble_probabilities(models, self.volume, self.name, self.settings,
+                                                                  self.device))
+        return predict_run(models, self.volume, self.name, self.settings, self.floor, self.device, self.spacing)
+
+    def from_terms(self, terms: torch.Tensor) -> pd.DataFrame:
+        """The candidates of the ensemble of the members whose ``member_terms`` are the rows of ``terms``."""
+        return self.from_probabilities(members_probabilities(terms, self.settings.activation,
+                                                             self.settings.inference.average,
+                                                             num_classes=self.settings.particles.num_classes))
+
+    def from_probabilities(self, probs: torch.Tensor) -> pd.DataFrame:
+        infer = self.settings.inference
+        if self.per_level:
+            return pick_candidates_per_level(probs, self.name, infer, spacing=self.spacing,
+                                             output_stride=self.settings.output_stride,
+                                             particles=self.settings.particles)
+        return picks_from_probabilities(probs, self.name, self.settings, self.floor, self.spacing)
+
+    @property
+    def floor(self) -> dict[str, float]:
+        return {n: self.settings.inference.candidate_threshold for n in self.settings.particles.names}
+
+
+def predict_oof(runs: list[FoldRun], settings: EnsembleSettings, device: torch.device | str = "cpu",
+                singles: bool = False) -> OOFPredictions:
     """Each held-out tomogram predicted, under ``settings`` (TTA, window, NMS as the ensemble), by the
     ensemble of the models that never trained on it. Candidates are not suppressed across classes: that
     depends on the thresholds still to be fitted. With cc3d and a grid of ``component_levels``, each class's
-    level is fitted here and the candidates are those at the chosen levels."""
+    level is fitted here and the candidates are those at the chosen levels.
+
+    ``singles``: each tomogram is also predicted by each of those models alone (``OOFPredictions.singles``, what
+    ``postprocess.ensemble_size`` carries from) out of the same forward passes: each model's own output is kept
+    (memory holds one output per model of the tomogram) and the ensemble's is their mean, equal to one pass up
+    to float rounding. Slice detectors, whose boxes do not average, predict once more per model."""
     groups = models_by_held_out_run(runs)
     if not groups:
         raise ValueError("no fold has held-out runs (fold -1 trains on everything): nothing to fit thresholds on")
-    candidates, truths = [], []
-    floor = {n: settings.inference.candidate_threshold for n in settings.particles.names}
     settings = replace(settings, inference=replace(settings.inference, class_suppression=0.0))
-    per_level = fits_component_levels(settings.inference)
+    candidates, truths, alone, alone_truths, tomograms = [], [], [], [], {}
     loaded: dict[Path, torch.nn.Module] = {}  # a pair model holds out two runs: read its checkpoint once
     for name, (source, members) in groups.items():
         if not source.has_picks:
@@ -93,22 +143,34 @@ def predict_oof(runs: list[FoldRun], settings: EnsembleSettings,
             if run.checkpoint not in loaded:
                 loaded[run.checkpoint] = load_model(run, device)
         models = [loaded[run.checkpoint] for run in members]
-        volume = source.load_tomogram(name)
-        if per_level:
-            probs = ensemble_probabilities(models, volume, name, settings, torch.device(device))
-            candidates.append(pick_candidates_per_level(probs, name, settings.inference,
-                                                        spacing=source.voxel_spacing,
-                                                        output_stride=settings.output_stride,
-                                                        particles=settings.particles))
-        else:
-            candidates.append(predict_run(models, volume, name, settings, floor, torch.device(device),
-                                          source.voxel_spacing))
+        tomogram = HeldOutTomogram(source.load_tomogram(name), name, source.voxel_spacing, settings,
+                                   torch.device(device))
+        shared = singles and len(models) > 1 and settings.slice_half_depth is None
+        terms = ensemble_member_terms(models, tomogram.volume, name, settings, tomogram.device) if shared else None
+        candidates.append(tomogram.from_terms(terms) if terms is not None else tomogram.from_models(models))
         truths.append(source.picks(name))
+        for i, run in enumerate(members if singles else []):
+            mine = (candidates[-1] if len(models) == 1 else tomogram.from_terms(terms[i:i + 1])
+                    if terms is not None else tomogram.from_models([models[i]]))
+            tag = f"{name}{MEMBER_MARK}{run.fold}"
+            alone.append(mine.assign(experiment=tag))
+            alone_truths.append(truths[-1].assign(experiment=tag))
+            tomograms[tag] = name
+    oof = oof_predictions(candidates, truths, settings, {name: len(members) for name, (_, members) in groups.items()})
+    if not singles:
+        return oof
+    return replace(oof, singles=oof_predictions(alone, alone_truths, settings, dict.fromkeys(tomograms, 1),
+                                                tomograms))
+
+
+def oof_predictions(candidates: list[pd.DataFrame], truths: list[pd.DataFrame], settings: EnsembleSettings,
+                    models_per_run: dict[str, int], tomograms: dict[str, str] | None = None) -> OOFPredictions:
+    """Held-out runs' candidates and truth, with component levels (cc3d grid) fitted on them all."""
     raw, truth = pd.concat(candidates, ignore_index=True), pd.concat(truths, ignore_index=True)
     levels = fit_levels(raw, truth, settings)
     table = candidates_at_levels(raw, levels) if levels is not None else raw
-    return OOFPredictions(table, truth, list(groups),
-                          {name: len(members) for name, (_, members) in groups.items()}, levels, raw=raw)
+    return OOFPredictions(table, truth, sorted(models_per_run), models_per_run, levels, raw=raw,
+                          tomograms=tomograms)
 
 
 @dataclass(frozen=True)
@@ -163,30 +225,6 @@ def cross_fitted_picks(oof: OOFPredictions, settings: EnsembleSettings) -> pd.Da
     return pd.concat(picks, ignore_index=True)
 
 
-MEMBER_MARK = "@fold"
-"""A single model's OOF prediction of a run is the run ``RUN@foldK+L``."""
-
-
-def single_model_oof(runs: list[FoldRun], settings: EnsembleSettings,
-                     device: torch.device | str = "cpu") -> OOFPredictions:
-    """Each held-out tomogram predicted by each model that never trained on it, alone, each prediction a run of
-    its own (``RUN@foldK+L``); component levels fitted on them all. With the ensembles' OOF CV it tells what a
-    second member buys, which ``postprocess.ensemble_size`` carries to the size of the whole ensemble."""
-    parts = [predict_oof([run], settings, device) for run in runs]
-    raws, truths, tomograms = [], [], {}
-    for run, part in zip(runs, parts):
-        tag = f"{MEMBER_MARK}{run.fold}"
-        raw = part.raw if part.raw is not None else part.candidates
-        raws.append(raw.assign(experiment=raw["experiment"] + tag))
-        truths.append(part.truth.assign(experiment=part.truth["experiment"] + tag))
-        tomograms |= {name + tag: name for name in part.runs}
-    raw, truth = pd.concat(raws, ignore_index=True), pd.concat(truths, ignore_index=True)
-    levels = fit_levels(raw, truth, settings)
-    table = candidates_at_levels(raw, levels) if levels is not None else raw
-    return OOFPredictions(table, truth, sorted(tomograms), {name: 1 for name in tomograms}, levels, raw=raw,
-                          tomograms=tomograms)
-
-
 PREDICTOR = "one pass, views per window"
 """Recorded with fitted thresholds: thresholds fitted by the earlier predictor (each view over the whole
 volume) are fitted again rather than reused."""
@@ -208,9 +246,10 @@ def threshold_record(settings: EnsembleSettings, runs: list[FoldRun]) -> dict[st
     return json.loads(json.dumps({"settings": used, "checkpoints": checkpoints}))
 
 
-def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings,
-                       device: torch.device | str = "cpu") -> tuple[dict[str, float], OOFPredictions]:
-    """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``."""
-    oof = predict_oof(runs, settings, device)
+def fit_oof_thresholds(runs: list[FoldRun], settings: EnsembleSettings, device: torch.device | str = "cpu",
+                       singles: bool = False) -> tuple[dict[str, float], OOFPredictions]:
+    """Per-class thresholds maximising F4 over the out-of-fold predictions made with ``settings``
+    (``singles``: ``predict_oof``'s)."""
+    oof = predict_oof(runs, settings, device, singles)
     fit = fit_postprocess(oof.raw, oof.truth, settings)
     return fit.thresholds, replace(oof, calibration=fit.calibration)

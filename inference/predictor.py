@@ -26,8 +26,7 @@ from dataio.pick_readers import empty_picks_table
 from dataio.sources import TomogramSource
 from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable, ensemble_settings,
                                  find_fold_runs, fold_run_from_checkpoint, load_model, weight_soup)
-from inference.oof import (OOFPredictions, cross_fitted_picks, fit_oof_thresholds, single_model_oof,
-                          threshold_record)
+from inference.oof import OOFPredictions, cross_fitted_picks, fit_oof_thresholds, threshold_record
 from inference.precision import autocast_dtype
 from inference.predict import EnsembleSettings, predict_run, run_candidates
 from inference.run_folder import check_voxel_spacing
@@ -83,6 +82,7 @@ class EnsemblePredictor:
     soup: bool = False
     fitted: Thresholds | None = None
     _models: list[nn.Module] = field(default_factory=list, repr=False)
+    _oof_reports: dict[bool, MetricReport] = field(default_factory=dict, repr=False)  # cross-fitted or not
 
     # --- building --------------------------------------------------------------------------------------------
     @classmethod
@@ -167,7 +167,7 @@ class EnsemblePredictor:
                 what = "no fitting settings" if fitted_with is None else "other settings or checkpoints"
                 return Thresholds(values, levels, calibration, source=f"thresholds from {path}, which records {what}")
             print(f"{path} was fitted with other settings or checkpoints: fitting again")
-        values, oof = fit_oof_thresholds(self.runs, self.settings, self.device)
+        values, oof = fit_oof_thresholds(self.runs, self.settings, self.device, singles=not self.soup)
         return Thresholds(values, oof.component_levels, oof.calibration, oof, record, "thresholds fitted out of fold")
 
     def oof_report(self, cross_fitted: bool = True) -> MetricReport | None:
@@ -177,23 +177,27 @@ class EnsemblePredictor:
         thresholds = self.prepare_thresholds()
         if thresholds.oof is None:
             return None
-        oof = thresholds.oof
-        picks = (cross_fitted_picks(oof, self.settings) if cross_fitted else
-                 select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
-                              particles=self.particles, calibration=thresholds.calibration))
-        return score_picks(picks, oof.truth, runs=oof.runs, particles=self.particles)
+        if cross_fitted not in self._oof_reports:
+            oof = thresholds.oof
+            picks = (cross_fitted_picks(oof, self.settings) if cross_fitted else
+                     select_picks(oof.candidates, thresholds.values, self.settings.inference.class_suppression,
+                                  particles=self.particles, calibration=thresholds.calibration))
+            self._oof_reports[cross_fitted] = score_picks(picks, oof.truth, runs=oof.runs, particles=self.particles)
+        return self._oof_reports[cross_fitted]
 
     def carried_oof(self) -> CarriedOOF | None:
         """The cross-fitted OOF CV carried from the OOF ensembles' size to this ensemble's
-        (``postprocess.ensemble_size``): the OOF runs are predicted again by each member alone. None when the
-        thresholds were read from a file, the weights are souped, or every OOF run is predicted by one model
-        or by all of them (nothing to carry from, or to)."""
+        (``postprocess.ensemble_size``), through the OOF runs as each member alone predicted them (kept from the
+        same passes as the OOF ensembles). None when the thresholds were read from a file, the weights are
+        souped, or every OOF run is predicted by one model or by all of them (nothing to carry from, or to)."""
         fitted = self.prepare_thresholds()
         counts = set(fitted.oof.models_per_run.values()) if fitted.oof is not None else set()
         members = counts.pop() if len(counts) == 1 else 0
         if self.soup or members < 2 or members >= len(self.runs):
             return None
-        singles = single_model_oof(self.runs, self.settings, self.device)
+        singles = fitted.oof.singles
+        if singles is None:
+            raise ValueError("the OOF predictions were made without each member's own (predict_oof singles=True)")
         single = score_picks(cross_fitted_picks(singles, self.settings), singles.truth, runs=singles.runs,
                              particles=self.particles).score
         ensemble = self.oof_report().score

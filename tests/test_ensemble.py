@@ -22,6 +22,7 @@ from lightning_modules.training_run import fit
 from models.logit_average import LogitAverage
 from particles import CZII_PARTICLES, PARTICLE_NAMES
 from inference.predict import predict_run
+from postprocess.component_levels import LEVEL_COLUMN
 from postprocess.metric import load_ground_truth, read_submission, score_picks
 from inference.sharding import shard_runs
 from tests.training_fixtures import tiny_overrides
@@ -324,7 +325,7 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
     each held-out run once per model that held it out, as that model alone predicts it; the carried OOF CV
     is built from the pair OOF CV ensemble.py prints."""
     from benchmarks.bench_ensemble_size import evaluate
-    from inference.oof import predict_oof, single_model_oof
+    from inference.oof import predict_oof
     from inference.predict import ensemble_member_terms, picks_from_probabilities
     from inference.predictor import EnsemblePredictor
     from inference.probabilities import members_probabilities
@@ -358,13 +359,26 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
     assert carried.single == pytest.approx(row["oof_single"]["cross_fitted"])
     assert row["oof_carried"]["cross_fitted"] == pytest.approx(carried.score)
     every = find_fold_runs(nested_runs)
-    singles = single_model_oof(every, settings)
-    assert singles.runs == ["TS_5_4@fold0", "TS_5_4@fold0+1", "TS_6_4@fold0+1", "TS_6_4@fold1"]
-    alone = predict_oof([every[0]], settings).raw
-    mine = singles.raw[singles.raw["experiment"] == "TS_5_4@fold0"]
-    assert len(mine) > 0
-    pd.testing.assert_frame_equal(mine.reset_index(drop=True),
-                                  alone.assign(experiment=alone["experiment"] + "@fold0").reset_index(drop=True))
+    both = predict_oof(every, settings, singles=True)
+    singles = both.singles
+    assert carried.singles.runs == singles.runs == ["TS_5_4@fold0", "TS_5_4@fold0+1", "TS_6_4@fold0+1",
+                                                    "TS_6_4@fold1"]
+    for model in every:  # each member's share of the shared passes is that model predicting alone, to the bit
+        alone = predict_oof([model], settings).raw
+        for run in alone["experiment"].unique():
+            mine = singles.raw[singles.raw["experiment"] == f"{run}@fold{model.fold}"]
+            want = alone[alone["experiment"] == run]
+            assert len(mine) > 0
+            pd.testing.assert_frame_equal(mine.reset_index(drop=True),
+                                          want.assign(experiment=want["experiment"] + f"@fold{model.fold}")
+                                          .reset_index(drop=True))
+    one_pass = predict_oof(every, settings).raw  # the pairs as the mean of their members: one pass, rounded
+    keys = [c for c in ("experiment", LEVEL_COLUMN) if c in one_pass.columns]
+    groups = one_pass.groupby(keys).groups
+    assert sorted(both.raw.groupby(keys).groups) == sorted(groups)
+    for key in groups:
+        mask = (both.raw[keys] == pd.Series(dict(zip(keys, key if isinstance(key, tuple) else (key,))))).all(axis=1)
+        assert_same_picks(both.raw[mask], one_pass.loc[groups[key]])
 
 def assert_same_picks(got: pd.DataFrame, expected: pd.DataFrame, tolerance: float = 0.5) -> None:
     """The same picks up to float rounding (a mean of per-model means against one sum moves the last bits, and
