@@ -121,6 +121,15 @@ def print_row(row: dict) -> None:
           f"test {row['test']:.3f} |", flush=True)
 
 
+def provenance(runs: Path, test_data: Path) -> dict[str, str]:
+    """Date, machine (torch's CPU capability too: it sets the speed), commit and data of a results line."""
+    machine = (f"{platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
+               f"{os.cpu_count()} cores")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine, "commit": commit.stdout.strip(),
+            "runs": str(runs), "test_data": str(test_data)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True, help="bench_pair_ensemble's runs folder (runs_LABEL)")
@@ -132,10 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     out = args.out or args.runs.parent / "ensemble_size.jsonl"
-    common = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores", "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                                                                  capture_output=True, text=True).stdout.strip(),
-              "runs": str(args.runs), "test_data": str(args.test_data)}
+    common = provenance(args.runs, args.test_data)
     for setting in args.postprocess:
         row = {**common, **evaluate(args.runs, args.test_data, setting, args.sizes)}
         with open(out, "a") as handle:

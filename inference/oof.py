@@ -5,6 +5,7 @@ leave two folds out (``--fold 0+1``), so the OOF CV and its thresholds describe 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -191,17 +192,36 @@ def fit_levels(raw: pd.DataFrame, truth: pd.DataFrame, settings: EnsembleSetting
                                 particles=settings.particles)
 
 
-def fit_postprocess(raw: pd.DataFrame, truth: pd.DataFrame, settings: EnsembleSettings) -> PostprocessFit:
+POSTPROCESS_CHOICES: tuple[str, ...] = ("levels", "calibration", "thresholds")
+"""What ``fit_postprocess`` fits, in order, each on what the previous one chose."""
+
+
+def fit_postprocess(raw: pd.DataFrame, truth: pd.DataFrame, settings: EnsembleSettings,
+                    fixed: PostprocessFit | None = None,
+                    refit: Collection[str] = POSTPROCESS_CHOICES) -> PostprocessFit:
     """Levels, calibration and thresholds fitted on ``raw`` candidates (``OOFPredictions.raw``) and their
-    truth, in that order, each on what the previous one chose."""
+    truth, in that order, each on what the previous one chose; a choice not in ``refit`` is ``fixed``'s (to
+    tell which fitted choice a cross-fitted score pays for: ``benchmarks.bench_oof_choices``)."""
+    unknown = set(refit) - set(POSTPROCESS_CHOICES)
+    if unknown or (fixed is None and set(refit) != set(POSTPROCESS_CHOICES)):
+        raise ValueError(f"refit names choices of {POSTPROCESS_CHOICES} (got {sorted(refit)}); a choice not "
+                         "refitted needs a fixed fit to take it from")
     infer, particles = settings.inference, settings.particles
-    levels = fit_levels(raw, truth, settings)
+    levels = fit_levels(raw, truth, settings) if "levels" in refit else fixed.levels
     table = candidates_at_levels(raw, levels) if levels is not None else raw
-    calibration = (fit_calibration(table, truth, particles=particles, competing=infer.class_decision == "competing",
-                                   fraction=infer.class_suppression or DEFAULT_FRACTION)
-                   if infer.class_decision != "independent" else None)
-    thresholds, _ = fit_thresholds_suppressed(table, truth, infer.class_suppression, infer.threshold_tolerance,
-                                              infer.threshold_rule, particles=particles, calibration=calibration)
+    if "calibration" not in refit:
+        calibration = fixed.calibration
+    else:
+        calibration = (fit_calibration(table, truth, particles=particles,
+                                       competing=infer.class_decision == "competing",
+                                       fraction=infer.class_suppression or DEFAULT_FRACTION)
+                       if infer.class_decision != "independent" else None)
+    if "thresholds" in refit:
+        thresholds, _ = fit_thresholds_suppressed(table, truth, infer.class_suppression, infer.threshold_tolerance,
+                                                  infer.threshold_rule, particles=particles,
+                                                  calibration=calibration)
+    else:
+        thresholds = fixed.thresholds
     return PostprocessFit(thresholds, levels, calibration)
 
 
@@ -212,15 +232,18 @@ def picks_with(fit: PostprocessFit, raw: pd.DataFrame, settings: EnsembleSetting
                         calibration=fit.calibration)
 
 
-def cross_fitted_picks(oof: OOFPredictions, settings: EnsembleSettings) -> pd.DataFrame:
+def cross_fitted_picks(oof: OOFPredictions, settings: EnsembleSettings,
+                       refit: Collection[str] = POSTPROCESS_CHOICES) -> pd.DataFrame:
     """Each OOF run's picks with levels, calibration and thresholds fitted on the *other* OOF runs: scored, the
     honest estimate of what a fit on all of them gives on new tomograms (the in-sample one reuses the very runs
-    it fitted every one of those choices on)."""
+    it fitted every one of those choices on). ``refit``: the choices fitted on the other runs; the rest are
+    fitted on every run, as in-sample."""
     raw = oof.raw if oof.raw is not None else oof.candidates
+    every = None if set(refit) == set(POSTPROCESS_CHOICES) else fit_postprocess(raw, oof.truth, settings)
     picks = []
     for runs in oof.tomogram_runs().values():  # every prediction of the scored tomogram is left out of its fit
         others, truth = ~raw["experiment"].isin(runs), ~oof.truth["experiment"].isin(runs)
-        fit = fit_postprocess(raw[others], oof.truth[truth], settings)
+        fit = fit_postprocess(raw[others], oof.truth[truth], settings, every, refit)
         picks.append(picks_with(fit, raw[~others], settings))
     return pd.concat(picks, ignore_index=True)
 

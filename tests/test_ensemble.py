@@ -380,6 +380,31 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
         mask = (both.raw[keys] == pd.Series(dict(zip(keys, key if isinstance(key, tuple) else (key,))))).all(axis=1)
         assert_same_picks(both.raw[mask], one_pass.loc[groups[key]])
 
+def test_oof_choices_run_from_in_sample_to_cross_fitted(nested_runs, tiny_dataset, tmp_path) -> None:
+    """bench_oof_choices: refitting no choice on the other runs is the in-sample OOF CV ensemble.py prints,
+    refitting all three its cross-fitted one, for the pairs and for the single members (the carried OOF's);
+    the spread starts at the fit on every run; the test row scores the kept picks."""
+    from benchmarks.bench_oof_choices import evaluate, refit_subsets
+    from inference.predictor import EnsemblePredictor
+
+    predictor = EnsemblePredictor.from_runs(nested_runs, device="cpu", thresholds_file=tmp_path / "t.json")
+    source = open_source(str(tiny_dataset), "test", particles=CZII_PARTICLES)
+    picks = predictor.predict_source(source, progress=False)
+    picks.to_csv(nested_runs / "picks-as-trained-large.csv", index=False)
+    row = evaluate(nested_runs, tiny_dataset, "as-trained")
+    assert len(row["pairs"]) == len(refit_subsets()) == 8
+    assert row["pairs"]["none"]["score"] == pytest.approx(predictor.oof_report(cross_fitted=False).score)
+    every = "levels+calibration+thresholds"
+    assert row["pairs"][every]["score"] == pytest.approx(predictor.oof_report().score)
+    assert row["singles"][every]["score"] == pytest.approx(predictor.carried_oof().single)
+    for name, value in predictor.fitted.values.items():
+        assert row["pairs_spread"][name]["threshold"][0] == pytest.approx(value)
+        assert len(row["pairs_spread"][name]["threshold"]) == 1 + len(predictor.fitted.oof.runs)
+    truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
+    assert row["test"]["score"] == pytest.approx(score_picks(picks, truth, runs=source.run_names(),
+                                                             particles=CZII_PARTICLES).score)
+
+
 def assert_same_picks(got: pd.DataFrame, expected: pd.DataFrame, tolerance: float = 0.5) -> None:
     """The same picks up to float rounding (a mean of per-model means against one sum moves the last bits, and
     so a component's weighted centre by a fraction of an Å): per class, as many picks, each within

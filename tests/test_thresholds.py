@@ -190,3 +190,30 @@ def test_cross_fitting_leaves_out_every_prediction_of_the_scored_tomogram() -> N
     ungrouped = cross_fitted_picks(OOFPredictions(candidates, truth, runs, dict.fromkeys(runs, 1), raw=candidates),
                                    settings)
     assert sorted(ungrouped.loc[ungrouped["experiment"] == "A@1", "score"]) == [0.5, 0.9]  # what it guards against
+
+
+def test_cross_fitting_only_the_named_choices() -> None:
+    """The two runs of the cross-fitting test: refitting no choice on the other runs is the in-sample OOF CV
+    (both runs at the threshold fitted on both, 0.4); refitting the thresholds is the full cross-fitted one
+    (this setting fits nothing else); a choice not refitted needs a fit to take it from, and unknown choices
+    are refused."""
+    from config.experiment import InferenceSettings
+    from inference.oof import OOFPredictions, cross_fitted_picks, fit_postprocess
+    from inference.predict import EnsembleSettings
+
+    settings = EnsembleSettings("sigmoid", 1, "zscore", InferenceSettings(threshold_tolerance=0.0),
+                                particles=CZII_PARTICLES)
+    candidates = table([("A", RIB, 0.0, 0.9), ("A", RIB, 3000.0, 0.5), ("B", RIB, 0.0, 0.4), ("B", RIB, 3000.0, 0.8)])
+    truth = table([("A", RIB, 0.0, 1), ("B", RIB, 0.0, 1)]).drop(columns="score")
+    oof = OOFPredictions(candidates, truth, ["A", "B"], {"A": 1, "B": 1}, raw=candidates)
+    in_sample = cross_fitted_picks(oof, settings, refit=())
+    assert sorted(zip(in_sample["experiment"], in_sample["score"])) == [("A", 0.5), ("A", 0.9), ("B", 0.4),
+                                                                        ("B", 0.8)]
+    full = cross_fitted_picks(oof, settings)
+    pd.testing.assert_frame_equal(cross_fitted_picks(oof, settings, refit=("thresholds",)), full)
+    fixed = fit_postprocess(candidates, truth, settings)
+    assert fit_postprocess(candidates[candidates["experiment"] == "B"], truth, settings, fixed, ()) == fixed
+    with pytest.raises(ValueError, match="needs a fixed fit"):
+        fit_postprocess(candidates, truth, settings, refit=("thresholds",))
+    with pytest.raises(ValueError, match="refit names choices"):
+        fit_postprocess(candidates, truth, settings, fixed, refit=("plateau",))
