@@ -25,6 +25,7 @@ from inference.predict import predict_run
 from postprocess.component_levels import LEVEL_COLUMN
 from postprocess.metric import load_ground_truth, read_submission, score_picks
 from inference.sharding import shard_runs
+from tests.pick_asserts import assert_same_picks, assert_same_picks_per
 from tests.training_fixtures import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -359,8 +360,7 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
     assert carried.single == pytest.approx(row["oof_single"]["cross_fitted"])
     assert row["oof_carried"]["cross_fitted"] == pytest.approx(carried.score)
     every = find_fold_runs(nested_runs)
-    both = predict_oof(every, settings, singles=True)
-    singles = both.singles
+    singles = (both := predict_oof(every, settings, singles=True)).singles
     assert carried.singles.runs == singles.runs == ["TS_5_4@fold0", "TS_5_4@fold0+1", "TS_6_4@fold0+1",
                                                     "TS_6_4@fold1"]
     for model in every:  # each member's share of the shared passes is that model predicting alone, to the bit
@@ -373,17 +373,12 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
                                           want.assign(experiment=want["experiment"] + f"@fold{model.fold}")
                                           .reset_index(drop=True))
     one_pass = predict_oof(every, settings).raw  # the pairs as the mean of their members: one pass, rounded
-    keys = [c for c in ("experiment", LEVEL_COLUMN) if c in one_pass.columns]
-    groups = one_pass.groupby(keys).groups
-    assert sorted(both.raw.groupby(keys).groups) == sorted(groups)
-    for key in groups:
-        mask = (both.raw[keys] == pd.Series(dict(zip(keys, key if isinstance(key, tuple) else (key,))))).all(axis=1)
-        assert_same_picks(both.raw[mask], one_pass.loc[groups[key]])
+    assert_same_picks_per(both.raw, one_pass, ["experiment", LEVEL_COLUMN])
+
 
 def test_oof_choices_run_from_in_sample_to_cross_fitted(nested_runs, tiny_dataset, tmp_path) -> None:
-    """bench_oof_choices: refitting no choice on the other runs is the in-sample OOF CV ensemble.py prints,
-    refitting all three its cross-fitted one, for the pairs and for the single members (the carried OOF's);
-    the spread starts at the fit on every run; the test row scores the kept picks."""
+    """bench_oof_choices: no choice refitted on the other runs is the in-sample OOF CV, all three the
+    cross-fitted one (pairs, and single members as the carried OOF's); the test row scores the kept picks."""
     from benchmarks.bench_oof_choices import evaluate, refit_subsets
     from inference.predictor import EnsemblePredictor
 
@@ -403,19 +398,3 @@ def test_oof_choices_run_from_in_sample_to_cross_fitted(nested_runs, tiny_datase
     truth = pd.concat([source.picks(r) for r in source.run_names()], ignore_index=True)
     assert row["test"]["score"] == pytest.approx(score_picks(picks, truth, runs=source.run_names(),
                                                              particles=CZII_PARTICLES).score)
-
-
-def assert_same_picks(got: pd.DataFrame, expected: pd.DataFrame, tolerance: float = 0.5) -> None:
-    """The same picks up to float rounding (a mean of per-model means against one sum moves the last bits, and
-    so a component's weighted centre by a fraction of an Å): per class, as many picks, each within
-    ``tolerance`` Å of one of the other table's, with nearly the same score."""
-    from scipy.spatial import cKDTree
-
-    assert len(expected) > 0
-    assert got["particle_type"].value_counts().to_dict() == expected["particle_type"].value_counts().to_dict()
-    for name, want in expected.groupby("particle_type"):
-        have = got[got["particle_type"] == name]
-        distance, index = cKDTree(have[["x", "y", "z"]].to_numpy()).query(want[["x", "y", "z"]].to_numpy())
-        assert distance.max() < tolerance, name
-        assert sorted(index) == list(range(len(have))), name  # one to one
-        assert have["score"].to_numpy()[index] == pytest.approx(want["score"].to_numpy(), abs=1e-4), name
