@@ -4,9 +4,9 @@
 [--postprocess competing]``
 
 On the trained pair models of ``bench_pair_ensemble`` and one post-processing setting: the OOF predictions
-(the pairs, and each member alone) scored with every subset of the fitted choices (component levels,
-calibration, thresholds) fitted on the *other* OOF runs and the rest on every OOF run: no choice refitted is
-the in-sample OOF CV, all three the cross-fitted one ``ensemble.py`` prints. Per class, beside the test score
+(the pairs, and each member alone) scored with subsets of the fitted choices (component levels, calibration,
+thresholds) fitted on the *other* OOF runs and the rest on every OOF run: no choice refitted is the in-sample
+OOF CV, all three the cross-fitted one ``ensemble.py`` prints (``refit_subsets``). Per class, beside the test score
 of the whole ensemble from the picks ``bench_pair_ensemble`` kept (``RUNS/picks-SETTING-large.csv``, cut at
 thresholds fitted on every OOF run). And how far each class's threshold and level move between the
 leave-one-run-out fits. Appends one JSON line per setting to ``--out`` (default ``RUNS/../oof_choices.jsonl``).
@@ -32,8 +32,10 @@ from postprocess.metric import MetricReport, score_picks
 
 
 def refit_subsets() -> list[tuple[str, ...]]:
-    """Every subset of the fitted choices, from none (in-sample) to all (cross-fitted)."""
-    return [c for k in range(len(POSTPROCESS_CHOICES) + 1) for c in itertools.combinations(POSTPROCESS_CHOICES, k)]
+    """The subsets of the fitted choices from none (in-sample) to all (cross-fitted) that make a consistent
+    fit: thresholds are on the calibrated scale, so a calibration refitted needs its thresholds refitted."""
+    every = [c for k in range(len(POSTPROCESS_CHOICES) + 1) for c in itertools.combinations(POSTPROCESS_CHOICES, k)]
+    return [c for c in every if "calibration" not in c or "thresholds" in c]
 
 
 def scored(oof: OOFPredictions, settings: EnsembleSettings, refit: tuple[str, ...]) -> MetricReport:

@@ -387,7 +387,7 @@ def test_oof_choices_run_from_in_sample_to_cross_fitted(nested_runs, tiny_datase
     picks = predictor.predict_source(source, progress=False)
     picks.to_csv(nested_runs / "picks-as-trained-large.csv", index=False)
     row = evaluate(nested_runs, tiny_dataset, "as-trained")
-    assert len(row["pairs"]) == len(refit_subsets()) == 8
+    assert len(row["pairs"]) == len(refit_subsets()) == 6  # calibration refitted only with its thresholds
     assert row["pairs"]["none"]["score"] == pytest.approx(predictor.oof_report(cross_fitted=False).score)
     every = "levels+calibration+thresholds"
     assert row["pairs"][every]["score"] == pytest.approx(predictor.oof_report().score)
