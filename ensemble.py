@@ -270,10 +270,11 @@ def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
     scores = {**report_scores(report, "oof"), "oof/score_in_sample": in_sample.score}
     carried = predictor.carried_oof()
     if carried is not None:
-        print(f"carried to this ensemble's {carried.size} models: {carried.score:.6f} (an estimate: S(m) = a - b/m "
-              f"through the OOF CV of single models, {carried.single:.6f}, and of the OOF ensembles of "
-              f"{carried.members}; how well it predicts a test: BENCHMARKS.md, \"The OOF CV\")")
-        scores["oof/score_carried"] = carried.score
+        print(f"carried to this ensemble's {carried.size} models: {carried.score:.6f} cross-fitted, "
+              f"{carried.score_in_sample:.6f} in-sample (estimates: S(m) = a - b/m through the OOF CV of single "
+              f"models, {carried.single:.6f} / {carried.single_in_sample:.6f}, and of the OOF ensembles of "
+              f"{carried.members}; how well they predict a test: BENCHMARKS.md, \"The OOF CV\")")
+        scores |= {"oof/score_carried": carried.score, "oof/score_carried_in_sample": carried.score_in_sample}
     return scores
 
 

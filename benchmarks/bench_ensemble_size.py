@@ -37,11 +37,9 @@ import torch
 from benchmarks.bench_recipes import POSTPROCESS
 from dataio.sources import open_source
 from inference.fold_runs import FoldRun
-from inference.oof import OOFPredictions, fit_postprocess, picks_with
 from inference.predict import ensemble_member_terms, picks_from_probabilities
 from inference.predictor import EnsemblePredictor
 from inference.probabilities import members_probabilities
-from postprocess.ensemble_size import carried_score
 from postprocess.metric import score_picks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,14 +81,6 @@ def test_by_size(predictor: EnsemblePredictor, test_root: Path, sizes: list[int]
     return scores
 
 
-def single_model_in_sample(predictor: EnsemblePredictor, singles: OOFPredictions) -> float:
-    """The single members' OOF CV with levels, calibration and thresholds fitted on every one of their OOF
-    predictions (the scored one included), beside the cross-fitted one ``carried_oof`` uses."""
-    picks = picks_with(fit_postprocess(singles.raw, singles.truth, predictor.settings), singles.raw,
-                       predictor.settings)
-    return score_picks(picks, singles.truth, runs=singles.runs, particles=predictor.particles).score
-
-
 def evaluate(runs: Path, test_root: Path, setting: str, sizes: list[int]) -> dict:
     """One post-processing setting: test scores by ensemble size, OOF CV of single models and of pairs."""
     start = time.perf_counter()
@@ -102,13 +92,11 @@ def evaluate(runs: Path, test_root: Path, setting: str, sizes: list[int]) -> dic
     carried = predictor.carried_oof()  # what ensemble.py prints
     if carried is None:
         raise ValueError(f"{runs}: the OOF runs are not predicted by 2+ models each, fewer than the ensemble's")
-    one_in, pair_in = single_model_in_sample(predictor, carried.singles), predictor.oof_report(cross_fitted=False).score
     return {"postprocess": setting, "models": n_models,
             "test_by_size": {str(k): v for k, v in by_size.items()},
-            "oof_single": {"cross_fitted": carried.single, "in_sample": one_in},
-            "oof_pair": {"cross_fitted": carried.ensemble, "in_sample": pair_in},
-            "oof_carried": {"cross_fitted": carried.score,
-                            "in_sample": carried_score(one_in, pair_in, carried.members, n_models)},
+            "oof_single": {"cross_fitted": carried.single, "in_sample": carried.single_in_sample},
+            "oof_pair": {"cross_fitted": carried.ensemble, "in_sample": carried.ensemble_in_sample},
+            "oof_carried": {"cross_fitted": carried.score, "in_sample": carried.score_in_sample},
             "test": float(np.mean(by_size[n_models])), "minutes": (time.perf_counter() - start) / 60}
 
 

@@ -26,7 +26,8 @@ from dataio.pick_readers import empty_picks_table
 from dataio.sources import TomogramSource
 from inference.fold_runs import (FoldRun, check_compatible, check_distinct, check_soupable, ensemble_settings,
                                  find_fold_runs, fold_run_from_checkpoint, load_model, weight_soup)
-from inference.oof import OOFPredictions, cross_fitted_picks, fit_oof_thresholds, threshold_record
+from inference.oof import (OOFPredictions, cross_fitted_picks, fit_oof_thresholds, fit_postprocess, picks_with,
+                          threshold_record)
 from inference.precision import autocast_dtype
 from inference.predict import EnsembleSettings, predict_run, run_candidates
 from inference.run_folder import check_voxel_spacing
@@ -54,13 +55,17 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class CarriedOOF:
-    """The cross-fitted OOF CV of single members and of the OOF ensembles, carried to the whole ensemble."""
+    """The OOF CV of single members and of the OOF ensembles, carried to the whole ensemble: cross-fitted, and
+    in-sample (levels, calibration and thresholds fitted on every OOF run, the scored one included)."""
 
-    single: float  # each OOF run predicted by one model that never saw it
-    ensemble: float  # by all ``members`` of them (what the OOF CV is)
+    single: float  # cross-fitted, each OOF run predicted by one model that never saw it
+    ensemble: float  # cross-fitted, by all ``members`` of them (what the OOF CV is)
     members: int
     size: int  # the models that predict new tomograms
     score: float  # a - b / m through both, read at ``size``
+    single_in_sample: float
+    ensemble_in_sample: float
+    score_in_sample: float
     singles: OOFPredictions = field(repr=False)  # the single members' OOF predictions, for further scores
 
 
@@ -200,9 +205,12 @@ class EnsemblePredictor:
             raise ValueError("the OOF predictions were made without each member's own (predict_oof singles=True)")
         single = score_picks(cross_fitted_picks(singles, self.settings), singles.truth, runs=singles.runs,
                              particles=self.particles).score
-        ensemble = self.oof_report().score
-        return CarriedOOF(single, ensemble, members, len(self.runs),
-                          carried_score(single, ensemble, members, len(self.runs)), singles)
+        single_in = score_picks(picks_with(fit_postprocess(singles.raw, singles.truth, self.settings), singles.raw,
+                                           self.settings), singles.truth, runs=singles.runs,
+                                particles=self.particles).score
+        ensemble, ensemble_in, size = self.oof_report().score, self.oof_report(cross_fitted=False).score, len(self.runs)
+        return CarriedOOF(single, ensemble, members, size, carried_score(single, ensemble, members, size),
+                          single_in, ensemble_in, carried_score(single_in, ensemble_in, members, size), singles)
 
     def oof_scores_space(self) -> pd.DataFrame | None:
         """The OOF candidates in the space the thresholds apply to (calibrated with class_decision calibrated),

@@ -133,7 +133,7 @@ def test_ensemble_of_folds_and_pair_models(nested_runs, tiny_dataset, tmp_path, 
             "on it; each run's levels and thresholds fitted on the other runs)") in printed
     assert "carried to this ensemble's 3 models: " in printed  # each OOF run by 2 of the 3
     (saved,) = nested_runs.glob("*.thresholds.json")
-    assert "oof/score_carried" in json.loads(saved.read_text())["oof_scores"]
+    assert {"oof/score_carried", "oof/score_carried_in_sample"} <= set(json.loads(saved.read_text())["oof_scores"])
     assert len(json.loads(saved.read_text())["fitted_with"]["checkpoints"]) == 3
     checkpoints = [str(r.checkpoint) for r in find_fold_runs(nested_runs)]
     assert _ensemble("--checkpoints", *checkpoints, *common, "--out", str(tmp_path / "given.csv"),
@@ -321,10 +321,9 @@ def test_the_benchmarks_score_what_ensemble_py_scores(trained_runs, tiny_dataset
 
 
 def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny_dataset, tmp_path) -> None:
-    """bench_ensemble_size: any subset's picks from each model's own output equal that subset predicted as
-    ensemble.py predicts it; the all-model window scores what the predictor scores; the single-model OOF holds
-    each held-out run once per model that held it out, as that model alone predicts it; the carried OOF CV
-    is built from the pair OOF CV ensemble.py prints."""
+    """bench_ensemble_size: a subset's picks from each model's output equal that subset predicted; the whole
+    window scores what the predictor scores; the single-model OOF holds each held-out run once per model that
+    held it out, as it alone predicts it; the carried OOF CV is built from the OOF CVs ensemble.py prints."""
     from benchmarks.bench_ensemble_size import evaluate
     from inference.oof import predict_oof
     from inference.predict import ensemble_member_terms, picks_from_probabilities
@@ -355,10 +354,11 @@ def test_ensembles_of_every_size_from_one_prediction_per_model(nested_runs, tiny
                                                     particles=CZII_PARTICLES).score)
     carried = predictor.carried_oof()
     assert (carried.members, carried.size) == (2, 3)
-    assert carried.ensemble == pytest.approx(predictor.oof_report().score)
-    assert carried.ensemble == pytest.approx(row["oof_pair"]["cross_fitted"])
+    assert row["oof_pair"]["cross_fitted"] == pytest.approx(predictor.oof_report().score) == carried.ensemble
     assert carried.single == pytest.approx(row["oof_single"]["cross_fitted"])
     assert row["oof_carried"]["cross_fitted"] == pytest.approx(carried.score)
+    assert (carried.ensemble_in_sample, carried.score_in_sample) == pytest.approx(
+        (predictor.oof_report(cross_fitted=False).score, row["oof_carried"]["in_sample"]))
     every = find_fold_runs(nested_runs)
     singles = (both := predict_oof(every, settings, singles=True)).singles
     assert carried.singles.runs == singles.runs == ["TS_5_4@fold0", "TS_5_4@fold0+1", "TS_6_4@fold0+1",
