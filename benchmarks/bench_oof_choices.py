@@ -25,7 +25,7 @@ import torch
 from benchmarks.bench_ensemble_size import provenance
 from benchmarks.bench_recipes import POSTPROCESS
 from dataio.sources import open_source
-from inference.oof import POSTPROCESS_CHOICES, OOFPredictions, cross_fitted_picks, fit_postprocess, picks_with
+from inference.oof import POSTPROCESS_CHOICES, OOFPredictions, cross_fitted_picks, fit_postprocess
 from inference.predict import EnsembleSettings
 from inference.predictor import EnsemblePredictor
 from postprocess.metric import MetricReport, score_picks
@@ -39,12 +39,9 @@ def refit_subsets() -> list[tuple[str, ...]]:
 
 
 def scored(oof: OOFPredictions, settings: EnsembleSettings, refit: tuple[str, ...]) -> MetricReport:
-    """The OOF CV with ``refit`` fitted on the other runs, the rest on all of them."""
-    if refit:
-        picks = cross_fitted_picks(oof, settings, refit)
-    else:
-        picks = picks_with(fit_postprocess(oof.raw, oof.truth, settings), oof.raw, settings)
-    return score_picks(picks, oof.truth, runs=oof.runs, particles=settings.particles)
+    """The OOF CV with ``refit`` fitted on the other runs, the rest on all of them (none: in-sample)."""
+    return score_picks(cross_fitted_picks(oof, settings, refit), oof.truth, runs=oof.runs,
+                       particles=settings.particles)
 
 
 def choice_spread(oof: OOFPredictions, settings: EnsembleSettings) -> dict[str, dict[str, list[float]]]:
