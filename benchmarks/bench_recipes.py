@@ -48,6 +48,7 @@ POSTPROCESS: dict[str, dict[str, Any]] = {
     "calibrated": {"class_decision": "calibrated"},  # one class per location by calibrated scores (issue 32)
     "calibrated-0.3": {"class_decision": "calibrated", "class_suppression": 0.3},
     "competing": {"class_decision": "competing"},  # each candidate's probability given its strongest rival
+    "competing-0.3": {"class_decision": "competing", "component_levels": []},  # no level fitted: 0.3 for all
     "mass": {"component_score": "mass"},  # components scored by their mass: graded where Dice peaks saturate
     "mass-competing": {"component_score": "mass", "class_decision": "competing"},
     # runs trained before the cpu preset's window became the whole tomogram, predicted as it predicts now
