@@ -275,6 +275,10 @@ def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
               f"models, {carried.single:.6f} / {carried.single_in_sample:.6f}, and of the OOF ensembles of "
               f"{carried.members}; how well they predict a test: BENCHMARKS.md, \"The OOF CV\")")
         scores |= {"oof/score_carried": carried.score, "oof/score_carried_in_sample": carried.score_in_sample}
+        print(f"expected test score of this ensemble's {carried.size} models: {carried.score_in_sample:.6f} (the "
+              "in-sample OOF CV carried to its size: within 0.02 of a 20-run test in all four simulator cells "
+              "measured, where the cross-fitted figures erred 0.02-0.08 low; compare recipes by the cross-fitted "
+              "OOF CV above)")
     return scores
 
 

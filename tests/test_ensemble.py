@@ -131,7 +131,7 @@ def test_ensemble_of_folds_and_pair_models(nested_runs, tiny_dataset, tmp_path, 
     printed = capsys.readouterr().out
     assert ("out-of-fold CV over TS_5_4, TS_6_4 (3 models; each run predicted by the 2 of them that never trained "
             "on it; each run's levels and thresholds fitted on the other runs)") in printed
-    assert "carried to this ensemble's 3 models: " in printed  # each OOF run by 2 of the 3
+    assert "carried to this ensemble's 3 models: " in printed and "expected test score of this" in printed
     (saved,) = nested_runs.glob("*.thresholds.json")
     assert {"oof/score_carried", "oof/score_carried_in_sample"} <= set(json.loads(saved.read_text())["oof_scores"])
     assert len(json.loads(saved.read_text())["fitted_with"]["checkpoints"]) == 3
