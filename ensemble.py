@@ -276,9 +276,8 @@ def report_oof(predictor: EnsemblePredictor) -> dict[str, float]:
               f"{carried.members}; how well they predict a test: BENCHMARKS.md, \"The OOF CV\")")
         scores |= {"oof/score_carried": carried.score, "oof/score_carried_in_sample": carried.score_in_sample}
         print(f"expected test score of this ensemble's {carried.size} models: {carried.score_in_sample:.6f} (the "
-              "in-sample OOF CV carried to its size: within 0.02 of a 20-run test in all four simulator cells "
-              "measured, where the cross-fitted figures erred 0.02-0.08 low; compare recipes by the cross-fitted "
-              "OOF CV above)")
+              "carried in-sample figure, the estimate that came closest to 20-run tests: BENCHMARKS.md, \"The OOF "
+              "CV\"; recipes are compared by the cross-fitted OOF CV above)")
     return scores
 
 
